@@ -1,0 +1,1 @@
+//! ggml-compatible quantized blocks and kernels: scalar reference + runtime-dispatched SIMD.

@@ -1,0 +1,1 @@
+//! Subcommands of the `ouro` binary; each module has an `Args` (clap) and a `run`.

@@ -1,0 +1,1 @@
+//! GGUF v2/v3 reader (bounds-checked, zero-copy) and writer (explicit states, atomic).
