@@ -1,1 +1,5 @@
 //! ggml-compatible quantized blocks and kernels: scalar reference + runtime-dispatched SIMD.
+
+pub mod types;
+
+pub use types::GgmlType;
