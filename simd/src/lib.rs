@@ -1,5 +1,263 @@
 //! ggml-compatible quantized blocks and kernels: scalar reference + runtime-dispatched SIMD.
+//!
+//! The public entry points take and return plain slices; lengths are checked here and a
+//! mismatch panics with a clear message (a programmer error, never user input).
 
+// Kernels keep ggml's names (`vec_dot_q4_K_q8_K`): the K is part of the format name.
+#![allow(non_snake_case)]
+
+pub mod blocks;
+pub mod dispatch;
+pub mod scalar;
 pub mod types;
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+pub use dispatch::{init, kernels, selected, Kernels, Path, SimdError};
 pub use types::GgmlType;
+
+/// Whether the crate can quantize / dequantize this type (and dot it, for weight types).
+pub fn is_supported(ty: GgmlType) -> bool {
+    use GgmlType::*;
+    matches!(
+        ty,
+        F32 | F16 | BF16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q8_1 | Q4_K | Q5_K | Q6_K | Q8_K
+    )
+}
+
+/// The type activations are quantized to before a dot product with weights of type `wtype`
+/// (ggml's `vec_dot_type`). Panics if `!is_supported(wtype)`.
+pub fn vec_dot_type(wtype: GgmlType) -> GgmlType {
+    use GgmlType::*;
+    match wtype {
+        F32 | F16 | BF16 => F32,
+        Q4_0 | Q5_0 | Q8_0 => Q8_0,
+        Q4_1 | Q5_1 | Q8_1 => Q8_1,
+        Q4_K | Q5_K | Q6_K | Q8_K => Q8_K,
+        _ => panic!("ouro_simd::vec_dot_type: {wtype} is not supported"),
+    }
+}
+
+/// Elements `n` → bytes of `ty`, panicking on a partial block (programmer error).
+fn row_bytes(what: &str, ty: GgmlType, n: usize) -> usize {
+    match ty.row_bytes(n as u64) {
+        Some(b) => b as usize,
+        None => panic!(
+            "ouro_simd::{what}: {n} elements is not a whole number of {ty} blocks of {}",
+            ty.block_size()
+        ),
+    }
+}
+
+/// Decode a row of `ty` (`src`: whole blocks) into `dst.len()` f32.
+pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) {
+    let expected = row_bytes("dequantize_row", ty, dst.len());
+    assert_eq!(
+        src.len(),
+        expected,
+        "ouro_simd::dequantize_row: {} {ty} elements need {expected} bytes, got {}",
+        dst.len(),
+        src.len()
+    );
+    use GgmlType::*;
+    match ty {
+        F32 => scalar::dequantize_row_f32(src, dst),
+        F16 => scalar::dequantize_row_f16(src, dst),
+        BF16 => scalar::dequantize_row_bf16(src, dst),
+        Q4_0 => scalar::dequantize_row_q4_0(src, dst),
+        Q4_1 => scalar::dequantize_row_q4_1(src, dst),
+        Q5_0 => scalar::dequantize_row_q5_0(src, dst),
+        Q5_1 => scalar::dequantize_row_q5_1(src, dst),
+        Q8_0 => scalar::dequantize_row_q8_0(src, dst),
+        Q8_1 => scalar::dequantize_row_q8_1(src, dst),
+        Q4_K => scalar::dequantize_row_q4_K(src, dst),
+        Q5_K => scalar::dequantize_row_q5_K(src, dst),
+        Q6_K => scalar::dequantize_row_q6_K(src, dst),
+        Q8_K => scalar::dequantize_row_q8_K(src, dst),
+        _ => panic!("ouro_simd::dequantize_row: {ty} is not supported"),
+    }
+}
+
+/// Encode `src` as a row of `ty` into `dst` (exactly the row's bytes) with the scalar
+/// reference quantizers: bit-exact with gguf-py / ggml for Q8_0 Q4_0 Q4_1 Q5_0 Q5_1, F16, BF16.
+/// Supported: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q8_1 Q8_K (not Q4_K/Q5_K/Q6_K).
+pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) {
+    let expected = row_bytes("quantize_row", ty, src.len());
+    assert_eq!(
+        dst.len(),
+        expected,
+        "ouro_simd::quantize_row: {} {ty} elements need {expected} bytes, got {}",
+        src.len(),
+        dst.len()
+    );
+    use GgmlType::*;
+    match ty {
+        F32 => scalar::quantize_row_f32(src, dst),
+        F16 => scalar::quantize_row_f16(src, dst),
+        BF16 => scalar::quantize_row_bf16(src, dst),
+        Q4_0 => scalar::quantize_row_q4_0(src, dst),
+        Q4_1 => scalar::quantize_row_q4_1(src, dst),
+        Q5_0 => scalar::quantize_row_q5_0(src, dst),
+        Q5_1 => scalar::quantize_row_q5_1(src, dst),
+        Q8_0 => scalar::quantize_row_q8_0(src, dst),
+        Q8_1 => scalar::quantize_row_q8_1(src, dst),
+        Q8_K => scalar::quantize_row_q8_K(src, dst),
+        _ => panic!("ouro_simd::quantize_row: no quantizer for {ty}"),
+    }
+}
+
+/// `y[v*rows + r] = dot(weight row r, x[v*cols .. (v+1)*cols])` for `v < n_vecs`, with the
+/// selected kernel path. `w` is `rows` rows of `cols` elements of `wtype`. Each activation
+/// vector is quantized once to `vec_dot_type(wtype)`; rows are split across the current
+/// rayon pool, and each output is computed by one kernel call, so the result does not
+/// depend on the thread count. Each weight row is dotted with all `n_vecs` vectors while it
+/// is in cache, so the weights stream from memory once per call.
+pub fn matmul(
+    wtype: GgmlType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n_vecs: usize,
+    y: &mut [f32],
+) {
+    matmul_with(kernels(), wtype, w, rows, cols, x, n_vecs, y)
+}
+
+/// Weights below which `matmul` stays on the calling thread (a fork-join costs more).
+const PARALLEL_MIN_WEIGHTS: usize = 1 << 15;
+
+thread_local! {
+    static ACTIVATIONS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// [`matmul`] with an explicit kernel table (tests and benchmarks force each path this way).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_with(
+    k: &Kernels,
+    wtype: GgmlType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n_vecs: usize,
+    y: &mut [f32],
+) {
+    let w_row = row_bytes("matmul", wtype, cols);
+    assert_eq!(
+        w.len(),
+        rows * w_row,
+        "ouro_simd::matmul: {rows}x{cols} {wtype} weights need {} bytes, got {}",
+        rows * w_row,
+        w.len()
+    );
+    assert_eq!(
+        x.len(),
+        n_vecs * cols,
+        "ouro_simd::matmul: {n_vecs} vectors of {cols} need {} inputs, got {}",
+        n_vecs * cols,
+        x.len()
+    );
+    assert_eq!(
+        y.len(),
+        n_vecs * rows,
+        "ouro_simd::matmul: {n_vecs} vectors of {rows} need {} outputs, got {}",
+        n_vecs * rows,
+        y.len()
+    );
+    let dot = k
+        .vec_dot(wtype)
+        .unwrap_or_else(|| panic!("ouro_simd::matmul: no dot product for {wtype} weights"));
+    let atype = vec_dot_type(wtype);
+    let quantize = k
+        .quantize_activation(atype)
+        .unwrap_or_else(|| panic!("ouro_simd::matmul: no quantizer for {atype}"));
+    let a_row = row_bytes("matmul", atype, cols);
+    if rows == 0 || n_vecs == 0 {
+        return;
+    }
+
+    let mut run = |acts: &mut Vec<u8>| {
+        acts.clear();
+        acts.resize(n_vecs * a_row, 0);
+        for (a, xv) in acts.chunks_exact_mut(a_row).zip(x.chunks_exact(cols)) {
+            quantize(xv, a);
+        }
+        gemm_rows(dot, w, w_row, acts, a_row, rows, n_vecs, y);
+    };
+    // A nested matmul on the same thread (rayon work stealing) gets its own buffer.
+    ACTIVATIONS.with(|buf| match buf.try_borrow_mut() {
+        Ok(mut acts) => run(&mut acts),
+        Err(_) => run(&mut Vec::new()),
+    });
+}
+
+/// The row-parallel product on already quantized activations.
+#[allow(clippy::too_many_arguments)]
+fn gemm_rows(
+    dot: dispatch::VecDotFn,
+    w: &[u8],
+    w_row: usize,
+    acts: &[u8],
+    a_row: usize,
+    rows: usize,
+    n_vecs: usize,
+    y: &mut [f32],
+) {
+    let threads = rayon::current_num_threads();
+    let parallel = threads > 1 && rows * w_row * 2 >= PARALLEL_MIN_WEIGHTS;
+    // About four tasks per thread balance uneven cores without much fork-join overhead.
+    let chunk_rows = if parallel {
+        rows.div_ceil(threads * 4).max(1)
+    } else {
+        rows
+    };
+    if n_vecs == 1 {
+        let task = |(ci, out): (usize, &mut [f32])| {
+            let r0 = ci * chunk_rows;
+            for (i, o) in out.iter_mut().enumerate() {
+                let r = r0 + i;
+                *o = dot(&w[r * w_row..(r + 1) * w_row], acts);
+            }
+        };
+        if parallel {
+            y.par_chunks_mut(chunk_rows).enumerate().for_each(task);
+        } else {
+            y.chunks_mut(chunk_rows).enumerate().for_each(task);
+        }
+        return;
+    }
+    // Row-major [rows][n_vecs] so that a task owns a contiguous range, then transpose.
+    let mut yt = vec![0f32; rows * n_vecs];
+    let task = |(ci, out): (usize, &mut [f32])| {
+        let r0 = ci * chunk_rows;
+        for (i, o) in out.chunks_exact_mut(n_vecs).enumerate() {
+            let r = r0 + i;
+            let wr = &w[r * w_row..(r + 1) * w_row];
+            for (v, ov) in o.iter_mut().enumerate() {
+                *ov = dot(wr, &acts[v * a_row..(v + 1) * a_row]);
+            }
+        }
+    };
+    if parallel {
+        yt.par_chunks_mut(chunk_rows * n_vecs)
+            .enumerate()
+            .for_each(task);
+    } else {
+        yt.chunks_mut(chunk_rows * n_vecs)
+            .enumerate()
+            .for_each(task);
+    }
+    for (r, row) in yt.chunks_exact(n_vecs).enumerate() {
+        for (v, &val) in row.iter().enumerate() {
+            y[v * rows + r] = val;
+        }
+    }
+}

@@ -1,5 +1,8 @@
 //! The closed table of ggml tensor types: id, name, block size and bytes per block,
-//! matching gguf-py's `GGML_QUANT_SIZES` (checked in a test). An unknown id is `None`.
+//! matching gguf-py's `GGML_QUANT_SIZES` (checked in simd/tests/gguf_py.rs) except Q8_1:
+//! ggml's `block_q8_1` is two f16 + 32 int8 = 36 bytes, while gguf-py 0.19 still lists the
+//! pre-2023 layout with two f32 (40). Q8_1 is an activation-side type that never appears in a
+//! file, so the table follows ggml. An unknown id is `None`.
 
 /// A ggml tensor element type, by its GGUF type id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -50,7 +53,7 @@ const TABLE: &[(GgmlType, u32, &str, usize, usize)] = &[
     (GgmlType::Q5_0, 6, "Q5_0", 32, 22),
     (GgmlType::Q5_1, 7, "Q5_1", 32, 24),
     (GgmlType::Q8_0, 8, "Q8_0", 32, 34),
-    (GgmlType::Q8_1, 9, "Q8_1", 32, 40),
+    (GgmlType::Q8_1, 9, "Q8_1", 32, 36),
     (GgmlType::Q2_K, 10, "Q2_K", 256, 84),
     (GgmlType::Q3_K, 11, "Q3_K", 256, 110),
     (GgmlType::Q4_K, 12, "Q4_K", 256, 144),
@@ -130,7 +133,7 @@ impl GgmlType {
     /// or the size overflows.
     pub fn row_bytes(self, n: u64) -> Option<u64> {
         let bs = self.block_size() as u64;
-        if n % bs != 0 {
+        if !n.is_multiple_of(bs) {
             return None;
         }
         (n / bs).checked_mul(self.type_size() as u64)

@@ -1,0 +1,255 @@
+//! ggml's block layouts, byte for byte (`ggml-common.h`), as `#[repr(C)]` structs whose
+//! fields are all byte arrays: alignment 1, no padding, every bit pattern valid. A block can
+//! therefore be viewed in place from a `&[u8]` at any offset (GGUF data is only 32-byte
+//! aligned per tensor and rows of odd-sized blocks start anywhere) with [`as_blocks`].
+//! Multi-byte fields are little-endian and decoded with accessors.
+
+/// Elements in a K-quant super-block.
+pub const QK_K: usize = 256;
+/// Elements in a Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q8_1 block.
+pub const QK: usize = 32;
+
+/// An IEEE half stored as two little-endian bytes (ggml's `ggml_half`).
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Half(pub [u8; 2]);
+
+impl Half {
+    pub fn to_f32(self) -> f32 {
+        half::f16::from_bits(u16::from_le_bytes(self.0)).to_f32()
+    }
+
+    /// Round to nearest even, as ggml's `GGML_FP32_TO_FP16` and numpy's `astype(float16)`.
+    pub fn from_f32(x: f32) -> Half {
+        Half(half::f16::from_f32(x).to_bits().to_le_bytes())
+    }
+
+    pub fn bits(self) -> u16 {
+        u16::from_le_bytes(self.0)
+    }
+}
+
+/// Q4_0: 32 weights = d · (q − 8), q in 0..16; element j is the low nibble of `qs[j]`,
+/// element j + 16 its high nibble.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BlockQ4_0 {
+    pub d: Half,
+    pub qs: [u8; 16],
+}
+
+/// Q4_1: 32 weights = d · q + m, q in 0..16, nibbles as in Q4_0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BlockQ4_1 {
+    pub d: Half,
+    pub m: Half,
+    pub qs: [u8; 16],
+}
+
+/// Q5_0: 32 weights = d · (q − 16), q in 0..32; low 4 bits as in Q4_0, bit 4 of element j
+/// is bit j of the little-endian u32 `qh`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BlockQ5_0 {
+    pub d: Half,
+    pub qh: [u8; 4],
+    pub qs: [u8; 16],
+}
+
+/// Q5_1: 32 weights = d · q + m, q in 0..32, bits as in Q5_0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BlockQ5_1 {
+    pub d: Half,
+    pub m: Half,
+    pub qh: [u8; 4],
+    pub qs: [u8; 16],
+}
+
+/// Q8_0: 32 weights = d · q.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BlockQ8_0 {
+    pub d: Half,
+    pub qs: [i8; 32],
+}
+
+/// Q8_1 (activations for Q4_1 / Q5_1): 32 values = d · q, and s = d · Σq.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BlockQ8_1 {
+    pub d: Half,
+    pub s: Half,
+    pub qs: [i8; 32],
+}
+
+/// Q4_K: 256 weights in 8 sub-blocks of 32; sub-block j has a 6-bit scale and a 6-bit min
+/// packed in `scales` (see [`get_scale_min_k4`]); weight = d·sc·q − dmin·m, q in 0..16.
+/// Nibbles: 32 bytes per 64 weights, low nibbles first.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BlockQ4_K {
+    pub d: Half,
+    pub dmin: Half,
+    pub scales: [u8; 12],
+    pub qs: [u8; 128],
+}
+
+/// Q5_K: as Q4_K plus a fifth bit: bit (2·(j/64) + (j%64)/32) of `qh[j % 32]`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BlockQ5_K {
+    pub d: Half,
+    pub dmin: Half,
+    pub scales: [u8; 12],
+    pub qh: [u8; 32],
+    pub qs: [u8; 128],
+}
+
+/// Q6_K: 256 weights in 16 sub-blocks of 16 with int8 scales; weight = d·sc·(q − 32),
+/// q in 0..64 from 4 low bits in `ql` and 2 high bits in `qh`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BlockQ6_K {
+    pub ql: [u8; 128],
+    pub qh: [u8; 64],
+    pub scales: [i8; 16],
+    pub d: Half,
+}
+
+/// Q8_K (activations for K-quants): f32 scale, 256 int8, and the sums of each 16 int8.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BlockQ8_K {
+    pub d: [u8; 4],
+    pub qs: [i8; 256],
+    pub bsums: [[u8; 2]; 16],
+}
+
+impl BlockQ8_K {
+    pub fn d(&self) -> f32 {
+        f32::from_le_bytes(self.d)
+    }
+
+    pub fn bsum(&self, j: usize) -> i16 {
+        i16::from_le_bytes(self.bsums[j])
+    }
+}
+
+const _: () = {
+    assert!(std::mem::size_of::<BlockQ4_0>() == 18);
+    assert!(std::mem::size_of::<BlockQ4_1>() == 20);
+    assert!(std::mem::size_of::<BlockQ5_0>() == 22);
+    assert!(std::mem::size_of::<BlockQ5_1>() == 24);
+    assert!(std::mem::size_of::<BlockQ8_0>() == 34);
+    assert!(std::mem::size_of::<BlockQ8_1>() == 36);
+    assert!(std::mem::size_of::<BlockQ4_K>() == 144);
+    assert!(std::mem::size_of::<BlockQ5_K>() == 176);
+    assert!(std::mem::size_of::<BlockQ6_K>() == 210);
+    assert!(std::mem::size_of::<BlockQ8_K>() == 292);
+    assert!(std::mem::align_of::<BlockQ4_0>() == 1);
+    assert!(std::mem::align_of::<BlockQ4_1>() == 1);
+    assert!(std::mem::align_of::<BlockQ5_0>() == 1);
+    assert!(std::mem::align_of::<BlockQ5_1>() == 1);
+    assert!(std::mem::align_of::<BlockQ8_0>() == 1);
+    assert!(std::mem::align_of::<BlockQ8_1>() == 1);
+    assert!(std::mem::align_of::<BlockQ4_K>() == 1);
+    assert!(std::mem::align_of::<BlockQ5_K>() == 1);
+    assert!(std::mem::align_of::<BlockQ6_K>() == 1);
+    assert!(std::mem::align_of::<BlockQ8_K>() == 1);
+};
+
+/// A ggml block: alignment 1, no padding, every bit pattern valid.
+///
+/// # Safety
+/// Implement only for `#[repr(C)]` structs made solely of `u8`/`i8` arrays and [`Half`]
+/// (the alignment and size are asserted above for every implementor).
+pub unsafe trait Block: Copy {
+    /// Elements per block.
+    const N: usize;
+}
+
+// SAFETY: every implementor below is #[repr(C)] of byte arrays only (align 1 asserted above).
+unsafe impl Block for BlockQ4_0 {
+    const N: usize = QK;
+}
+// SAFETY: as above.
+unsafe impl Block for BlockQ4_1 {
+    const N: usize = QK;
+}
+// SAFETY: as above.
+unsafe impl Block for BlockQ5_0 {
+    const N: usize = QK;
+}
+// SAFETY: as above.
+unsafe impl Block for BlockQ5_1 {
+    const N: usize = QK;
+}
+// SAFETY: as above.
+unsafe impl Block for BlockQ8_0 {
+    const N: usize = QK;
+}
+// SAFETY: as above.
+unsafe impl Block for BlockQ8_1 {
+    const N: usize = QK;
+}
+// SAFETY: as above.
+unsafe impl Block for BlockQ4_K {
+    const N: usize = QK_K;
+}
+// SAFETY: as above.
+unsafe impl Block for BlockQ5_K {
+    const N: usize = QK_K;
+}
+// SAFETY: as above.
+unsafe impl Block for BlockQ6_K {
+    const N: usize = QK_K;
+}
+// SAFETY: as above.
+unsafe impl Block for BlockQ8_K {
+    const N: usize = QK_K;
+}
+
+/// View `bytes` as blocks. Panics if the length is not a whole number of blocks.
+pub fn as_blocks<B: Block>(bytes: &[u8]) -> &[B] {
+    let size = std::mem::size_of::<B>();
+    assert!(
+        bytes.len().is_multiple_of(size),
+        "{} bytes is not a whole number of {}-byte blocks",
+        bytes.len(),
+        size
+    );
+    // SAFETY: B has alignment 1, no padding and no invalid bit patterns (trait contract), and
+    // the slice covers exactly bytes.len() / size blocks inside `bytes`, borrowed for 'a.
+    unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<B>(), bytes.len() / size) }
+}
+
+/// Mutable view of `bytes` as blocks. Panics if the length is not a whole number of blocks.
+pub fn as_blocks_mut<B: Block>(bytes: &mut [u8]) -> &mut [B] {
+    let size = std::mem::size_of::<B>();
+    assert!(
+        bytes.len().is_multiple_of(size),
+        "{} bytes is not a whole number of {}-byte blocks",
+        bytes.len(),
+        size
+    );
+    // SAFETY: as in `as_blocks`; the exclusive borrow of `bytes` moves to the result.
+    unsafe { std::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast::<B>(), bytes.len() / size) }
+}
+
+/// The 6-bit scale and min of sub-block `j` (0..8) of a Q4_K / Q5_K block (ggml's
+/// `get_scale_min_k4`): bytes 0..4 hold scales 0..4, bytes 4..8 mins 0..4 (low 6 bits each);
+/// scales/mins 4..8 take their low 4 bits from bytes 8..12 and their top 2 bits from the
+/// top bits of bytes 0..8.
+#[inline]
+pub fn get_scale_min_k4(j: usize, q: &[u8; 12]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        (
+            (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
+    }
+}

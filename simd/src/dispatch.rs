@@ -1,0 +1,302 @@
+//! Run-time choice of the kernel path, made once into a table of function pointers.
+//!
+//! Paths: `scalar` (always), `avx2` (x86_64 AVX2 + FMA + F16C), `avx512` (reported as
+//! "avx512-vnni": AVX-512 F/BW/VL + VNNI on top of the AVX2 set), `neon` (aarch64) and
+//! `dotprod` (reported as "neon-dotprod": NEON + SDOT). `OURO_SIMD=<path>` forces one.
+//!
+//! A path's table starts from the one below it and overrides the kernels it speeds up:
+//! scalar → avx2 → avx512, and scalar → neon → dotprod. The aarch64 module provides
+//! `pub(crate) fn neon_kernels(base: Kernels) -> Kernels` and
+//! `pub(crate) fn dotprod_kernels(base: Kernels) -> Kernels`; the x86_64 module provides
+//! `avx2_kernels` and `avx512_kernels` with the same shape. Each is called only after the
+//! path's CPU features were detected, so their fields may wrap `#[target_feature]` functions.
+
+use std::sync::OnceLock;
+
+use crate::{scalar, GgmlType};
+
+/// Quantize a row of f32 (a whole number of blocks) into `dst` (exactly the row's bytes).
+pub type QuantizeFn = fn(src: &[f32], dst: &mut [u8]);
+
+/// Dot product of one weight row with one activation row, both as bytes of whole blocks
+/// covering the same number of elements (the activation in the weight type's
+/// [`vec_dot_type`](crate::vec_dot_type); f32 activations as little-endian f32 bytes).
+pub type VecDotFn = fn(w: &[u8], a: &[u8]) -> f32;
+
+/// The kernel table. Every field has ggml's name; the scalar table is [`Kernels::SCALAR`].
+#[derive(Clone, Copy)]
+pub struct Kernels {
+    /// f32 → Q8_0 (34-byte blocks); bit-identical to `scalar::quantize_row_q8_0` on every path.
+    pub quantize_row_q8_0: QuantizeFn,
+    /// f32 → Q8_1 (36-byte blocks: d, s = d·Σq, 32 int8).
+    pub quantize_row_q8_1: QuantizeFn,
+    /// f32 → Q8_K (292-byte super-blocks: f32 d, 256 int8, 16 i16 sums).
+    pub quantize_row_q8_K: QuantizeFn,
+    /// Q4_0 weights · Q8_0 activations.
+    pub vec_dot_q4_0_q8_0: VecDotFn,
+    /// Q4_1 weights · Q8_1 activations.
+    pub vec_dot_q4_1_q8_1: VecDotFn,
+    /// Q5_0 weights · Q8_0 activations.
+    pub vec_dot_q5_0_q8_0: VecDotFn,
+    /// Q5_1 weights · Q8_1 activations.
+    pub vec_dot_q5_1_q8_1: VecDotFn,
+    /// Q8_0 weights · Q8_0 activations.
+    pub vec_dot_q8_0_q8_0: VecDotFn,
+    /// Q4_K weights · Q8_K activations.
+    pub vec_dot_q4_K_q8_K: VecDotFn,
+    /// Q5_K weights · Q8_K activations.
+    pub vec_dot_q5_K_q8_K: VecDotFn,
+    /// Q6_K weights · Q8_K activations.
+    pub vec_dot_q6_K_q8_K: VecDotFn,
+    /// f32 weights · f32 activations.
+    pub vec_dot_f32: VecDotFn,
+    /// f16 weights · f32 activations.
+    pub vec_dot_f16_f32: VecDotFn,
+    /// bf16 weights · f32 activations.
+    pub vec_dot_bf16_f32: VecDotFn,
+}
+
+impl Kernels {
+    /// The scalar reference table.
+    pub const SCALAR: Kernels = Kernels {
+        quantize_row_q8_0: scalar::quantize_row_q8_0,
+        quantize_row_q8_1: scalar::quantize_row_q8_1,
+        quantize_row_q8_K: scalar::quantize_row_q8_K,
+        vec_dot_q4_0_q8_0: scalar::vec_dot_q4_0_q8_0,
+        vec_dot_q4_1_q8_1: scalar::vec_dot_q4_1_q8_1,
+        vec_dot_q5_0_q8_0: scalar::vec_dot_q5_0_q8_0,
+        vec_dot_q5_1_q8_1: scalar::vec_dot_q5_1_q8_1,
+        vec_dot_q8_0_q8_0: scalar::vec_dot_q8_0_q8_0,
+        vec_dot_q4_K_q8_K: scalar::vec_dot_q4_K_q8_K,
+        vec_dot_q5_K_q8_K: scalar::vec_dot_q5_K_q8_K,
+        vec_dot_q6_K_q8_K: scalar::vec_dot_q6_K_q8_K,
+        vec_dot_f32: scalar::vec_dot_f32,
+        vec_dot_f16_f32: scalar::vec_dot_f16_f32,
+        vec_dot_bf16_f32: scalar::vec_dot_bf16_f32,
+    };
+
+    /// The dot product for weights of type `wtype` against its `vec_dot_type`, if any.
+    pub fn vec_dot(&self, wtype: GgmlType) -> Option<VecDotFn> {
+        Some(match wtype {
+            GgmlType::F32 => self.vec_dot_f32,
+            GgmlType::F16 => self.vec_dot_f16_f32,
+            GgmlType::BF16 => self.vec_dot_bf16_f32,
+            GgmlType::Q4_0 => self.vec_dot_q4_0_q8_0,
+            GgmlType::Q4_1 => self.vec_dot_q4_1_q8_1,
+            GgmlType::Q5_0 => self.vec_dot_q5_0_q8_0,
+            GgmlType::Q5_1 => self.vec_dot_q5_1_q8_1,
+            GgmlType::Q8_0 => self.vec_dot_q8_0_q8_0,
+            GgmlType::Q4_K => self.vec_dot_q4_K_q8_K,
+            GgmlType::Q5_K => self.vec_dot_q5_K_q8_K,
+            GgmlType::Q6_K => self.vec_dot_q6_K_q8_K,
+            _ => return None,
+        })
+    }
+
+    /// The quantizer producing activations of type `atype` (F32, Q8_0, Q8_1 or Q8_K).
+    pub fn quantize_activation(&self, atype: GgmlType) -> Option<QuantizeFn> {
+        Some(match atype {
+            GgmlType::F32 => scalar::quantize_row_f32,
+            GgmlType::Q8_0 => self.quantize_row_q8_0,
+            GgmlType::Q8_1 => self.quantize_row_q8_1,
+            GgmlType::Q8_K => self.quantize_row_q8_K,
+            _ => return None,
+        })
+    }
+}
+
+/// A kernel path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Path {
+    Scalar,
+    Avx2,
+    Avx512,
+    Neon,
+    Dotprod,
+}
+
+/// Why a path cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SimdError {
+    #[error("OURO_SIMD={value:?} is not a kernel path (expected one of scalar, avx2, avx512, neon, dotprod)")]
+    UnknownPath { value: String },
+    #[error("OURO_SIMD={path}: this CPU lacks {missing}")]
+    Unsupported {
+        path: &'static str,
+        missing: &'static str,
+    },
+}
+
+impl Path {
+    /// Every path, slowest first.
+    pub const ALL: [Path; 5] = [
+        Path::Scalar,
+        Path::Avx2,
+        Path::Avx512,
+        Path::Neon,
+        Path::Dotprod,
+    ];
+
+    /// The name accepted by `OURO_SIMD`.
+    pub fn env_name(self) -> &'static str {
+        match self {
+            Path::Scalar => "scalar",
+            Path::Avx2 => "avx2",
+            Path::Avx512 => "avx512",
+            Path::Neon => "neon",
+            Path::Dotprod => "dotprod",
+        }
+    }
+
+    /// The name reported by [`selected`](crate::selected).
+    pub fn name(self) -> &'static str {
+        match self {
+            Path::Scalar => "scalar",
+            Path::Avx2 => "avx2",
+            Path::Avx512 => "avx512-vnni",
+            Path::Neon => "neon",
+            Path::Dotprod => "neon-dotprod",
+        }
+    }
+
+    /// Parse an `OURO_SIMD` value (case-insensitive; the reported names are accepted too).
+    pub fn from_name(s: &str) -> Option<Path> {
+        Path::ALL
+            .into_iter()
+            .find(|p| p.env_name().eq_ignore_ascii_case(s) || p.name().eq_ignore_ascii_case(s))
+    }
+
+    /// The CPU features this path needs that this CPU lacks, or `None` if it can run.
+    fn missing(self) -> Option<&'static str> {
+        match self {
+            Path::Scalar => None,
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx2 => crate::x86_64::missing_avx2(),
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx512 => crate::x86_64::missing_avx512(),
+            #[cfg(not(target_arch = "x86_64"))]
+            Path::Avx2 | Path::Avx512 => Some("x86_64"),
+            #[cfg(target_arch = "aarch64")]
+            Path::Neon => (!std::arch::is_aarch64_feature_detected!("neon")).then_some("neon"),
+            #[cfg(target_arch = "aarch64")]
+            Path::Dotprod => {
+                if !std::arch::is_aarch64_feature_detected!("neon") {
+                    Some("neon")
+                } else if !std::arch::is_aarch64_feature_detected!("dotprod") {
+                    Some("dotprod")
+                } else {
+                    None
+                }
+            }
+            #[cfg(not(target_arch = "aarch64"))]
+            Path::Neon | Path::Dotprod => Some("aarch64"),
+        }
+    }
+
+    /// Whether this CPU can run the path.
+    pub fn is_available(self) -> bool {
+        self.missing().is_none()
+    }
+
+    /// The paths this CPU can run, slowest first (always starts with `Scalar`).
+    pub fn available() -> Vec<Path> {
+        Path::ALL.into_iter().filter(|p| p.is_available()).collect()
+    }
+
+    /// The fastest path this CPU can run.
+    pub fn best() -> Path {
+        Path::ALL
+            .into_iter()
+            .rev()
+            .find(|p| p.is_available())
+            .unwrap_or(Path::Scalar)
+    }
+
+    /// The path's kernel table, or why this CPU cannot run it.
+    pub fn kernels(self) -> Result<Kernels, SimdError> {
+        if let Some(missing) = self.missing() {
+            return Err(SimdError::Unsupported {
+                path: self.env_name(),
+                missing,
+            });
+        }
+        Ok(self.build())
+    }
+
+    /// Assemble the table; only called after `missing()` returned `None`.
+    fn build(self) -> Kernels {
+        match self {
+            Path::Scalar => Kernels::SCALAR,
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx2 => crate::x86_64::avx2_kernels(Kernels::SCALAR),
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx512 => {
+                crate::x86_64::avx512_kernels(crate::x86_64::avx2_kernels(Kernels::SCALAR))
+            }
+            #[cfg(target_arch = "aarch64")]
+            Path::Neon => crate::aarch64::neon_kernels(Kernels::SCALAR),
+            #[cfg(target_arch = "aarch64")]
+            Path::Dotprod => {
+                crate::aarch64::dotprod_kernels(crate::aarch64::neon_kernels(Kernels::SCALAR))
+            }
+            #[allow(unreachable_patterns)]
+            _ => Kernels::SCALAR,
+        }
+    }
+}
+
+struct Selection {
+    path: Path,
+    kernels: Kernels,
+    error: Option<SimdError>,
+}
+
+static SELECTION: OnceLock<Selection> = OnceLock::new();
+
+fn selection() -> &'static Selection {
+    SELECTION.get_or_init(|| {
+        let best = Path::best();
+        let forced = std::env::var("OURO_SIMD")
+            .ok()
+            .filter(|v| !v.trim().is_empty());
+        let chosen = match forced {
+            None => Ok(best),
+            Some(v) => match Path::from_name(v.trim()) {
+                None => Err(SimdError::UnknownPath { value: v }),
+                Some(p) => p.kernels().map(|_| p),
+            },
+        };
+        match chosen {
+            Ok(path) => Selection {
+                path,
+                kernels: path.build(),
+                error: None,
+            },
+            Err(e) => Selection {
+                path: best,
+                kernels: best.build(),
+                error: Some(e),
+            },
+        }
+    })
+}
+
+/// The kernel table in use (chosen once; honours `OURO_SIMD`).
+pub fn kernels() -> &'static Kernels {
+    &selection().kernels
+}
+
+/// The name of the path in use. If `OURO_SIMD` names a path this CPU cannot run (or no path
+/// at all), the best available path is used and [`init`] reports the error.
+pub fn selected() -> &'static str {
+    selection().path.name()
+}
+
+/// Choose the path now; an `OURO_SIMD` the CPU cannot honour is an error.
+pub fn init() -> Result<&'static str, SimdError> {
+    let s = selection();
+    match &s.error {
+        Some(e) => Err(e.clone()),
+        None => Ok(s.path.name()),
+    }
+}
