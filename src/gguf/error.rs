@@ -1,0 +1,165 @@
+//! Errors of the GGUF reader and writer. Every reader error names the byte offset where it was
+//! found and what was being read there (header, key, tensor info); names are printed escaped
+//! (`{:?}`) so a hostile name cannot break the one-line message.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use super::value::ValueType;
+use super::GgmlType;
+
+/// What the reader was reading when it failed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Context {
+    /// Magic, version and counts.
+    Header,
+    /// The key of the metadata entry with this index (the key itself could not be read).
+    KeyIndex(u64),
+    /// The metadata entry with this key.
+    Key(String),
+    /// The tensor info with this index (its name could not be read).
+    TensorIndex(u64),
+    /// The tensor info with this name.
+    Tensor(String),
+}
+
+impl fmt::Display for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Context::Header => f.write_str("header"),
+            Context::KeyIndex(i) => write!(f, "metadata entry #{i}"),
+            Context::Key(k) => write!(f, "key {k:?}"),
+            Context::TensorIndex(i) => write!(f, "tensor info #{i}"),
+            Context::Tensor(n) => write!(f, "tensor {n:?}"),
+        }
+    }
+}
+
+/// Why a tensor's dims and type do not describe a valid tensor.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ShapeError {
+    #[error("{0} dims (at most 4 allowed)")]
+    TooManyDims(usize),
+    #[error("no dims")]
+    NoDims,
+    #[error("dim {axis} is zero")]
+    ZeroDim { axis: usize },
+    #[error("row length {ne0} is not a multiple of {ty}'s block size {block_size}")]
+    NotWholeBlocks {
+        ne0: u64,
+        ty: GgmlType,
+        block_size: usize,
+    },
+    #[error("element count or byte size overflows u64")]
+    Overflow,
+}
+
+/// A GGUF read or write error.
+#[derive(Debug, thiserror::Error)]
+pub enum GgufError {
+    #[error("not a GGUF file: magic {found:?} at byte {offset}, expected \"GGUF\"")]
+    BadMagic { offset: u64, found: [u8; 4] },
+    #[error("unsupported GGUF version {found} at byte {offset} (supported: 2, 3)")]
+    UnsupportedVersion { offset: u64, found: u32 },
+    #[error("{context} at byte {offset}: file ends while reading {what} (need {need} bytes, {remaining} left)")]
+    Truncated {
+        offset: u64,
+        context: Context,
+        what: &'static str,
+        need: u64,
+        remaining: u64,
+    },
+    #[error("{context} at byte {offset}: {what} {count} needs at least {need} bytes, only {remaining} left")]
+    CountTooLarge {
+        offset: u64,
+        context: Context,
+        what: &'static str,
+        count: u64,
+        need: u128,
+        remaining: u64,
+    },
+    #[error("{context} at byte {offset}: {what} is not valid UTF-8")]
+    InvalidUtf8 {
+        offset: u64,
+        context: Context,
+        what: &'static str,
+    },
+    #[error("{context} at byte {offset}: unknown value type id {found}")]
+    UnknownValueType {
+        offset: u64,
+        context: Context,
+        found: u32,
+    },
+    #[error("{context} at byte {offset}: arrays nested deeper than {max}")]
+    NestingTooDeep {
+        offset: u64,
+        context: Context,
+        max: usize,
+    },
+    #[error("key {key:?} at byte {offset}: duplicate key")]
+    DuplicateKey { offset: u64, key: String },
+    #[error("key \"general.alignment\" at byte {offset}: must be a UINT32 non-zero power of two, found {found}")]
+    BadAlignment { offset: u64, found: String },
+    #[error("tensor {name:?} at byte {offset}: duplicate tensor name")]
+    DuplicateTensor { offset: u64, name: String },
+    #[error("tensor {name:?} at byte {offset}: unknown ggml type id {found}")]
+    UnknownTensorType {
+        offset: u64,
+        name: String,
+        found: u32,
+    },
+    #[error("tensor {name:?} at byte {offset}: bad shape: {source}")]
+    BadShape {
+        offset: u64,
+        name: String,
+        source: ShapeError,
+    },
+    #[error("tensor {name:?} at byte {offset}: data offset {tensor_offset} is not a multiple of the alignment {alignment}")]
+    MisalignedTensor {
+        offset: u64,
+        name: String,
+        tensor_offset: u64,
+        alignment: u64,
+    },
+    #[error("tensor {name:?} at byte {offset}: data [{start}, {end}) lies outside the file ({file_len} bytes)")]
+    TensorOutOfFile {
+        offset: u64,
+        name: String,
+        start: u64,
+        end: u128,
+        file_len: u64,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("key {key:?}: duplicate key")]
+    DuplicateKeyAdded { key: String },
+    #[error("key {key:?}: array declared as {expected} holds a {found}")]
+    MixedArray {
+        key: String,
+        expected: ValueType,
+        found: ValueType,
+    },
+    #[error("key \"general.alignment\": must be a UINT32 non-zero power of two, found {found}")]
+    BadAlignmentValue { found: String },
+    #[error("tensor {name:?}: duplicate tensor name")]
+    DuplicateTensorAdded { name: String },
+    #[error("tensor {name:?}: bad shape: {source}")]
+    BadTensor { name: String, source: ShapeError },
+    #[error("tensor {found:?} written out of order: expected {expected}")]
+    TensorOrder { expected: String, found: String },
+    #[error("tensor {name:?}: {found} bytes given, its shape and type need {expected}")]
+    TensorSize {
+        name: String,
+        expected: u64,
+        found: u64,
+    },
+    #[error("finish called after {written} of {declared} tensors; next is {next:?}")]
+    MissingTensors {
+        written: usize,
+        declared: usize,
+        next: String,
+    },
+}
