@@ -5,6 +5,7 @@
 //! matmul dispatch), `sampler`, `tokenizer`, `chat`, `session`, `cli` (subcommands).
 #![deny(unsafe_code)]
 
+pub mod chat;
 pub mod cli;
 pub mod gguf;
 pub mod mmap;
