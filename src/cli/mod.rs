@@ -1,1 +1,2 @@
 //! Subcommands of the `ouro` binary; each module has an `Args` (clap) and a `run`.
+pub mod info;

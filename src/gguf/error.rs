@@ -57,7 +57,7 @@ pub enum ShapeError {
 /// A GGUF read or write error.
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
-    #[error("not a GGUF file: magic {found:?} at byte {offset}, expected \"GGUF\"")]
+    #[error("not a GGUF file: magic \"{}\" at byte {offset}, expected \"GGUF\"", .found.escape_ascii())]
     BadMagic { offset: u64, found: [u8; 4] },
     #[error("unsupported GGUF version {found} at byte {offset} (supported: 2, 3)")]
     UnsupportedVersion { offset: u64, found: u32 },
