@@ -54,7 +54,7 @@ fn test_data() -> Vec<f32> {
     x.extend((0..32).map(|i| (i as f32 - 16.0) * 0.5));
     x.extend((0..32).map(|i| (i as f32) * 127.0 / 31.0 / 2.0));
     // Pad to whole Q8_K / K-quant super-blocks.
-    while x.len() % 256 != 0 {
+    while !x.len().is_multiple_of(256) {
         x.push(rng.normal(0.1));
     }
     x
