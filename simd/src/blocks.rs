@@ -253,3 +253,45 @@ pub fn get_scale_min_k4(j: usize, q: &[u8; 12]) -> (u8, u8) {
         )
     }
 }
+
+/// All 8 scales and 8 mins of a Q4_K / Q5_K block at once (same values as
+/// [`get_scale_min_k4`] for j = 0..8), with 32-bit word operations.
+#[inline]
+pub fn unpack_scales_mins_k4(q: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
+    const LOW6: u32 = 0x3f3f_3f3f;
+    const LOW4: u32 = 0x0f0f_0f0f;
+    const LOW2: u32 = 0x0303_0303;
+    let w0 = u32::from_le_bytes([q[0], q[1], q[2], q[3]]);
+    let w1 = u32::from_le_bytes([q[4], q[5], q[6], q[7]]);
+    let w2 = u32::from_le_bytes([q[8], q[9], q[10], q[11]]);
+    let sc_lo = w0 & LOW6;
+    let sc_hi = (w2 & LOW4) | (((w0 >> 6) & LOW2) << 4);
+    let m_lo = w1 & LOW6;
+    let m_hi = ((w2 >> 4) & LOW4) | (((w1 >> 6) & LOW2) << 4);
+    let mut sc = [0u8; 8];
+    let mut m = [0u8; 8];
+    sc[..4].copy_from_slice(&sc_lo.to_le_bytes());
+    sc[4..].copy_from_slice(&sc_hi.to_le_bytes());
+    m[..4].copy_from_slice(&m_lo.to_le_bytes());
+    m[4..].copy_from_slice(&m_hi.to_le_bytes());
+    (sc, m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unpacked_scales_match_get_scale_min_k4() {
+        let mut q = [0u8; 12];
+        for seed in 0u32..500 {
+            for (i, b) in q.iter_mut().enumerate() {
+                *b = (seed.wrapping_mul(2_654_435_761).rotate_left(i as u32 * 3) >> 7) as u8;
+            }
+            let (sc, m) = unpack_scales_mins_k4(&q);
+            for j in 0..8 {
+                assert_eq!((sc[j], m[j]), get_scale_min_k4(j, &q), "j={j} q={q:?}");
+            }
+        }
+    }
+}

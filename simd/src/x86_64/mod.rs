@@ -1,5 +1,8 @@
 //! x86_64 kernels: AVX2 + FMA + F16C, and AVX-512 (F, BW, VL, VNNI) on top.
 
+mod avx2;
+mod avx512;
+
 use crate::dispatch::Kernels;
 
 /// The first feature of the AVX2 path this CPU lacks.
@@ -32,10 +35,10 @@ pub(crate) fn missing_avx512() -> Option<&'static str> {
 
 /// The AVX2 table; call only when `missing_avx2()` is `None`.
 pub(crate) fn avx2_kernels(base: Kernels) -> Kernels {
-    base
+    avx2::kernels(base)
 }
 
 /// The AVX-512 table on top of the AVX2 one; call only when `missing_avx512()` is `None`.
 pub(crate) fn avx512_kernels(base: Kernels) -> Kernels {
-    base
+    avx512::kernels(base)
 }

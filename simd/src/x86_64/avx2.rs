@@ -1,0 +1,523 @@
+//! 256-bit kernels, written once and compiled twice by [`kernels_256!`]: for AVX2 + FMA + F16C
+//! (int8 products with `vpmaddubsw` + `vpmaddwd`) and for AVX-512 VL + VNNI (`vpdpbusd`).
+//!
+//! Technique (as ggml's x86 kernels): 4/5/6-bit weights are unpacked to bytes in registers,
+//! activations stay int8 in [-127, 127] (what our quantizers produce), per-block integer sums
+//! are converted to f32 once and accumulated with FMA. A signed×signed int8 product uses
+//! |x| (unsigned) times y with x's sign moved onto y.
+
+/// A safe `fn(&[u8], &[u8]) -> f32` calling the `#[target_feature]` kernel `$inner`.
+macro_rules! entry {
+    ($entry:ident, $inner:ident) => {
+        fn $entry(w: &[u8], a: &[u8]) -> f32 {
+            // SAFETY: table entries are installed only after their features were detected.
+            unsafe { $inner(w, a) }
+        }
+    };
+}
+
+pub(crate) use entry;
+
+/// Generates `pub(crate) mod $name` with the kernels and a `fn kernels(base) -> Kernels`.
+/// `$dot` names a function `(u: __m256i /* u8 */, s: __m256i /* i8 */) -> __m256i` giving the
+/// eight i32 sums of four adjacent u8·i8 products, compiled with `$feat`.
+macro_rules! kernels_256 {
+    ($name:ident, $feat:literal, $dot:path) => {
+        pub(crate) mod $name {
+            use std::arch::x86_64::*;
+
+            use crate::blocks::{
+                as_blocks, as_blocks_mut, unpack_scales_mins_k4, BlockQ4_0, BlockQ4_1, BlockQ4_K,
+                BlockQ5_0, BlockQ5_1, BlockQ5_K, BlockQ6_K, BlockQ8_0, BlockQ8_1, BlockQ8_K, Half,
+            };
+            use crate::dispatch::Kernels;
+
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn dot_u8i8(u: __m256i, s: __m256i) -> __m256i {
+                $dot(u, s)
+            }
+
+            /// Σ x·y of 32 signed bytes each, as eight i32 partial sums.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn dot_i8(x: __m256i, y: __m256i) -> __m256i {
+                dot_u8i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
+            }
+
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn hsum_ps(v: __m256) -> f32 {
+                let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+                let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+                _mm_cvtss_f32(s)
+            }
+
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn f16(h: Half) -> f32 {
+                _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h.bits() as i32)))
+            }
+
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn load16(b: &[u8; 16]) -> __m128i {
+                // SAFETY: reads exactly the 16 bytes of `b` (unaligned load).
+                unsafe { _mm_loadu_si128(b.as_ptr().cast()) }
+            }
+
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn load32(b: &[u8]) -> __m256i {
+                assert!(b.len() >= 32);
+                // SAFETY: `b` has at least 32 bytes (asserted); unaligned load.
+                unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
+            }
+
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn load32_i8(b: &[i8]) -> __m256i {
+                assert!(b.len() >= 32);
+                // SAFETY: `b` has at least 32 bytes (asserted); unaligned load.
+                unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
+            }
+
+            /// 16 bytes of nibbles → 32 bytes: low nibbles (elements 0..16) then high.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn nibbles(b: &[u8; 16]) -> __m256i {
+                let x = load16(b);
+                let m = _mm_set1_epi8(0x0F);
+                let lo = _mm_and_si128(x, m);
+                let hi = _mm_and_si128(_mm_srli_epi16(x, 4), m);
+                _mm256_set_m128i(hi, lo)
+            }
+
+            /// Byte j = 0xFF where bit j of the little-endian u32 is set, else 0.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn bits_to_bytes(qh: [u8; 4]) -> __m256i {
+                let spread = _mm256_shuffle_epi8(
+                    _mm256_set1_epi32(i32::from_le_bytes(qh)),
+                    _mm256_set_epi64x(
+                        0x0303_0303_0303_0303,
+                        0x0202_0202_0202_0202,
+                        0x0101_0101_0101_0101,
+                        0,
+                    ),
+                );
+                let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe_u64 as i64);
+                _mm256_cmpeq_epi8(_mm256_or_si256(spread, others), _mm256_set1_epi64x(-1))
+            }
+
+            #[target_feature(enable = $feat)]
+            fn q4_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
+                let (x, y) = (as_blocks::<BlockQ4_0>(w), as_blocks::<BlockQ8_0>(a));
+                debug_assert_eq!(x.len(), y.len());
+                let eight = _mm256_set1_epi8(8);
+                let mut acc = [_mm256_setzero_ps(); 2];
+                for (i, (x, y)) in x.iter().zip(y).enumerate() {
+                    let qx = _mm256_sub_epi8(nibbles(&x.qs), eight);
+                    let qy = load32_i8(&y.qs);
+                    let s = _mm256_cvtepi32_ps(dot_i8(qx, qy));
+                    let d = _mm256_set1_ps(f16(x.d) * f16(y.d));
+                    acc[i & 1] = _mm256_fmadd_ps(d, s, acc[i & 1]);
+                }
+                hsum_ps(_mm256_add_ps(acc[0], acc[1]))
+            }
+
+            #[target_feature(enable = $feat)]
+            fn q8_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
+                let (x, y) = (as_blocks::<BlockQ8_0>(w), as_blocks::<BlockQ8_0>(a));
+                debug_assert_eq!(x.len(), y.len());
+                let mut acc = [_mm256_setzero_ps(); 2];
+                for (i, (x, y)) in x.iter().zip(y).enumerate() {
+                    let s = _mm256_cvtepi32_ps(dot_i8(load32_i8(&x.qs), load32_i8(&y.qs)));
+                    let d = _mm256_set1_ps(f16(x.d) * f16(y.d));
+                    acc[i & 1] = _mm256_fmadd_ps(d, s, acc[i & 1]);
+                }
+                hsum_ps(_mm256_add_ps(acc[0], acc[1]))
+            }
+
+            #[target_feature(enable = $feat)]
+            fn q4_1_q8_1(w: &[u8], a: &[u8]) -> f32 {
+                let (x, y) = (as_blocks::<BlockQ4_1>(w), as_blocks::<BlockQ8_1>(a));
+                debug_assert_eq!(x.len(), y.len());
+                let mut acc = [_mm256_setzero_ps(); 2];
+                let mut mins = 0f32;
+                for (i, (x, y)) in x.iter().zip(y).enumerate() {
+                    let s = _mm256_cvtepi32_ps(dot_u8i8(nibbles(&x.qs), load32_i8(&y.qs)));
+                    let d = _mm256_set1_ps(f16(x.d) * f16(y.d));
+                    acc[i & 1] = _mm256_fmadd_ps(d, s, acc[i & 1]);
+                    mins += f16(x.m) * f16(y.s);
+                }
+                hsum_ps(_mm256_add_ps(acc[0], acc[1])) + mins
+            }
+
+            #[target_feature(enable = $feat)]
+            fn q5_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
+                let (x, y) = (as_blocks::<BlockQ5_0>(w), as_blocks::<BlockQ8_0>(a));
+                debug_assert_eq!(x.len(), y.len());
+                let high = _mm256_set1_epi8(0xF0u8 as i8);
+                let mut acc = [_mm256_setzero_ps(); 2];
+                for (i, (x, y)) in x.iter().zip(y).enumerate() {
+                    // q − 16 as a signed byte: a clear fifth bit puts 0xF0 over the nibble.
+                    let minus = _mm256_andnot_si256(bits_to_bytes(x.qh), high);
+                    let qx = _mm256_or_si256(nibbles(&x.qs), minus);
+                    let s = _mm256_cvtepi32_ps(dot_i8(qx, load32_i8(&y.qs)));
+                    let d = _mm256_set1_ps(f16(x.d) * f16(y.d));
+                    acc[i & 1] = _mm256_fmadd_ps(d, s, acc[i & 1]);
+                }
+                hsum_ps(_mm256_add_ps(acc[0], acc[1]))
+            }
+
+            #[target_feature(enable = $feat)]
+            fn q5_1_q8_1(w: &[u8], a: &[u8]) -> f32 {
+                let (x, y) = (as_blocks::<BlockQ5_1>(w), as_blocks::<BlockQ8_1>(a));
+                debug_assert_eq!(x.len(), y.len());
+                let bit4 = _mm256_set1_epi8(0x10);
+                let mut acc = [_mm256_setzero_ps(); 2];
+                let mut mins = 0f32;
+                for (i, (x, y)) in x.iter().zip(y).enumerate() {
+                    let hi = _mm256_and_si256(bits_to_bytes(x.qh), bit4);
+                    let qx = _mm256_or_si256(nibbles(&x.qs), hi);
+                    let s = _mm256_cvtepi32_ps(dot_u8i8(qx, load32_i8(&y.qs)));
+                    let d = _mm256_set1_ps(f16(x.d) * f16(y.d));
+                    acc[i & 1] = _mm256_fmadd_ps(d, s, acc[i & 1]);
+                    mins += f16(x.m) * f16(y.s);
+                }
+                hsum_ps(_mm256_add_ps(acc[0], acc[1])) + mins
+            }
+
+            /// Σ_j bsums[j] · mins[j / 2] as eight i32 lanes.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn mins_times_bsums(mins: [u8; 8], y: &BlockQ8_K) -> __m256i {
+                let m = _mm_cvtsi64_si128(i64::from_le_bytes(mins));
+                let m = _mm_shuffle_epi8(
+                    m,
+                    _mm_set_epi8(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0),
+                );
+                let bsums = load32(y.bsums.as_flattened());
+                _mm256_madd_epi16(bsums, _mm256_cvtepu8_epi16(m))
+            }
+
+            /// u8·i8 products of 32 bytes summed in pairs, times a per-vector i16 scale.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn scaled_dot(q: __m256i, y: __m256i, scale: __m256i) -> __m256i {
+                _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), scale)
+            }
+
+            #[target_feature(enable = $feat)]
+            fn q4_K_q8_K(w: &[u8], a: &[u8]) -> f32 {
+                let (x, y) = (as_blocks::<BlockQ4_K>(w), as_blocks::<BlockQ8_K>(a));
+                debug_assert_eq!(x.len(), y.len());
+                let m4 = _mm256_set1_epi8(0x0F);
+                let mut acc = _mm256_setzero_ps();
+                let mut acc_m = _mm256_setzero_ps();
+                for (x, y) in x.iter().zip(y) {
+                    let (sc, mins) = unpack_scales_mins_k4(&x.scales);
+                    let mut sumi = _mm256_setzero_si256();
+                    for j in 0..4 {
+                        let q = load32(&x.qs[32 * j..]);
+                        let lo = _mm256_and_si256(q, m4);
+                        let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+                        let y0 = load32_i8(&y.qs[64 * j..]);
+                        let y1 = load32_i8(&y.qs[64 * j + 32..]);
+                        let s0 = _mm256_set1_epi16(sc[2 * j] as i16);
+                        let s1 = _mm256_set1_epi16(sc[2 * j + 1] as i16);
+                        sumi = _mm256_add_epi32(sumi, scaled_dot(lo, y0, s0));
+                        sumi = _mm256_add_epi32(sumi, scaled_dot(hi, y1, s1));
+                    }
+                    let yd = y.d();
+                    let d = _mm256_set1_ps(f16(x.d) * yd);
+                    let dmin = _mm256_set1_ps(f16(x.dmin) * yd);
+                    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+                    let m = _mm256_cvtepi32_ps(mins_times_bsums(mins, y));
+                    acc_m = _mm256_fmadd_ps(dmin, m, acc_m);
+                }
+                hsum_ps(acc) - hsum_ps(acc_m)
+            }
+
+            #[target_feature(enable = $feat)]
+            fn q5_K_q8_K(w: &[u8], a: &[u8]) -> f32 {
+                let (x, y) = (as_blocks::<BlockQ5_K>(w), as_blocks::<BlockQ8_K>(a));
+                debug_assert_eq!(x.len(), y.len());
+                let m4 = _mm256_set1_epi8(0x0F);
+                let one = _mm256_set1_epi8(1);
+                let two = _mm256_set1_epi8(2);
+                let mut acc = _mm256_setzero_ps();
+                let mut acc_m = _mm256_setzero_ps();
+                for (x, y) in x.iter().zip(y) {
+                    let (sc, mins) = unpack_scales_mins_k4(&x.scales);
+                    let mut h = load32(&x.qh);
+                    let mut sumi = _mm256_setzero_si256();
+                    for j in 0..4 {
+                        let q = load32(&x.qs[32 * j..]);
+                        let h0 = _mm256_slli_epi16(_mm256_and_si256(h, one), 4);
+                        let h1 = _mm256_slli_epi16(_mm256_and_si256(h, two), 3);
+                        h = _mm256_srli_epi16(h, 2);
+                        let lo = _mm256_or_si256(_mm256_and_si256(q, m4), h0);
+                        let hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), h1);
+                        let y0 = load32_i8(&y.qs[64 * j..]);
+                        let y1 = load32_i8(&y.qs[64 * j + 32..]);
+                        let s0 = _mm256_set1_epi16(sc[2 * j] as i16);
+                        let s1 = _mm256_set1_epi16(sc[2 * j + 1] as i16);
+                        sumi = _mm256_add_epi32(sumi, scaled_dot(lo, y0, s0));
+                        sumi = _mm256_add_epi32(sumi, scaled_dot(hi, y1, s1));
+                    }
+                    let yd = y.d();
+                    let d = _mm256_set1_ps(f16(x.d) * yd);
+                    let dmin = _mm256_set1_ps(f16(x.dmin) * yd);
+                    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+                    let m = _mm256_cvtepi32_ps(mins_times_bsums(mins, y));
+                    acc_m = _mm256_fmadd_ps(dmin, m, acc_m);
+                }
+                hsum_ps(acc) - hsum_ps(acc_m)
+            }
+
+            #[target_feature(enable = $feat)]
+            fn q6_K_q8_K(w: &[u8], a: &[u8]) -> f32 {
+                let (x, y) = (as_blocks::<BlockQ6_K>(w), as_blocks::<BlockQ8_K>(a));
+                debug_assert_eq!(x.len(), y.len());
+                let m4 = _mm256_set1_epi8(0x0F);
+                let m2 = _mm256_set1_epi8(0x03);
+                let m30 = _mm256_set1_epi8(0x30);
+                let mut acc = _mm256_setzero_ps();
+                for (x, y) in x.iter().zip(y) {
+                    // SAFETY: reads exactly the 16 scale bytes.
+                    let scales = unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) };
+                    let mut sumi = _mm256_setzero_si256();
+                    for n in 0..2 {
+                        let ql0 = load32(&x.ql[64 * n..]);
+                        let ql1 = load32(&x.ql[64 * n + 32..]);
+                        let qh = load32(&x.qh[32 * n..]);
+                        let q = [
+                            _mm256_or_si256(
+                                _mm256_and_si256(ql0, m4),
+                                _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4),
+                            ),
+                            _mm256_or_si256(
+                                _mm256_and_si256(ql1, m4),
+                                _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2),
+                            ),
+                            _mm256_or_si256(
+                                _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                _mm256_and_si256(qh, m30),
+                            ),
+                            _mm256_or_si256(
+                                _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30),
+                            ),
+                        ];
+                        for (k, q) in q.into_iter().enumerate() {
+                            // Sub-blocks j and j + 1 (16 elements each) of this 32-vector.
+                            let j = (8 * n + 2 * k) as i8;
+                            let pick = _mm_set_epi8(
+                                j + 1,
+                                j + 1,
+                                j + 1,
+                                j + 1,
+                                j + 1,
+                                j + 1,
+                                j + 1,
+                                j + 1,
+                                j,
+                                j,
+                                j,
+                                j,
+                                j,
+                                j,
+                                j,
+                                j,
+                            );
+                            let sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, pick));
+                            let yv = load32_i8(&y.qs[128 * n + 32 * k..]);
+                            sumi = _mm256_add_epi32(sumi, scaled_dot(q, yv, sc));
+                        }
+                    }
+                    // The values are stored +32: subtract 32 · Σ_j scale_j · bsum_j.
+                    let bsums = load32(y.bsums.as_flattened());
+                    let offs = _mm256_madd_epi16(bsums, _mm256_cvtepi8_epi16(scales));
+                    sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(offs, 5));
+                    let d = _mm256_set1_ps(f16(x.d) * y.d());
+                    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+                }
+                hsum_ps(acc)
+            }
+
+            /// Bytes of `w` as f32 · `x`, for the f32-family dots: `load` widens 8 weights.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn dot_f32_with(
+                w: &[u8],
+                a: &[u8],
+                wsize: usize,
+                load: impl Fn(&[u8]) -> __m256,
+                scalar: impl Fn(&[u8]) -> f32,
+            ) -> f32 {
+                let n = a.len() / 4;
+                debug_assert_eq!(w.len(), n * wsize);
+                let mut acc = [_mm256_setzero_ps(); 4];
+                let body = n / 32 * 32;
+                for i in (0..body).step_by(32) {
+                    for (k, acc) in acc.iter_mut().enumerate() {
+                        let e = i + 8 * k;
+                        let wv = load(&w[e * wsize..(e + 8) * wsize]);
+                        // SAFETY: elements e..e + 8 of `a` (4 bytes each) are in bounds.
+                        let av = unsafe { _mm256_loadu_ps(a[e * 4..(e + 8) * 4].as_ptr().cast()) };
+                        *acc = _mm256_fmadd_ps(wv, av, *acc);
+                    }
+                }
+                let mut sum = hsum_ps(_mm256_add_ps(
+                    _mm256_add_ps(acc[0], acc[1]),
+                    _mm256_add_ps(acc[2], acc[3]),
+                ));
+                for e in body..n {
+                    let av = &a[e * 4..e * 4 + 4];
+                    sum += scalar(&w[e * wsize..(e + 1) * wsize])
+                        * f32::from_le_bytes([av[0], av[1], av[2], av[3]]);
+                }
+                sum
+            }
+
+            #[target_feature(enable = $feat)]
+            fn f32_f32(w: &[u8], a: &[u8]) -> f32 {
+                dot_f32_with(
+                    w,
+                    a,
+                    4,
+                    // SAFETY: the caller passes exactly 32 bytes.
+                    |b| unsafe { _mm256_loadu_ps(b.as_ptr().cast()) },
+                    |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                )
+            }
+
+            #[target_feature(enable = $feat)]
+            fn f16_f32(w: &[u8], a: &[u8]) -> f32 {
+                dot_f32_with(
+                    w,
+                    a,
+                    2,
+                    // SAFETY: the caller passes exactly 16 bytes.
+                    |b| unsafe { _mm256_cvtph_ps(_mm_loadu_si128(b.as_ptr().cast())) },
+                    |b| Half([b[0], b[1]]).to_f32(),
+                )
+            }
+
+            #[target_feature(enable = $feat)]
+            fn bf16_f32(w: &[u8], a: &[u8]) -> f32 {
+                dot_f32_with(
+                    w,
+                    a,
+                    2,
+                    // SAFETY: the caller passes exactly 16 bytes.
+                    |b| unsafe {
+                        let h = _mm256_cvtepu16_epi32(_mm_loadu_si128(b.as_ptr().cast()));
+                        _mm256_castsi256_ps(_mm256_slli_epi32(h, 16))
+                    },
+                    |b| crate::scalar::bf16_to_f32(u16::from_le_bytes([b[0], b[1]])),
+                )
+            }
+
+            /// Bit-identical to `scalar::quantize_row_q8_0`: same amax, same 1/d, and
+            /// round-half-away-from-zero done as trunc + (|frac| ≥ 0.5 ? ±1 : 0).
+            #[target_feature(enable = $feat)]
+            fn quantize_q8_0(src: &[f32], dst: &mut [u8]) {
+                let blocks = as_blocks_mut::<BlockQ8_0>(dst);
+                debug_assert_eq!(blocks.len() * 32, src.len());
+                let sign = _mm256_set1_ps(-0.0);
+                let half = _mm256_set1_ps(0.5);
+                let one = _mm256_set1_ps(1.0);
+                for (b, x) in blocks.iter_mut().zip(src.chunks_exact(32)) {
+                    // SAFETY: `x` has exactly 32 f32; four 8-lane unaligned loads.
+                    let v: [__m256; 4] =
+                        std::array::from_fn(|k| unsafe { _mm256_loadu_ps(x[8 * k..].as_ptr()) });
+                    let abs = |v: __m256| _mm256_andnot_ps(sign, v);
+                    let m = _mm256_max_ps(
+                        _mm256_max_ps(abs(v[0]), abs(v[1])),
+                        _mm256_max_ps(abs(v[2]), abs(v[3])),
+                    );
+                    let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+                    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+                    let m = _mm_max_ss(m, _mm_movehdup_ps(m));
+                    let amax = _mm_cvtss_f32(m);
+                    let d = amax / 127.0;
+                    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                    b.d = Half::from_f32(d);
+                    let idv = _mm256_set1_ps(id);
+                    let q: [__m256i; 4] = std::array::from_fn(|k| {
+                        let s = _mm256_mul_ps(v[k], idv);
+                        let t = _mm256_round_ps(s, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+                        let up = _mm256_cmp_ps(abs(_mm256_sub_ps(s, t)), half, _CMP_GE_OQ);
+                        let step = _mm256_or_ps(_mm256_and_ps(s, sign), one);
+                        _mm256_cvtps_epi32(_mm256_add_ps(t, _mm256_and_ps(up, step)))
+                    });
+                    let p01 = _mm256_packs_epi32(q[0], q[1]);
+                    let p23 = _mm256_packs_epi32(q[2], q[3]);
+                    let p = _mm256_packs_epi16(p01, p23);
+                    let p =
+                        _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+                    // SAFETY: writes exactly the 32 bytes of `b.qs`.
+                    unsafe { _mm256_storeu_si256(b.qs.as_mut_ptr().cast(), p) };
+                }
+            }
+
+            // Safe table entries: `kernels` is only called by dispatch after detecting every
+            // feature in `$feat` on this CPU.
+            $crate::x86_64::avx2::entry!(vec_dot_q4_0_q8_0, q4_0_q8_0);
+            $crate::x86_64::avx2::entry!(vec_dot_q8_0_q8_0, q8_0_q8_0);
+            $crate::x86_64::avx2::entry!(vec_dot_q4_1_q8_1, q4_1_q8_1);
+            $crate::x86_64::avx2::entry!(vec_dot_q5_0_q8_0, q5_0_q8_0);
+            $crate::x86_64::avx2::entry!(vec_dot_q5_1_q8_1, q5_1_q8_1);
+            $crate::x86_64::avx2::entry!(vec_dot_q4_K_q8_K, q4_K_q8_K);
+            $crate::x86_64::avx2::entry!(vec_dot_q5_K_q8_K, q5_K_q8_K);
+            $crate::x86_64::avx2::entry!(vec_dot_q6_K_q8_K, q6_K_q8_K);
+            $crate::x86_64::avx2::entry!(vec_dot_f32, f32_f32);
+            $crate::x86_64::avx2::entry!(vec_dot_f16_f32, f16_f32);
+            $crate::x86_64::avx2::entry!(vec_dot_bf16_f32, bf16_f32);
+
+            fn quantize_row_q8_0(src: &[f32], dst: &mut [u8]) {
+                // SAFETY: see above — the features were detected before installation.
+                unsafe { quantize_q8_0(src, dst) }
+            }
+
+            /// `base` with this module's kernels; call only after detecting `$feat`.
+            pub(crate) fn kernels(base: Kernels) -> Kernels {
+                Kernels {
+                    quantize_row_q8_0,
+                    vec_dot_q4_0_q8_0,
+                    vec_dot_q8_0_q8_0,
+                    vec_dot_q4_1_q8_1,
+                    vec_dot_q5_0_q8_0,
+                    vec_dot_q5_1_q8_1,
+                    vec_dot_q4_K_q8_K,
+                    vec_dot_q5_K_q8_K,
+                    vec_dot_q6_K_q8_K,
+                    vec_dot_f32,
+                    vec_dot_f16_f32,
+                    vec_dot_bf16_f32,
+                    ..base
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use kernels_256;
+
+use std::arch::x86_64::*;
+
+/// Four adjacent u8·i8 products summed into i32 lanes: `vpmaddubsw` then `vpmaddwd` by 1.
+/// Exact while a pair of products fits i16 (u ≤ 128 with |s| ≤ 127, or u ≤ 63).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(crate) fn dot_u8i8_avx2(u: __m256i, s: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+}
+
+kernels_256!(k, "avx2,fma,f16c", super::dot_u8i8_avx2);
+
+pub(crate) use k::kernels;

@@ -1,0 +1,309 @@
+//! Every kernel path this CPU can run against the scalar reference, for every weight type,
+//! on 1, 2, 3, 7, 64 and 257 blocks of random and adversarial data; and `matmul` on every
+//! path and thread count.
+
+mod common;
+
+use common::{random_blocks, Rng};
+use ouro_simd::{GgmlType, GgmlType::*, Kernels, Path};
+
+/// Relative tolerance of a dot product against the scalar one, relative to the error scale
+/// Σ|a_i|·(|w_i| + |w'_i|) (w' = the weight without its min term, which bounds the size of
+/// the two parts a K-quant / Q4_1 / Q5_1 dot subtracts). Integer block sums are exact on
+/// every path; what differs is the f32 accumulation order over up to 257 blocks.
+const DOT_REL_TOL: f64 = 5e-5;
+/// Absolute floor of that tolerance (for sums that are exactly zero).
+const DOT_ABS_TOL: f64 = 1e-30;
+/// Block counts tested for every type.
+const LENGTHS: &[usize] = &[1, 2, 3, 7, 64, 257];
+/// Weight types with a dot product.
+const WEIGHT_TYPES: &[GgmlType] = &[
+    Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, F32, F16, BF16,
+];
+
+fn paths() -> Vec<(Path, Kernels)> {
+    let avail = Path::available();
+    assert_eq!(avail[0], Path::Scalar);
+    avail
+        .into_iter()
+        .map(|p| (p, p.kernels().expect("available path builds")))
+        .collect()
+}
+
+fn quantize(k: &Kernels, ty: GgmlType, x: &[f32]) -> Vec<u8> {
+    let mut out = vec![0u8; ty.row_bytes(x.len() as u64).unwrap() as usize];
+    (k.quantize_activation(ty).unwrap())(x, &mut out);
+    out
+}
+
+fn dequantize(ty: GgmlType, b: &[u8], n: usize) -> Vec<f32> {
+    let mut out = vec![0f32; n];
+    ouro_simd::dequantize_row(ty, b, &mut out);
+    out
+}
+
+/// The error scale of a dot product (see DOT_REL_TOL).
+fn error_scale(ty: GgmlType, w: &[u8], a_type: GgmlType, a: &[u8], n: usize) -> f64 {
+    let wv = dequantize(ty, w, n);
+    let av = dequantize(a_type, a, n);
+    let mut w_nomin = w.to_vec();
+    if matches!(ty, Q4_1 | Q5_1 | Q4_K | Q5_K) {
+        for blk in w_nomin.chunks_exact_mut(ty.type_size()) {
+            blk[2..4].copy_from_slice(&[0, 0]);
+        }
+    }
+    let wn = dequantize(ty, &w_nomin, n);
+    (0..n)
+        .map(|i| (av[i].abs() as f64) * (wv[i].abs() as f64 + wn[i].abs() as f64))
+        .sum()
+}
+
+/// Activation rows: random, all at +max, alternating sign, one spike.
+fn activations(rng: &mut Rng, n: usize) -> Vec<Vec<f32>> {
+    vec![
+        (0..n).map(|_| rng.normal(1.0)).collect(),
+        vec![3.5; n],
+        (0..n)
+            .map(|i| if i % 2 == 0 { 1e3 } else { -1e3 })
+            .collect(),
+        (0..n)
+            .map(|i| {
+                if i == n / 2 {
+                    5e4
+                } else {
+                    1e-3 * (i % 7) as f32
+                }
+            })
+            .collect(),
+    ]
+}
+
+/// Weight rows of `nb` blocks: random with moderate scales, random with scales near the f16
+/// limit, and adversarial byte patterns (all 0x80 = -128 int8 / all 0xFF max nibbles / all 0)
+/// with the largest finite f16 scales.
+fn weights(rng: &mut Rng, ty: GgmlType, nb: usize) -> Vec<Vec<u8>> {
+    let mut out = vec![
+        random_blocks(rng, ty, nb, 16),
+        random_blocks(rng, ty, nb, 30),
+    ];
+    if ty.block_size() > 1 {
+        for fill in [0x80u8, 0xFF, 0x00] {
+            let mut b = vec![fill; nb * ty.type_size()];
+            for blk in b.chunks_exact_mut(ty.type_size()) {
+                for &o in common::f16_fields(ty) {
+                    blk[o..o + 2].copy_from_slice(&0x7BFFu16.to_le_bytes()); // 65504
+                }
+            }
+            out.push(b);
+        }
+    }
+    out
+}
+
+fn check_type(ty: GgmlType) {
+    let mut rng = Rng::new(0x5eed ^ ty.id() as u64);
+    let a_type = ouro_simd::vec_dot_type(ty);
+    let all = paths();
+    let scalar = &all[0].1;
+    let elems_per_block = if ty.block_size() == 1 {
+        32
+    } else {
+        ty.block_size()
+    };
+    let mut lengths: Vec<usize> = LENGTHS.iter().map(|nb| nb * elems_per_block).collect();
+    if ty.block_size() == 1 {
+        // Plain floats: also lengths that leave a tail after the vector body.
+        lengths.extend([1, 3, 7, 33, 8223]);
+    }
+    let mut checked = 0;
+    for n in lengths {
+        let nb = n / ty.block_size();
+        for w in weights(&mut rng, ty, nb) {
+            for x in activations(&mut rng, n) {
+                let a = quantize(scalar, a_type, &x);
+                let want = (scalar.vec_dot(ty).unwrap())(&w, &a) as f64;
+                let scale = error_scale(ty, &w, a_type, &a, n);
+                for (path, k) in &all[1..] {
+                    let got = (k.vec_dot(ty).unwrap())(&w, &a) as f64;
+                    let tol = DOT_REL_TOL * scale + DOT_ABS_TOL;
+                    assert!(
+                        (got - want).abs() <= tol || (got.is_nan() && want.is_nan()),
+                        "{ty} n={n} path {}: {got:e} vs scalar {want:e} (tolerance {tol:e})",
+                        path.name()
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    if all.len() > 1 {
+        assert!(checked > 0);
+    }
+}
+
+#[test]
+fn q4_0_paths_match_scalar() {
+    check_type(Q4_0);
+}
+#[test]
+fn q4_1_paths_match_scalar() {
+    check_type(Q4_1);
+}
+#[test]
+fn q5_0_paths_match_scalar() {
+    check_type(Q5_0);
+}
+#[test]
+fn q5_1_paths_match_scalar() {
+    check_type(Q5_1);
+}
+#[test]
+fn q8_0_paths_match_scalar() {
+    check_type(Q8_0);
+}
+#[test]
+fn q4_k_paths_match_scalar() {
+    check_type(Q4_K);
+}
+#[test]
+fn q5_k_paths_match_scalar() {
+    check_type(Q5_K);
+}
+#[test]
+fn q6_k_paths_match_scalar() {
+    check_type(Q6_K);
+}
+#[test]
+fn f32_paths_match_scalar() {
+    check_type(F32);
+}
+#[test]
+fn f16_paths_match_scalar() {
+    check_type(F16);
+}
+#[test]
+fn bf16_paths_match_scalar() {
+    check_type(BF16);
+}
+
+/// Activation quantizers are bit-identical to the scalar reference on every path.
+#[test]
+fn activation_quantizers_are_bit_identical() {
+    let mut rng = Rng::new(99);
+    let all = paths();
+    for nb in LENGTHS {
+        let n = nb * 256;
+        for x in activations(&mut rng, n) {
+            for ty in [Q8_0, Q8_1, Q8_K] {
+                let want = quantize(&all[0].1, ty, &x);
+                for (path, k) in &all[1..] {
+                    assert!(
+                        quantize(k, ty, &x) == want,
+                        "{ty} quantizer of path {} differs from scalar (n={n})",
+                        path.name()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Scalar dots of every row with one vector, and their error scales.
+fn reference_row_dots(
+    ty: GgmlType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+) -> Vec<(f64, f64)> {
+    let row = ty.row_bytes(cols as u64).unwrap() as usize;
+    let a_type = ouro_simd::vec_dot_type(ty);
+    let a = quantize(&Kernels::SCALAR, a_type, x);
+    (0..rows)
+        .map(|r| {
+            let wr = &w[r * row..(r + 1) * row];
+            let dot = (Kernels::SCALAR.vec_dot(ty).unwrap())(wr, &a) as f64;
+            (dot, error_scale(ty, wr, a_type, &a, cols))
+        })
+        .collect()
+}
+
+#[test]
+fn matmul_is_bit_identical_across_threads_and_close_to_scalar() {
+    let mut rng = Rng::new(3);
+    let (rows, cols) = (67, 512);
+    for &ty in WEIGHT_TYPES {
+        let w = random_blocks(&mut rng, ty, rows * cols / ty.block_size(), 15);
+        for n_vecs in [1usize, 3, 8] {
+            let x: Vec<f32> = (0..n_vecs * cols).map(|_| rng.normal(1.0)).collect();
+            for (path, k) in paths() {
+                let mut first: Option<Vec<f32>> = None;
+                for threads in [1, 2, 3] {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    let mut y = vec![0f32; n_vecs * rows];
+                    pool.install(|| {
+                        ouro_simd::matmul_with(&k, ty, &w, rows, cols, &x, n_vecs, &mut y)
+                    });
+                    match &first {
+                        None => first = Some(y),
+                        Some(f) => assert!(
+                            f.iter().zip(&y).all(|(a, b)| a.to_bits() == b.to_bits()),
+                            "{ty} path {} differs between thread counts",
+                            path.name()
+                        ),
+                    }
+                }
+                let y = first.unwrap();
+                for v in 0..n_vecs {
+                    let want = reference_row_dots(ty, &w, rows, cols, &x[v * cols..(v + 1) * cols]);
+                    for r in 0..rows {
+                        let (g, (e, scale)) = (y[v * rows + r] as f64, want[r]);
+                        let tol = DOT_REL_TOL * scale + DOT_ABS_TOL;
+                        assert!(
+                            (g - e).abs() <= tol,
+                            "{ty} path {} vec {v} row {r}: {g} vs {e}",
+                            path.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn paths_parse_and_unavailable_paths_are_errors() {
+    for p in Path::ALL {
+        assert_eq!(Path::from_name(p.env_name()), Some(p));
+        assert_eq!(Path::from_name(p.name()), Some(p));
+    }
+    assert_eq!(Path::from_name("sse9"), None);
+    assert!(Path::Scalar.is_available());
+    #[cfg(target_arch = "x86_64")]
+    {
+        let e = Path::Neon.kernels().err().expect("no NEON on x86_64");
+        assert_eq!(e.to_string(), "OURO_SIMD=neon: this CPU lacks aarch64");
+    }
+    let best = Path::best();
+    assert_eq!(Path::available().last(), Some(&best));
+    assert!(
+        ["avx512-vnni", "avx2", "neon-dotprod", "neon", "scalar"].contains(&ouro_simd::selected())
+    );
+}
+
+#[test]
+#[should_panic(expected = "ouro_simd::dequantize_row: 64 Q4_0 elements need 36 bytes, got 35")]
+fn dequantize_row_rejects_a_wrong_length() {
+    let mut out = vec![0f32; 64];
+    ouro_simd::dequantize_row(Q4_0, &[0u8; 35], &mut out);
+}
+
+#[test]
+#[should_panic(expected = "not a whole number of Q8_0 blocks")]
+fn quantize_row_rejects_a_partial_block() {
+    let mut out = vec![0u8; 34];
+    ouro_simd::quantize_row(Q8_0, &[0f32; 31], &mut out);
+}
