@@ -83,9 +83,11 @@ impl<'a> Cursor<'a> {
         Ok(u64::from_le_bytes(self.array(ctx, what)?))
     }
 
-    /// Fails unless `count` items of at least `min_size` bytes each fit in what remains.
+    /// Fails unless `count` items of at least `min_size` bytes each fit in what remains;
+    /// `at` is the offset of the count field.
     fn check_count(
         &self,
+        at: u64,
         count: u64,
         min_size: u64,
         ctx: &Context,
@@ -94,7 +96,7 @@ impl<'a> Cursor<'a> {
         let need = u128::from(count) * u128::from(min_size);
         if need > u128::from(self.remaining()) {
             return Err(GgufError::CountTooLarge {
-                offset: self.offset(),
+                offset: at,
                 context: ctx.clone(),
                 what,
                 count,
@@ -153,8 +155,9 @@ impl<'a> Cursor<'a> {
                     });
                 }
                 let elem = self.value_type(ctx)?;
+                let at = self.offset();
                 let count = self.u64(ctx, "array length")?;
-                self.check_count(count, elem.min_size(), ctx, "array length")?;
+                self.check_count(at, count, elem.min_size(), ctx, "array length")?;
                 // count <= remaining bytes, so it fits in usize and the allocation is bounded.
                 let mut items = Vec::with_capacity(count as usize);
                 for _ in 0..count {
@@ -188,13 +191,13 @@ impl<'a> GgufFile<'a> {
         }
         let n_tensors = cur.u64(&hdr, "tensor count")?;
         let n_kv = cur.u64(&hdr, "metadata count")?;
-        cur.check_count(n_kv, MIN_KV_SIZE, &hdr, "metadata count")?;
-        cur.check_count(n_tensors, MIN_TENSOR_INFO_SIZE, &hdr, "tensor count")?;
+        cur.check_count(16, n_kv, MIN_KV_SIZE, &hdr, "metadata count")?;
+        cur.check_count(8, n_tensors, MIN_TENSOR_INFO_SIZE, &hdr, "tensor count")?;
         let need = u128::from(n_kv) * u128::from(MIN_KV_SIZE)
             + u128::from(n_tensors) * u128::from(MIN_TENSOR_INFO_SIZE);
         if need > u128::from(cur.remaining()) {
             return Err(GgufError::CountTooLarge {
-                offset: cur.offset(),
+                offset: 8,
                 context: hdr,
                 what: "metadata and tensor counts",
                 count: n_kv.saturating_add(n_tensors),
