@@ -1,1 +1,161 @@
-fn main() {}
+//! `ouro-convert`: Hugging Face Ouro / Llama checkpoints → GGUF (`hf2gguf`), GGUF requantization
+//! (`quantize`) and shape-exact random checkpoints (`synth`).
+
+mod config;
+mod hf2gguf;
+mod names;
+mod plan;
+mod progress;
+mod quantize;
+mod source;
+mod synth;
+mod tokmeta;
+
+use anyhow::{anyhow, Result};
+use clap::{Parser, Subcommand};
+use plan::FileType;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "ouro-convert",
+    version,
+    about = "Convert Ouro / Llama checkpoints to GGUF"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+const HF2GGUF_HELP: &str = "\
+Writes architecture `ouro` (or `llama` for model_type llama) with llama.cpp's keys and tensor
+names, so the file also loads in llama.cpp. Q and K rows are permuted for interleaved RoPE as
+llama.cpp's converter does. The exit gate is stored as metadata (ouro.exit_gate.weight/.bias,
+ouro.early_exit_threshold); ouro.num_loops = total_ut_steps.
+
+Types: norms are always f32; 2-D weights take --type; in q4_0 files token_embd and output are
+Q8_0 (they dominate quality at 4 bits); rows whose length is not a multiple of 32 fall back to f16.
+
+Tokenizer: tokenizer.ggml.* (gpt2 / smollm, tokens with added tokens by id, token types 1 normal,
+3 control for special added tokens, 4 user-defined, 5 unused padding; merges) plus the whole
+tokenizer.json as tokenizer.huggingface.json and tokenizer.chat_template.
+Stop tokens: Ouro ships eos = bos = pad = 0 (<|endoftext|>) but ends chat turns with <|im_end|>.
+When the vocabulary has <|im_end|>, it is written as tokenizer.ggml.eos_token_id AND
+tokenizer.ggml.eot_token_id; bos and padding keep config.json's ids (0).
+
+The output is written to a temporary file and renamed into place; on any error nothing is left.";
+
+const SYNTH_HELP: &str = "\
+The weights are seeded uniform NOISE with plausible scales: the checkpoint has the exact shapes,
+names, dtypes (bf16) and file layout of a real release, for benchmarks and large-file tests, but it
+generates gibberish. Without --tokenizer-from, a tiny byte-level BPE tokenizer (3 ChatML specials,
+256 byte tokens, 30 merges) is generated; the embeddings are still sized by the preset.";
+
+#[derive(Subcommand)]
+enum Command {
+    /// Convert a Hugging Face checkpoint directory to GGUF.
+    #[command(after_long_help = HF2GGUF_HELP)]
+    Hf2gguf {
+        /// Checkpoint directory (config.json, *.safetensors, tokenizer.json, ...).
+        hf_dir: PathBuf,
+        /// Output GGUF file.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Weight type: f32, f16, bf16, q8_0, q4_0.
+        #[arg(long = "type", value_parser = parse_hf_type, default_value = "f16")]
+        ty: FileType,
+        /// Print the plan (name, shape, type, bytes per tensor and the total), write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// general.name (default: config's _name_or_path, else the directory name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Requantize a GGUF, keeping all metadata (general.file_type is updated).
+    Quantize {
+        input: PathBuf,
+        output: PathBuf,
+        /// Target type: q8_0, q4_0, q4_1, q5_0, q5_1, f16, f32.
+        #[arg(long = "type", value_parser = parse_quant_type)]
+        ty: FileType,
+    },
+    /// Write a random (noise) checkpoint with the exact shapes and layout of a preset.
+    #[command(after_long_help = SYNTH_HELP)]
+    Synth {
+        /// ouro-1.4b, ouro-2.6b or tiny.
+        #[arg(long)]
+        preset: String,
+        /// Output directory (Hugging Face layout).
+        #[arg(short, long)]
+        output: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// total_ut_steps (default: the preset's, 4).
+        #[arg(long)]
+        loops: Option<usize>,
+        /// Copy the tokenizer files from this checkpoint directory.
+        #[arg(long)]
+        tokenizer_from: Option<PathBuf>,
+    },
+}
+
+fn parse_type(s: &str, allowed: &[&str]) -> Result<FileType, String> {
+    let lower = s.to_ascii_lowercase();
+    match FileType::parse(&lower) {
+        Some(t) if allowed.contains(&lower.as_str()) => Ok(t),
+        _ => Err(format!("expected one of {}", allowed.join(", "))),
+    }
+}
+
+fn parse_hf_type(s: &str) -> Result<FileType, String> {
+    parse_type(s, &["f32", "f16", "bf16", "q8_0", "q4_0"])
+}
+
+fn parse_quant_type(s: &str) -> Result<FileType, String> {
+    parse_type(s, &["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "f16", "f32"])
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Hf2gguf {
+            hf_dir,
+            output,
+            ty,
+            dry_run,
+            name,
+        } => hf2gguf::run(&hf2gguf::Options {
+            dir: &hf_dir,
+            out: output.as_deref(),
+            ftype: ty,
+            dry_run,
+            name: name.as_deref(),
+        }),
+        Command::Quantize { input, output, ty } => quantize::run(&input, &output, ty),
+        Command::Synth {
+            preset,
+            output,
+            seed,
+            loops,
+            tokenizer_from,
+        } => {
+            let p = synth::preset(&preset).ok_or_else(|| {
+                anyhow!("unknown preset {preset:?} (expected ouro-1.4b, ouro-2.6b or tiny)")
+            })?;
+            synth::run(&synth::Options {
+                preset: p,
+                out: &output,
+                seed,
+                loops,
+                tokenizer_from: tokenizer_from.as_deref(),
+            })
+        }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+        std::process::exit(1);
+    }
+}

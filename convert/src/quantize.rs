@@ -1,0 +1,121 @@
+//! `ouro-convert quantize`: rewrite a GGUF's tensors in another type, keeping every metadata key
+//! (only `general.file_type` changes). Tensors already in the target type are copied byte for byte;
+//! quantized sources are dequantized first (with a warning: the error adds up).
+
+use crate::plan::{self, FileType};
+use crate::progress::Progress;
+use anyhow::{anyhow, bail, Context, Result};
+use ouro::gguf::{GgufFile, GgufWriter, TensorInfo, Value};
+use ouro::mmap::Mmap;
+use ouro_simd::GgmlType;
+use rayon::prelude::*;
+use std::path::Path;
+
+fn is_float(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
+}
+
+pub fn run(input: &Path, output: &Path, ftype: FileType) -> Result<()> {
+    let map = Mmap::open(input).with_context(|| format!("cannot open {}", input.display()))?;
+    let g = GgufFile::parse(map.as_bytes()).with_context(|| format!("{}", input.display()))?;
+
+    let mut plan: Vec<(&TensorInfo, GgmlType)> = Vec::with_capacity(g.tensors.len());
+    let mut requantized = Vec::new();
+    for t in &g.tensors {
+        let row_len = t.dims.first().copied().unwrap_or(1) as usize;
+        let role = plan::role_of(&t.name, t.dims.len());
+        let ty = plan::tensor_type(ftype, role, t.dims.len(), row_len);
+        if ty != t.ty {
+            if !ouro_simd::is_supported(t.ty) {
+                bail!(
+                    "tensor {}: cannot convert from {} (unsupported type)",
+                    t.name,
+                    t.ty
+                );
+            }
+            if !is_float(t.ty) {
+                requantized.push(t.name.as_str());
+            }
+        }
+        plan.push((t, ty));
+    }
+    if !requantized.is_empty() {
+        eprintln!(
+            "warning: {} tensors (e.g. {}) are already quantized; they are dequantized and \
+             quantized again, which adds to their error",
+            requantized.len(),
+            requantized[0]
+        );
+    }
+
+    let mut w = GgufWriter::new();
+    let mut wrote_ftype = false;
+    for (key, value) in &g.metadata {
+        if key == "general.file_type" {
+            w.add_kv(key.clone(), Value::U32(ftype.llama_ftype()))?;
+            wrote_ftype = true;
+        } else {
+            w.add_kv(key.clone(), value.clone())?;
+        }
+    }
+    if !wrote_ftype {
+        w.add_kv("general.file_type", Value::U32(ftype.llama_ftype()))?;
+    }
+    for (t, ty) in &plan {
+        w.add_tensor(t.name.clone(), &t.dims, *ty)?;
+    }
+    let mut data = w
+        .begin(output)
+        .with_context(|| format!("cannot create {}", output.display()))?;
+    let total: u64 = plan.iter().map(|(t, _)| t.n_bytes).sum();
+    let progress = Progress::new(total);
+    for (t, ty) in &plan {
+        let src = g.tensor_data(t);
+        if *ty == t.ty {
+            data.write_tensor(&t.name, src)
+        } else {
+            data.write_tensor(&t.name, &convert(t, src, *ty)?)
+        }
+        .with_context(|| format!("writing {}", output.display()))?;
+        progress.inc(t.n_bytes);
+    }
+    data.finish()
+        .with_context(|| format!("writing {}", output.display()))?;
+    progress.finish();
+    Ok(())
+}
+
+fn convert(t: &TensorInfo, src: &[u8], ty: GgmlType) -> Result<Vec<u8>> {
+    let row_len = t.dims.first().copied().unwrap_or(1);
+    let bad = || {
+        anyhow!(
+            "tensor {}: row length {row_len} does not fit its type",
+            t.name
+        )
+    };
+    let in_row = t.ty.row_bytes(row_len).ok_or_else(bad)? as usize;
+    let out_row = ty.row_bytes(row_len).ok_or_else(bad)? as usize;
+    let rows = (t.n_elements() / row_len.max(1)) as usize;
+    if rows == 0 || out_row == 0 {
+        return Ok(Vec::new());
+    }
+    if in_row * rows != src.len() {
+        bail!(
+            "tensor {}: {} data bytes, expected {}",
+            t.name,
+            src.len(),
+            in_row * rows
+        );
+    }
+    let mut out = vec![0u8; out_row * rows];
+    out.par_chunks_mut(out_row)
+        .zip(src.par_chunks(in_row))
+        .for_each_init(
+            || vec![0f32; row_len as usize],
+            |buf, (dst, s)| {
+                ouro_simd::dequantize_row(t.ty, s, buf);
+                ouro_simd::quantize_row(ty, buf, dst);
+            },
+        );
+    Ok(out)
+}
