@@ -23,6 +23,11 @@ pub type QuantizeFn = fn(src: &[f32], dst: &mut [u8]);
 /// [`vec_dot_type`](crate::vec_dot_type); f32 activations as little-endian f32 bytes).
 pub type VecDotFn = fn(w: &[u8], a: &[u8]) -> f32;
 
+/// Dot products of one weight row with four activation rows at once (a prefill tile): each
+/// weight block is loaded and unpacked once for the four. Bit-identical to four calls of the
+/// matching [`VecDotFn`] of the same table.
+pub type VecDotX4Fn = fn(w: &[u8], a: [&[u8]; 4]) -> [f32; 4];
+
 /// The kernel table. Every field has ggml's name; the scalar table is [`Kernels::SCALAR`].
 #[derive(Clone, Copy)]
 pub struct Kernels {
@@ -54,6 +59,10 @@ pub struct Kernels {
     pub vec_dot_f16_f32: VecDotFn,
     /// bf16 weights · f32 activations.
     pub vec_dot_bf16_f32: VecDotFn,
+    /// Q4_0 · 4 × Q8_0 tile, if the path has one (else `matmul` calls the single dot 4 times).
+    pub vec_dot_q4_0_q8_0_x4: Option<VecDotX4Fn>,
+    /// Q8_0 · 4 × Q8_0 tile, if the path has one.
+    pub vec_dot_q8_0_q8_0_x4: Option<VecDotX4Fn>,
 }
 
 impl Kernels {
@@ -73,6 +82,8 @@ impl Kernels {
         vec_dot_f32: scalar::vec_dot_f32,
         vec_dot_f16_f32: scalar::vec_dot_f16_f32,
         vec_dot_bf16_f32: scalar::vec_dot_bf16_f32,
+        vec_dot_q4_0_q8_0_x4: None,
+        vec_dot_q8_0_q8_0_x4: None,
     };
 
     /// The dot product for weights of type `wtype` against its `vec_dot_type`, if any.
@@ -91,6 +102,15 @@ impl Kernels {
             GgmlType::Q6_K => self.vec_dot_q6_K_q8_K,
             _ => return None,
         })
+    }
+
+    /// The four-vector tile kernel for weights of type `wtype`, if this path has one.
+    pub fn vec_dot_x4(&self, wtype: GgmlType) -> Option<VecDotX4Fn> {
+        match wtype {
+            GgmlType::Q4_0 => self.vec_dot_q4_0_q8_0_x4,
+            GgmlType::Q8_0 => self.vec_dot_q8_0_q8_0_x4,
+            _ => None,
+        }
     }
 
     /// The quantizer producing activations of type `atype` (F32, Q8_0, Q8_1 or Q8_K).

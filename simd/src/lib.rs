@@ -190,7 +190,17 @@ pub fn matmul_with(
         for (a, xv) in acts.chunks_exact_mut(a_row).zip(x.chunks_exact(cols)) {
             quantize(xv, a);
         }
-        gemm_rows(dot, w, w_row, acts, a_row, rows, n_vecs, y);
+        gemm_rows(
+            dot,
+            k.vec_dot_x4(wtype),
+            w,
+            w_row,
+            acts,
+            a_row,
+            rows,
+            n_vecs,
+            y,
+        );
     };
     // A nested matmul on the same thread (rayon work stealing) gets its own buffer.
     ACTIVATIONS.with(|buf| match buf.try_borrow_mut() {
@@ -203,6 +213,7 @@ pub fn matmul_with(
 #[allow(clippy::too_many_arguments)]
 fn gemm_rows(
     dot: dispatch::VecDotFn,
+    dot_x4: Option<dispatch::VecDotX4Fn>,
     w: &[u8],
     w_row: usize,
     acts: &[u8],
@@ -241,8 +252,17 @@ fn gemm_rows(
         for (i, o) in out.chunks_exact_mut(n_vecs).enumerate() {
             let r = r0 + i;
             let wr = &w[r * w_row..(r + 1) * w_row];
-            for (v, ov) in o.iter_mut().enumerate() {
-                *ov = dot(wr, &acts[v * a_row..(v + 1) * a_row]);
+            let act = |v: usize| &acts[v * a_row..(v + 1) * a_row];
+            let mut v = 0;
+            if let Some(dot_x4) = dot_x4 {
+                while v + 4 <= n_vecs {
+                    let out = dot_x4(wr, [act(v), act(v + 1), act(v + 2), act(v + 3)]);
+                    o[v..v + 4].copy_from_slice(&out);
+                    v += 4;
+                }
+            }
+            for (v, ov) in o.iter_mut().enumerate().skip(v) {
+                *ov = dot(wr, act(v));
             }
         }
     };

@@ -186,6 +186,40 @@ fn bf16_paths_match_scalar() {
     check_type(BF16);
 }
 
+/// Four-vector tiles equal four single dots bit for bit.
+#[test]
+fn x4_tiles_equal_single_dots() {
+    let mut rng = Rng::new(11);
+    let mut checked = 0;
+    for (path, k) in paths() {
+        for ty in [Q4_0, Q8_0] {
+            let (Some(x4), Some(dot)) = (k.vec_dot_x4(ty), k.vec_dot(ty)) else {
+                continue;
+            };
+            for nb in LENGTHS {
+                let n = nb * 32;
+                for w in weights(&mut rng, ty, *nb) {
+                    let acts = activations(&mut rng, n);
+                    let a: Vec<Vec<u8>> = acts.iter().map(|x| quantize(&k, Q8_0, x)).collect();
+                    let got = x4(&w, [&a[0], &a[1], &a[2], &a[3]]);
+                    for v in 0..4 {
+                        assert_eq!(
+                            got[v].to_bits(),
+                            dot(&w, &a[v]).to_bits(),
+                            "{ty} path {} n={n} v={v}",
+                            path.name()
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    if Path::available().len() > 1 {
+        assert!(checked > 0);
+    }
+}
+
 /// Activation quantizers are bit-identical to the scalar reference on every path.
 #[test]
 fn activation_quantizers_are_bit_identical() {
@@ -258,6 +292,15 @@ fn matmul_is_bit_identical_across_threads_and_close_to_scalar() {
                 }
                 let y = first.unwrap();
                 for v in 0..n_vecs {
+                    // A vector's outputs do not depend on the batch it came in.
+                    let mut single = vec![0f32; rows];
+                    let xv = &x[v * cols..(v + 1) * cols];
+                    ouro_simd::matmul_with(&k, ty, &w, rows, cols, xv, 1, &mut single);
+                    assert!(
+                        single.iter().zip(&y[v * rows..(v + 1) * rows]).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{ty} path {}: vector {v} of a batch of {n_vecs} differs from its single product",
+                        path.name()
+                    );
                     let want = reference_row_dots(ty, &w, rows, cols, &x[v * cols..(v + 1) * cols]);
                     for r in 0..rows {
                         let (g, (e, scale)) = (y[v * rows + r] as f64, want[r]);

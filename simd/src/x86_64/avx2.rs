@@ -127,6 +127,52 @@ macro_rules! kernels_256 {
                 hsum_ps(_mm256_add_ps(acc[0], acc[1]))
             }
 
+            /// `q4_0_q8_0` for four activation rows, each weight block unpacked once; the
+            /// per-vector operations and their order are those of `q4_0_q8_0`.
+            #[target_feature(enable = $feat)]
+            fn q4_0_q8_0_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+                let x = as_blocks::<BlockQ4_0>(w);
+                let y = a.map(as_blocks::<BlockQ8_0>);
+                assert!(y.iter().all(|y| y.len() == x.len()));
+                let eight = _mm256_set1_epi8(8);
+                let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+                for (i, x) in x.iter().enumerate() {
+                    let qx = _mm256_sub_epi8(nibbles(&x.qs), eight);
+                    let ax = _mm256_sign_epi8(qx, qx);
+                    let dx = f16(x.d);
+                    for (acc, y) in acc.iter_mut().zip(&y) {
+                        let y = &y[i];
+                        let sy = _mm256_sign_epi8(load32_i8(&y.qs), qx);
+                        let s = _mm256_cvtepi32_ps(dot_u8i8(ax, sy));
+                        let d = _mm256_set1_ps(dx * f16(y.d));
+                        acc[i & 1] = _mm256_fmadd_ps(d, s, acc[i & 1]);
+                    }
+                }
+                acc.map(|acc| hsum_ps(_mm256_add_ps(acc[0], acc[1])))
+            }
+
+            /// `q8_0_q8_0` for four activation rows (same operations, same order).
+            #[target_feature(enable = $feat)]
+            fn q8_0_q8_0_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+                let x = as_blocks::<BlockQ8_0>(w);
+                let y = a.map(as_blocks::<BlockQ8_0>);
+                assert!(y.iter().all(|y| y.len() == x.len()));
+                let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+                for (i, x) in x.iter().enumerate() {
+                    let qx = load32_i8(&x.qs);
+                    let ax = _mm256_sign_epi8(qx, qx);
+                    let dx = f16(x.d);
+                    for (acc, y) in acc.iter_mut().zip(&y) {
+                        let y = &y[i];
+                        let sy = _mm256_sign_epi8(load32_i8(&y.qs), qx);
+                        let s = _mm256_cvtepi32_ps(dot_u8i8(ax, sy));
+                        let d = _mm256_set1_ps(dx * f16(y.d));
+                        acc[i & 1] = _mm256_fmadd_ps(d, s, acc[i & 1]);
+                    }
+                }
+                acc.map(|acc| hsum_ps(_mm256_add_ps(acc[0], acc[1])))
+            }
+
             #[target_feature(enable = $feat)]
             fn q8_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
                 let (x, y) = (as_blocks::<BlockQ8_0>(w), as_blocks::<BlockQ8_0>(a));
@@ -479,6 +525,16 @@ macro_rules! kernels_256 {
             $crate::x86_64::avx2::entry!(vec_dot_f16_f32, f16_f32);
             $crate::x86_64::avx2::entry!(vec_dot_bf16_f32, bf16_f32);
 
+            fn vec_dot_q4_0_q8_0_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+                // SAFETY: installed only after the features were detected.
+                unsafe { q4_0_q8_0_x4(w, a) }
+            }
+
+            fn vec_dot_q8_0_q8_0_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+                // SAFETY: installed only after the features were detected.
+                unsafe { q8_0_q8_0_x4(w, a) }
+            }
+
             fn quantize_row_q8_0(src: &[f32], dst: &mut [u8]) {
                 // SAFETY: see above — the features were detected before installation.
                 unsafe { quantize_q8_0(src, dst) }
@@ -499,6 +555,8 @@ macro_rules! kernels_256 {
                     vec_dot_f32,
                     vec_dot_f16_f32,
                     vec_dot_bf16_f32,
+                    vec_dot_q4_0_q8_0_x4: Some(vec_dot_q4_0_q8_0_x4),
+                    vec_dot_q8_0_q8_0_x4: Some(vec_dot_q8_0_q8_0_x4),
                     ..base
                 }
             }

@@ -1,0 +1,112 @@
+//! GEMV on Ouro-1.4B shapes for Q4_0, Q8_0, Q4_K and Q6_K weights on every kernel path this
+//! CPU runs, single-threaded, reported as weight bytes per second; plus a plain memory read
+//! bandwidth figure to compare against.
+//!
+//! `cargo bench -p ouro-simd --bench gemv` (add `-- --quick` or a filter such as `q4_0`).
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use ouro_simd::{GgmlType, Path};
+
+/// (rows, cols): attention 2048×2048, ffn up/gate 5632×2048, ffn down 2048×5632, output head.
+const SHAPES: &[(usize, usize)] = &[(2048, 2048), (5632, 2048), (2048, 5632), (49152, 2048)];
+const TYPES: &[GgmlType] = &[
+    GgmlType::Q4_0,
+    GgmlType::Q8_0,
+    GgmlType::Q4_K,
+    GgmlType::Q6_K,
+];
+/// Bytes read by the bandwidth benchmark: far larger than any cache.
+const BANDWIDTH_BYTES: usize = 512 << 20;
+
+/// Random bytes with every f16 scale set to a small finite value (valid blocks).
+fn weights(ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
+    let n = rows * ty.row_bytes(cols as u64).unwrap() as usize;
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut w: Vec<u8> = (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let scale = 0x2E66u16.to_le_bytes(); // 0.1 in f16
+    let fields: &[usize] = match ty {
+        GgmlType::Q4_0 | GgmlType::Q8_0 => &[0],
+        GgmlType::Q4_K => &[0, 2],
+        GgmlType::Q6_K => &[208],
+        _ => unreachable!("benchmarked types only"),
+    };
+    for blk in w.chunks_exact_mut(ty.type_size()) {
+        for &o in fields {
+            blk[o..o + 2].copy_from_slice(&scale);
+        }
+    }
+    w
+}
+
+fn gemv(c: &mut Criterion) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    for &ty in TYPES {
+        let mut group = c.benchmark_group(format!("gemv_{}", ty.name().to_lowercase()));
+        group.sample_size(10);
+        for &(rows, cols) in SHAPES {
+            let w = weights(ty, rows, cols);
+            let x: Vec<f32> = (0..cols)
+                .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+                .collect();
+            let mut y = vec![0f32; rows];
+            group.throughput(Throughput::Bytes(w.len() as u64));
+            for path in Path::available() {
+                let k = path.kernels().unwrap();
+                group.bench_function(format!("{}/{rows}x{cols}", path.name()), |b| {
+                    pool.install(|| {
+                        b.iter(|| {
+                            ouro_simd::matmul_with(
+                                &k,
+                                ty,
+                                black_box(&w),
+                                rows,
+                                cols,
+                                &x,
+                                1,
+                                &mut y,
+                            );
+                            black_box(&y);
+                        })
+                    })
+                });
+            }
+        }
+        group.finish();
+    }
+}
+
+fn read_bandwidth(c: &mut Criterion) {
+    let data: Vec<u64> = (0..BANDWIDTH_BYTES / 8).map(|i| i as u64).collect();
+    let mut group = c.benchmark_group("memory");
+    group.sample_size(10);
+    group.throughput(Throughput::Bytes(BANDWIDTH_BYTES as u64));
+    group.bench_function("read_1_thread", |b| {
+        b.iter(|| {
+            let lanes = black_box(&data)
+                .chunks_exact(8)
+                .fold([0u64; 8], |mut acc, c| {
+                    for (a, v) in acc.iter_mut().zip(c) {
+                        *a = a.wrapping_add(*v);
+                    }
+                    acc
+                });
+            black_box(lanes)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, read_bandwidth, gemv);
+criterion_main!(benches);
