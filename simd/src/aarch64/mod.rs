@@ -6,8 +6,8 @@ mod neon;
 
 use crate::dispatch::Kernels;
 
-/// The NEON table: every kernel of `_base` (the scalar table) has a NEON version.
-pub(crate) fn neon_kernels(_base: Kernels) -> Kernels {
+/// The NEON table: `base` (the scalar table) with the kernels NEON speeds up replaced.
+pub(crate) fn neon_kernels(base: Kernels) -> Kernels {
     Kernels {
         quantize_row_q8_0: neon::quantize_row_q8_0,
         quantize_row_q8_1: neon::quantize_row_q8_1,
@@ -23,6 +23,7 @@ pub(crate) fn neon_kernels(_base: Kernels) -> Kernels {
         vec_dot_f32: neon::vec_dot_f32,
         vec_dot_f16_f32: neon::vec_dot_f16_f32,
         vec_dot_bf16_f32: neon::vec_dot_bf16_f32,
+        ..base
     }
 }
 

@@ -111,20 +111,87 @@ macro_rules! kernels_256 {
                 _mm256_cmpeq_epi8(_mm256_or_si256(spread, others), _mm256_set1_epi64x(-1))
             }
 
+            /// Σ over blocks of `step`: even blocks into one accumulator, odd blocks into
+            /// another (two independent FMA chains), added at the end.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn sum_blocks<X, Y>(
+                x: &[X],
+                y: &[Y],
+                mut step: impl FnMut(__m256, &X, &Y) -> __m256,
+            ) -> f32 {
+                assert_eq!(x.len(), y.len());
+                let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+                let mut i = 0;
+                while i + 2 <= x.len() {
+                    a0 = step(a0, &x[i], &y[i]);
+                    a1 = step(a1, &x[i + 1], &y[i + 1]);
+                    i += 2;
+                }
+                if i < x.len() {
+                    a0 = step(a0, &x[i], &y[i]);
+                }
+                hsum_ps(_mm256_add_ps(a0, a1))
+            }
+
+            /// `sum_blocks` for one weight row and four activation rows: `step` updates the
+            /// four accumulators of one parity, so each vector sees `sum_blocks`'s order.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn sum_blocks_x4<X, Y>(
+                x: &[X],
+                y: [&[Y]; 4],
+                step: impl Fn(&mut [__m256; 4], &X, [&Y; 4]),
+            ) -> [f32; 4] {
+                assert!(y.iter().all(|y| y.len() == x.len()));
+                let mut a0 = [_mm256_setzero_ps(); 4];
+                let mut a1 = [_mm256_setzero_ps(); 4];
+                let at = |i: usize| [&y[0][i], &y[1][i], &y[2][i], &y[3][i]];
+                let mut i = 0;
+                while i + 2 <= x.len() {
+                    step(&mut a0, &x[i], at(i));
+                    step(&mut a1, &x[i + 1], at(i + 1));
+                    i += 2;
+                }
+                if i < x.len() {
+                    step(&mut a0, &x[i], at(i));
+                }
+                std::array::from_fn(|v| hsum_ps(_mm256_add_ps(a0[v], a1[v])))
+            }
+
+            /// acc + d_x·d_y · Σ x·y for signed bytes `qx` (the weight) and the block `y`.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn fma_block_i8(acc: __m256, qx: __m256i, dx: f32, y: &BlockQ8_0) -> __m256 {
+                let s = _mm256_cvtepi32_ps(dot_i8(qx, load32_i8(&y.qs)));
+                _mm256_fmadd_ps(_mm256_set1_ps(dx * f16(y.d)), s, acc)
+            }
+
+            /// `fma_block_i8` for four activation blocks, with |qx| computed once.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn fma_block_i8_x4(acc: &mut [__m256; 4], qx: __m256i, dx: f32, y: [&BlockQ8_0; 4]) {
+                let ax = _mm256_sign_epi8(qx, qx);
+                for (acc, y) in acc.iter_mut().zip(y) {
+                    let sy = _mm256_sign_epi8(load32_i8(&y.qs), qx);
+                    let s = _mm256_cvtepi32_ps(dot_u8i8(ax, sy));
+                    *acc = _mm256_fmadd_ps(_mm256_set1_ps(dx * f16(y.d)), s, *acc);
+                }
+            }
+
+            /// Q4_0 weights as signed bytes q − 8.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn q4_0_bytes(x: &BlockQ4_0) -> __m256i {
+                _mm256_sub_epi8(nibbles(&x.qs), _mm256_set1_epi8(8))
+            }
+
             #[target_feature(enable = $feat)]
             fn q4_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
                 let (x, y) = (as_blocks::<BlockQ4_0>(w), as_blocks::<BlockQ8_0>(a));
-                debug_assert_eq!(x.len(), y.len());
-                let eight = _mm256_set1_epi8(8);
-                let mut acc = [_mm256_setzero_ps(); 2];
-                for (i, (x, y)) in x.iter().zip(y).enumerate() {
-                    let qx = _mm256_sub_epi8(nibbles(&x.qs), eight);
-                    let qy = load32_i8(&y.qs);
-                    let s = _mm256_cvtepi32_ps(dot_i8(qx, qy));
-                    let d = _mm256_set1_ps(f16(x.d) * f16(y.d));
-                    acc[i & 1] = _mm256_fmadd_ps(d, s, acc[i & 1]);
-                }
-                hsum_ps(_mm256_add_ps(acc[0], acc[1]))
+                sum_blocks(x, y, |acc, x, y| {
+                    fma_block_i8(acc, q4_0_bytes(x), f16(x.d), y)
+                })
             }
 
             /// `q4_0_q8_0` for four activation rows, each weight block unpacked once; the
@@ -132,108 +199,70 @@ macro_rules! kernels_256 {
             #[target_feature(enable = $feat)]
             fn q4_0_q8_0_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
                 let x = as_blocks::<BlockQ4_0>(w);
-                let y = a.map(as_blocks::<BlockQ8_0>);
-                assert!(y.iter().all(|y| y.len() == x.len()));
-                let eight = _mm256_set1_epi8(8);
-                let mut acc = [[_mm256_setzero_ps(); 2]; 4];
-                for (i, x) in x.iter().enumerate() {
-                    let qx = _mm256_sub_epi8(nibbles(&x.qs), eight);
-                    let ax = _mm256_sign_epi8(qx, qx);
-                    let dx = f16(x.d);
-                    for (acc, y) in acc.iter_mut().zip(&y) {
-                        let y = &y[i];
-                        let sy = _mm256_sign_epi8(load32_i8(&y.qs), qx);
-                        let s = _mm256_cvtepi32_ps(dot_u8i8(ax, sy));
-                        let d = _mm256_set1_ps(dx * f16(y.d));
-                        acc[i & 1] = _mm256_fmadd_ps(d, s, acc[i & 1]);
-                    }
-                }
-                acc.map(|acc| hsum_ps(_mm256_add_ps(acc[0], acc[1])))
+                sum_blocks_x4(x, a.map(as_blocks::<BlockQ8_0>), |acc, x, y| {
+                    fma_block_i8_x4(acc, q4_0_bytes(x), f16(x.d), y)
+                })
+            }
+
+            #[target_feature(enable = $feat)]
+            fn q8_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
+                let (x, y) = (as_blocks::<BlockQ8_0>(w), as_blocks::<BlockQ8_0>(a));
+                sum_blocks(x, y, |acc, x, y| {
+                    fma_block_i8(acc, load32_i8(&x.qs), f16(x.d), y)
+                })
             }
 
             /// `q8_0_q8_0` for four activation rows (same operations, same order).
             #[target_feature(enable = $feat)]
             fn q8_0_q8_0_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
                 let x = as_blocks::<BlockQ8_0>(w);
-                let y = a.map(as_blocks::<BlockQ8_0>);
-                assert!(y.iter().all(|y| y.len() == x.len()));
-                let mut acc = [[_mm256_setzero_ps(); 2]; 4];
-                for (i, x) in x.iter().enumerate() {
-                    let qx = load32_i8(&x.qs);
-                    let ax = _mm256_sign_epi8(qx, qx);
-                    let dx = f16(x.d);
-                    for (acc, y) in acc.iter_mut().zip(&y) {
-                        let y = &y[i];
-                        let sy = _mm256_sign_epi8(load32_i8(&y.qs), qx);
-                        let s = _mm256_cvtepi32_ps(dot_u8i8(ax, sy));
-                        let d = _mm256_set1_ps(dx * f16(y.d));
-                        acc[i & 1] = _mm256_fmadd_ps(d, s, acc[i & 1]);
-                    }
-                }
-                acc.map(|acc| hsum_ps(_mm256_add_ps(acc[0], acc[1])))
-            }
-
-            #[target_feature(enable = $feat)]
-            fn q8_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
-                let (x, y) = (as_blocks::<BlockQ8_0>(w), as_blocks::<BlockQ8_0>(a));
-                debug_assert_eq!(x.len(), y.len());
-                let mut acc = [_mm256_setzero_ps(); 2];
-                for (i, (x, y)) in x.iter().zip(y).enumerate() {
-                    let s = _mm256_cvtepi32_ps(dot_i8(load32_i8(&x.qs), load32_i8(&y.qs)));
-                    let d = _mm256_set1_ps(f16(x.d) * f16(y.d));
-                    acc[i & 1] = _mm256_fmadd_ps(d, s, acc[i & 1]);
-                }
-                hsum_ps(_mm256_add_ps(acc[0], acc[1]))
-            }
-
-            #[target_feature(enable = $feat)]
-            fn q4_1_q8_1(w: &[u8], a: &[u8]) -> f32 {
-                let (x, y) = (as_blocks::<BlockQ4_1>(w), as_blocks::<BlockQ8_1>(a));
-                debug_assert_eq!(x.len(), y.len());
-                let mut acc = [_mm256_setzero_ps(); 2];
-                let mut mins = 0f32;
-                for (i, (x, y)) in x.iter().zip(y).enumerate() {
-                    let s = _mm256_cvtepi32_ps(dot_u8i8(nibbles(&x.qs), load32_i8(&y.qs)));
-                    let d = _mm256_set1_ps(f16(x.d) * f16(y.d));
-                    acc[i & 1] = _mm256_fmadd_ps(d, s, acc[i & 1]);
-                    mins += f16(x.m) * f16(y.s);
-                }
-                hsum_ps(_mm256_add_ps(acc[0], acc[1])) + mins
+                sum_blocks_x4(x, a.map(as_blocks::<BlockQ8_0>), |acc, x, y| {
+                    fma_block_i8_x4(acc, load32_i8(&x.qs), f16(x.d), y)
+                })
             }
 
             #[target_feature(enable = $feat)]
             fn q5_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
                 let (x, y) = (as_blocks::<BlockQ5_0>(w), as_blocks::<BlockQ8_0>(a));
-                debug_assert_eq!(x.len(), y.len());
                 let high = _mm256_set1_epi8(0xF0u8 as i8);
-                let mut acc = [_mm256_setzero_ps(); 2];
-                for (i, (x, y)) in x.iter().zip(y).enumerate() {
+                sum_blocks(x, y, |acc, x, y| {
                     // q − 16 as a signed byte: a clear fifth bit puts 0xF0 over the nibble.
                     let minus = _mm256_andnot_si256(bits_to_bytes(x.qh), high);
                     let qx = _mm256_or_si256(nibbles(&x.qs), minus);
-                    let s = _mm256_cvtepi32_ps(dot_i8(qx, load32_i8(&y.qs)));
-                    let d = _mm256_set1_ps(f16(x.d) * f16(y.d));
-                    acc[i & 1] = _mm256_fmadd_ps(d, s, acc[i & 1]);
-                }
-                hsum_ps(_mm256_add_ps(acc[0], acc[1]))
+                    fma_block_i8(acc, qx, f16(x.d), y)
+                })
+            }
+
+            /// acc + d_x·d_y · Σ q·y for unsigned bytes `q` (≤ 31) and a Q8_1 block.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn fma_block_u8(acc: __m256, q: __m256i, dx: f32, y: &BlockQ8_1) -> __m256 {
+                let s = _mm256_cvtepi32_ps(dot_u8i8(q, load32_i8(&y.qs)));
+                _mm256_fmadd_ps(_mm256_set1_ps(dx * f16(y.d)), s, acc)
+            }
+
+            #[target_feature(enable = $feat)]
+            fn q4_1_q8_1(w: &[u8], a: &[u8]) -> f32 {
+                let (x, y) = (as_blocks::<BlockQ4_1>(w), as_blocks::<BlockQ8_1>(a));
+                let mut mins = 0f32;
+                let sum = sum_blocks(x, y, |acc, x, y| {
+                    mins += f16(x.m) * f16(y.s);
+                    fma_block_u8(acc, nibbles(&x.qs), f16(x.d), y)
+                });
+                sum + mins
             }
 
             #[target_feature(enable = $feat)]
             fn q5_1_q8_1(w: &[u8], a: &[u8]) -> f32 {
                 let (x, y) = (as_blocks::<BlockQ5_1>(w), as_blocks::<BlockQ8_1>(a));
-                debug_assert_eq!(x.len(), y.len());
                 let bit4 = _mm256_set1_epi8(0x10);
-                let mut acc = [_mm256_setzero_ps(); 2];
                 let mut mins = 0f32;
-                for (i, (x, y)) in x.iter().zip(y).enumerate() {
-                    let hi = _mm256_and_si256(bits_to_bytes(x.qh), bit4);
-                    let qx = _mm256_or_si256(nibbles(&x.qs), hi);
-                    let s = _mm256_cvtepi32_ps(dot_u8i8(qx, load32_i8(&y.qs)));
-                    let d = _mm256_set1_ps(f16(x.d) * f16(y.d));
-                    acc[i & 1] = _mm256_fmadd_ps(d, s, acc[i & 1]);
+                let sum = sum_blocks(x, y, |acc, x, y| {
                     mins += f16(x.m) * f16(y.s);
-                }
-                hsum_ps(_mm256_add_ps(acc[0], acc[1])) + mins
+                    let hi = _mm256_and_si256(bits_to_bytes(x.qh), bit4);
+                    fma_block_u8(acc, _mm256_or_si256(nibbles(&x.qs), hi), f16(x.d), y)
+                });
+                sum + mins
             }
 
             /// Σ_j bsums[j] · mins[j / 2] as eight i32 lanes.
