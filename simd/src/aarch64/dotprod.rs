@@ -58,3 +58,22 @@ sdot_dot!(
     vec_dot_q5_K_q8_K => vec_dot_q5_K_q8_K_body,
     vec_dot_q6_K_q8_K => vec_dot_q6_K_q8_K_body,
 );
+
+macro_rules! sdot_dot_x4 {
+    ($($name:ident => $body:ident),* $(,)?) => {$(
+        pub(super) fn $name(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+            #[target_feature(enable = "neon,dotprod")]
+            fn with_dotprod(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+                // SAFETY: this function is compiled with dotprod, as SDOT = true requires.
+                unsafe { neon::$body::<true>(w, a) }
+            }
+            // SAFETY: as for the single dot products above.
+            unsafe { with_dotprod(w, a) }
+        }
+    )*};
+}
+
+sdot_dot_x4!(
+    vec_dot_q4_0_q8_0_x4 => vec_dot_q4_0_q8_0_x4_body,
+    vec_dot_q8_0_q8_0_x4 => vec_dot_q8_0_q8_0_x4_body,
+);

@@ -7,6 +7,9 @@ mod neon;
 use crate::dispatch::Kernels;
 
 /// The NEON table: `base` (the scalar table) with the kernels NEON speeds up replaced.
+// Every kernel has a NEON version today; `..base` keeps a kernel added to the table later on
+// its scalar version until it gets one.
+#[allow(clippy::needless_update)]
 pub(crate) fn neon_kernels(base: Kernels) -> Kernels {
     Kernels {
         quantize_row_q8_0: neon::quantize_row_q8_0,
@@ -23,6 +26,8 @@ pub(crate) fn neon_kernels(base: Kernels) -> Kernels {
         vec_dot_f32: neon::vec_dot_f32,
         vec_dot_f16_f32: neon::vec_dot_f16_f32,
         vec_dot_bf16_f32: neon::vec_dot_bf16_f32,
+        vec_dot_q4_0_q8_0_x4: Some(neon::vec_dot_q4_0_q8_0_x4),
+        vec_dot_q8_0_q8_0_x4: Some(neon::vec_dot_q8_0_q8_0_x4),
         ..base
     }
 }
@@ -43,6 +48,8 @@ pub(crate) fn dotprod_kernels(base: Kernels) -> Kernels {
         vec_dot_q4_K_q8_K: dotprod::vec_dot_q4_K_q8_K,
         vec_dot_q5_K_q8_K: dotprod::vec_dot_q5_K_q8_K,
         vec_dot_q6_K_q8_K: dotprod::vec_dot_q6_K_q8_K,
+        vec_dot_q4_0_q8_0_x4: Some(dotprod::vec_dot_q4_0_q8_0_x4),
+        vec_dot_q8_0_q8_0_x4: Some(dotprod::vec_dot_q8_0_q8_0_x4),
         ..base
     }
 }

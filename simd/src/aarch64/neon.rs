@@ -236,6 +236,68 @@ pub(super) unsafe fn vec_dot_q8_0_q8_0_body<const SDOT: bool>(w: &[u8], a: &[u8]
     }
 }
 
+/// Q4_0 · four Q8_0 rows (a prefill tile): each weight block is unpacked once for the four;
+/// bit-identical to four [`vec_dot_q4_0_q8_0_body`] calls.
+///
+/// # Safety
+/// As [`dot16`].
+#[inline(always)]
+pub(super) unsafe fn vec_dot_q4_0_q8_0_x4_body<const SDOT: bool>(
+    w: &[u8],
+    a: [&[u8]; 4],
+) -> [f32; 4] {
+    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
+    // array or a bounds-checked sub-slice of the stated length.
+    unsafe {
+        let x = as_blocks::<BlockQ4_0>(w);
+        let y = a.map(as_blocks::<BlockQ8_0>);
+        debug_assert!(y.iter().all(|y| y.len() == x.len()));
+        let eight = vdupq_n_s8(8);
+        let mut sumf = [0f32; 4];
+        for (i, x) in x.iter().enumerate() {
+            let (lo, hi) = nibbles(&x.qs);
+            let lo = vsubq_s8(vreinterpretq_s8_u8(lo), eight);
+            let hi = vsubq_s8(vreinterpretq_s8_u8(hi), eight);
+            let dx = x.d.to_f32();
+            for (s, y) in sumf.iter_mut().zip(&y) {
+                let y = &y[i];
+                let sumi = vaddvq_s32(dot32::<SDOT>(vdupq_n_s32(0), lo, hi, &y.qs));
+                *s += sumi as f32 * dx * y.d.to_f32();
+            }
+        }
+        sumf
+    }
+}
+
+/// Q8_0 · four Q8_0 rows; bit-identical to four [`vec_dot_q8_0_q8_0_body`] calls.
+///
+/// # Safety
+/// As [`dot16`].
+#[inline(always)]
+pub(super) unsafe fn vec_dot_q8_0_q8_0_x4_body<const SDOT: bool>(
+    w: &[u8],
+    a: [&[u8]; 4],
+) -> [f32; 4] {
+    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
+    // array or a bounds-checked sub-slice of the stated length.
+    unsafe {
+        let x = as_blocks::<BlockQ8_0>(w);
+        let y = a.map(as_blocks::<BlockQ8_0>);
+        debug_assert!(y.iter().all(|y| y.len() == x.len()));
+        let mut sumf = [0f32; 4];
+        for (i, x) in x.iter().enumerate() {
+            let (x0, x1) = (load_i8(&x.qs, 0), load_i8(&x.qs, 16));
+            let dx = x.d.to_f32();
+            for (s, y) in sumf.iter_mut().zip(&y) {
+                let y = &y[i];
+                let sumi = vaddvq_s32(dot32::<SDOT>(vdupq_n_s32(0), x0, x1, &y.qs));
+                *s += sumi as f32 * (dx * y.d.to_f32());
+            }
+        }
+        sumf
+    }
+}
+
 /// Σ_j bsum(j) · min(j / 2) for a Q4_K/Q5_K block against a Q8_K block (exact in i32).
 #[inline(always)]
 fn mins_dot(mins: [u8; 8], y: &BlockQ8_K) -> i32 {
@@ -444,6 +506,16 @@ neon_dot!(
     vec_dot_q6_K_q8_K => vec_dot_q6_K_q8_K_body,
 );
 
+pub(super) fn vec_dot_q4_0_q8_0_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+    // SAFETY: SDOT = false uses only baseline AArch64 NEON.
+    unsafe { vec_dot_q4_0_q8_0_x4_body::<false>(w, a) }
+}
+
+pub(super) fn vec_dot_q8_0_q8_0_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+    // SAFETY: SDOT = false uses only baseline AArch64 NEON.
+    unsafe { vec_dot_q8_0_q8_0_x4_body::<false>(w, a) }
+}
+
 // ---------------------------------------------------------------- quantizers
 
 /// The first 32 f32 of `x` as eight vectors (bounds-checked).
@@ -470,15 +542,22 @@ fn abs_max(v: &[float32x4_t]) -> f32 {
     }
 }
 
-/// Saturate 16 i32 lanes to 16 int8 (as `as i8` after rounding, which saturates too).
+/// Narrow 16 i32 lanes to 16 int8: saturating (`f32 as i8` after rounding saturates too) or
+/// wrapping (`i32 as i8`, which the Q8_K reference applies after `min(127)`).
 #[inline(always)]
-fn narrow_i32x16(q: &[int32x4_t]) -> int8x16_t {
+fn narrow_i32x16<const SATURATE: bool>(q: &[int32x4_t]) -> int8x16_t {
     // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
     // array or a bounds-checked sub-slice of the stated length.
     unsafe {
-        let a = vcombine_s16(vqmovn_s32(q[0]), vqmovn_s32(q[1]));
-        let b = vcombine_s16(vqmovn_s32(q[2]), vqmovn_s32(q[3]));
-        vcombine_s8(vqmovn_s16(a), vqmovn_s16(b))
+        if SATURATE {
+            let a = vcombine_s16(vqmovn_s32(q[0]), vqmovn_s32(q[1]));
+            let b = vcombine_s16(vqmovn_s32(q[2]), vqmovn_s32(q[3]));
+            vcombine_s8(vqmovn_s16(a), vqmovn_s16(b))
+        } else {
+            let a = vcombine_s16(vmovn_s32(q[0]), vmovn_s32(q[1]));
+            let b = vcombine_s16(vmovn_s32(q[2]), vmovn_s32(q[3]));
+            vcombine_s8(vmovn_s16(a), vmovn_s16(b))
+        }
     }
 }
 
@@ -500,7 +579,10 @@ fn round_q8(v: &[float32x4_t; 8], id: f32) -> [int8x16_t; 2] {
     unsafe {
         let idv = vdupq_n_f32(id);
         let q: [int32x4_t; 8] = std::array::from_fn(|i| vcvtaq_s32_f32(vmulq_f32(v[i], idv)));
-        [narrow_i32x16(&q[..4]), narrow_i32x16(&q[4..])]
+        [
+            narrow_i32x16::<true>(&q[..4]),
+            narrow_i32x16::<true>(&q[4..]),
+        ]
     }
 }
 
@@ -568,7 +650,10 @@ pub(super) fn quantize_row_q8_K(src: &[f32], dst: &mut [u8]) {
                 // Round half to even (the scalar's nearest_int), then min(127).
                 let q: [int32x4_t; 8] =
                     std::array::from_fn(|k| vminq_s32(vcvtnq_s32_f32(vmulq_f32(is, v[k])), top));
-                let q = [narrow_i32x16(&q[..4]), narrow_i32x16(&q[4..])];
+                let q = [
+                    narrow_i32x16::<false>(&q[..4]),
+                    narrow_i32x16::<false>(&q[4..]),
+                ];
                 b.bsums[2 * i] = vaddlvq_s8(q[0]).to_le_bytes();
                 b.bsums[2 * i + 1] = vaddlvq_s8(q[1]).to_le_bytes();
                 store_i8x32(dst, q);

@@ -57,7 +57,14 @@ macro_rules! kernels_256 {
             #[target_feature(enable = $feat)]
             #[inline]
             fn f16(h: Half) -> f32 {
-                _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h.bits() as i32)))
+                super::F16_TO_F32[h.bits() as usize]
+            }
+
+            /// An f16 scale broadcast to 8 lanes straight from the table (a load, no shuffle).
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn f16x8(h: Half) -> __m256 {
+                _mm256_broadcast_ss(&super::F16_TO_F32[h.bits() as usize])
             }
 
             #[target_feature(enable = $feat)]
@@ -87,11 +94,11 @@ macro_rules! kernels_256 {
             #[target_feature(enable = $feat)]
             #[inline]
             fn nibbles(b: &[u8; 16]) -> __m256i {
-                let x = load16(b);
-                let m = _mm_set1_epi8(0x0F);
-                let lo = _mm_and_si128(x, m);
-                let hi = _mm_and_si128(_mm_srli_epi16(x, 4), m);
-                _mm256_set_m128i(hi, lo)
+                // Both halves from one broadcast load, the upper one shifted by 4 (no
+                // cross-lane shuffle).
+                let x = _mm256_broadcastsi128_si256(load16(b));
+                let x = _mm256_srlv_epi64(x, _mm256_set_epi64x(4, 4, 0, 0));
+                _mm256_and_si256(x, _mm256_set1_epi8(0x0F))
             }
 
             /// Byte j = 0xFF where bit j of the little-endian u32 is set, else 0.
@@ -162,20 +169,20 @@ macro_rules! kernels_256 {
             /// acc + d_x·d_y · Σ x·y for signed bytes `qx` (the weight) and the block `y`.
             #[target_feature(enable = $feat)]
             #[inline]
-            fn fma_block_i8(acc: __m256, qx: __m256i, dx: f32, y: &BlockQ8_0) -> __m256 {
+            fn fma_block_i8(acc: __m256, qx: __m256i, dx: __m256, y: &BlockQ8_0) -> __m256 {
                 let s = _mm256_cvtepi32_ps(dot_i8(qx, load32_i8(&y.qs)));
-                _mm256_fmadd_ps(_mm256_set1_ps(dx * f16(y.d)), s, acc)
+                _mm256_fmadd_ps(_mm256_mul_ps(dx, f16x8(y.d)), s, acc)
             }
 
             /// `fma_block_i8` for four activation blocks, with |qx| computed once.
             #[target_feature(enable = $feat)]
             #[inline]
-            fn fma_block_i8_x4(acc: &mut [__m256; 4], qx: __m256i, dx: f32, y: [&BlockQ8_0; 4]) {
+            fn fma_block_i8_x4(acc: &mut [__m256; 4], qx: __m256i, dx: __m256, y: [&BlockQ8_0; 4]) {
                 let ax = _mm256_sign_epi8(qx, qx);
                 for (acc, y) in acc.iter_mut().zip(y) {
                     let sy = _mm256_sign_epi8(load32_i8(&y.qs), qx);
                     let s = _mm256_cvtepi32_ps(dot_u8i8(ax, sy));
-                    *acc = _mm256_fmadd_ps(_mm256_set1_ps(dx * f16(y.d)), s, *acc);
+                    *acc = _mm256_fmadd_ps(_mm256_mul_ps(dx, f16x8(y.d)), s, *acc);
                 }
             }
 
@@ -190,7 +197,7 @@ macro_rules! kernels_256 {
             fn q4_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
                 let (x, y) = (as_blocks::<BlockQ4_0>(w), as_blocks::<BlockQ8_0>(a));
                 sum_blocks(x, y, |acc, x, y| {
-                    fma_block_i8(acc, q4_0_bytes(x), f16(x.d), y)
+                    fma_block_i8(acc, q4_0_bytes(x), f16x8(x.d), y)
                 })
             }
 
@@ -200,7 +207,7 @@ macro_rules! kernels_256 {
             fn q4_0_q8_0_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
                 let x = as_blocks::<BlockQ4_0>(w);
                 sum_blocks_x4(x, a.map(as_blocks::<BlockQ8_0>), |acc, x, y| {
-                    fma_block_i8_x4(acc, q4_0_bytes(x), f16(x.d), y)
+                    fma_block_i8_x4(acc, q4_0_bytes(x), f16x8(x.d), y)
                 })
             }
 
@@ -208,7 +215,7 @@ macro_rules! kernels_256 {
             fn q8_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
                 let (x, y) = (as_blocks::<BlockQ8_0>(w), as_blocks::<BlockQ8_0>(a));
                 sum_blocks(x, y, |acc, x, y| {
-                    fma_block_i8(acc, load32_i8(&x.qs), f16(x.d), y)
+                    fma_block_i8(acc, load32_i8(&x.qs), f16x8(x.d), y)
                 })
             }
 
@@ -217,7 +224,7 @@ macro_rules! kernels_256 {
             fn q8_0_q8_0_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
                 let x = as_blocks::<BlockQ8_0>(w);
                 sum_blocks_x4(x, a.map(as_blocks::<BlockQ8_0>), |acc, x, y| {
-                    fma_block_i8_x4(acc, load32_i8(&x.qs), f16(x.d), y)
+                    fma_block_i8_x4(acc, load32_i8(&x.qs), f16x8(x.d), y)
                 })
             }
 
@@ -229,16 +236,16 @@ macro_rules! kernels_256 {
                     // q − 16 as a signed byte: a clear fifth bit puts 0xF0 over the nibble.
                     let minus = _mm256_andnot_si256(bits_to_bytes(x.qh), high);
                     let qx = _mm256_or_si256(nibbles(&x.qs), minus);
-                    fma_block_i8(acc, qx, f16(x.d), y)
+                    fma_block_i8(acc, qx, f16x8(x.d), y)
                 })
             }
 
             /// acc + d_x·d_y · Σ q·y for unsigned bytes `q` (≤ 31) and a Q8_1 block.
             #[target_feature(enable = $feat)]
             #[inline]
-            fn fma_block_u8(acc: __m256, q: __m256i, dx: f32, y: &BlockQ8_1) -> __m256 {
+            fn fma_block_u8(acc: __m256, q: __m256i, dx: __m256, y: &BlockQ8_1) -> __m256 {
                 let s = _mm256_cvtepi32_ps(dot_u8i8(q, load32_i8(&y.qs)));
-                _mm256_fmadd_ps(_mm256_set1_ps(dx * f16(y.d)), s, acc)
+                _mm256_fmadd_ps(_mm256_mul_ps(dx, f16x8(y.d)), s, acc)
             }
 
             #[target_feature(enable = $feat)]
@@ -247,7 +254,7 @@ macro_rules! kernels_256 {
                 let mut mins = 0f32;
                 let sum = sum_blocks(x, y, |acc, x, y| {
                     mins += f16(x.m) * f16(y.s);
-                    fma_block_u8(acc, nibbles(&x.qs), f16(x.d), y)
+                    fma_block_u8(acc, nibbles(&x.qs), f16x8(x.d), y)
                 });
                 sum + mins
             }
@@ -260,7 +267,7 @@ macro_rules! kernels_256 {
                 let sum = sum_blocks(x, y, |acc, x, y| {
                     mins += f16(x.m) * f16(y.s);
                     let hi = _mm256_and_si256(bits_to_bytes(x.qh), bit4);
-                    fma_block_u8(acc, _mm256_or_si256(nibbles(&x.qs), hi), f16(x.d), y)
+                    fma_block_u8(acc, _mm256_or_si256(nibbles(&x.qs), hi), f16x8(x.d), y)
                 });
                 sum + mins
             }
@@ -604,6 +611,18 @@ use std::arch::x86_64::*;
 pub(crate) fn dot_u8i8_avx2(u: __m256i, s: __m256i) -> __m256i {
     _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
 }
+
+/// Every f16 bit pattern as f32: a scale becomes one load (broadcast straight into a vector)
+/// instead of an insert + convert + broadcast on the shuffle port, the bottleneck of GEMV.
+pub(crate) static F16_TO_F32: [f32; 65536] = {
+    let mut t = [0f32; 65536];
+    let mut i = 0;
+    while i < 65536 {
+        t[i] = half::f16::from_bits(i as u16).to_f32_const();
+        i += 1;
+    }
+    t
+};
 
 kernels_256!(k, "avx2,fma,f16c", super::dot_u8i8_avx2);
 

@@ -3,6 +3,8 @@
 
 use std::arch::x86_64::*;
 
+use super::avx2::F16_TO_F32;
+
 /// Four adjacent u8·i8 products summed into i32 lanes (`vpdpbusd`, no intermediate i16).
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 #[inline]
