@@ -219,12 +219,22 @@ fn smollm2_tensors_match_gguf_py() {
     args.extend_from_slice(SMOLLM2_REQUANT);
     let listing = oracle(&args);
     assert_eq!(listing.lines().count(), SMOLLM2_REQUANT.len());
-    for name in SMOLLM2_REQUANT {
-        let raw = std::fs::read(dir.path().join(format!("{name}.bytes")));
-        assert!(raw.is_err(), "requant does not dump raw bytes");
+    for line in listing.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (name, ty) = (f[0], GgmlType::from_name(f[1]).unwrap());
+        let raw = std::fs::read(dir.path().join(format!("{name}.bytes"))).unwrap();
         let want_q = std::fs::read(dir.path().join(format!("{name}.q8_0"))).unwrap();
         let want =
             f32_from_bytes(&std::fs::read(dir.path().join(format!("{name}.q8_0.f32"))).unwrap());
+        // Our quantizer on the same f32 (our dequantization equals gguf-py's, checked above).
+        let got_q = ours_quantize(Q8_0, &ours_dequantize(ty, &raw));
+        if let Some(i) = got_q.iter().zip(&want_q).position(|(a, b)| a != b) {
+            panic!(
+                "{name} requantized to Q8_0: byte {i} differs: ours {} gguf-py {}",
+                got_q[i], want_q[i]
+            );
+        }
+        assert_eq!(got_q.len(), want_q.len(), "{name}: Q8_0 length");
         let got = ours_dequantize(Q8_0, &want_q);
         if let Some((i, g, w)) = first_bit_difference(&got, &want) {
             panic!("{name} (Q8_0 requantized): element {i} differs: ours {g:e} gguf-py {w:e}");

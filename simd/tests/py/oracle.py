@@ -8,7 +8,8 @@ Commands (all arrays are raw little-endian files):
                                        OUT_DIR/NAME.bytes (raw data), OUT_DIR/NAME.f32 (dequantized),
                                        and prints "NAME TYPE N_ELEMENTS"
   requant_q8_0 PATH OUT_DIR NAME...    dequantize the named tensors, requantize to Q8_0 with gguf-py,
-                                       write NAME.q8_0 and NAME.q8_0.f32 (its gguf-py dequantization)
+                                       write NAME.bytes (raw data), NAME.q8_0 and NAME.q8_0.f32 (its
+                                       gguf-py dequantization), and print "NAME TYPE N_ELEMENTS"
 """
 import sys
 
@@ -41,15 +42,14 @@ def main(argv):
             raw = np.ascontiguousarray(t.data).view(np.uint8).reshape(-1)
             deq = dequantize(raw, t.tensor_type).astype(np.float32)
             base = f"{argv[3]}/{t.name}"
+            raw.tofile(base + ".bytes")
             if cmd == "gguf":
-                raw.tofile(base + ".bytes")
                 deq.tofile(base + ".f32")
-                print(t.name, t.tensor_type.name, int(t.n_elements))
             else:
                 q = np.ascontiguousarray(quantize(deq, T.Q8_0)).view(np.uint8)
                 q.tofile(base + ".q8_0")
                 dequantize(q, T.Q8_0).astype(np.float32).tofile(base + ".q8_0.f32")
-                print(t.name, "Q8_0", int(t.n_elements))
+            print(t.name, t.tensor_type.name, int(t.n_elements))
     else:
         raise SystemExit(f"unknown command {cmd}")
 
