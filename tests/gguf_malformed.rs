@@ -572,6 +572,26 @@ fn ouro_info_fails_cleanly_on_malformed_files() {
 }
 
 #[test]
+fn metadata_element_budget_is_enforced() {
+    use ouro::gguf::MAX_ARRAY_ELEMENTS;
+    let n = MAX_ARRAY_ELEMENTS / 2 + 1;
+    let big = array(0, n, &vec![1u8; n as usize]);
+    let one = Raw::valid().with(|r| r.kvs.push(kv(b"one", ARRAY, &big)));
+    assert!(GgufFile::parse(&one).is_ok(), "half the budget is fine");
+    let two = Raw::valid().with(|r| {
+        r.kvs.push(kv(b"one", ARRAY, &big));
+        r.kvs.push(kv(b"two", ARRAY, &big));
+    });
+    match GgufFile::parse(&two) {
+        Err(GgufError::TooManyElements {
+            context: Context::Key(k),
+            ..
+        }) => assert_eq!(k, "two"),
+        other => panic!("expected TooManyElements, got {other:?}"),
+    }
+}
+
+#[test]
 fn value_type_ids_used_here_are_the_real_ones() {
     assert_eq!(ValueType::String.id(), STRING);
     assert_eq!(ValueType::Array.id(), ARRAY);

@@ -8,6 +8,7 @@ use std::path::Path;
 use gguf_common::{bytes, enc};
 use ouro::gguf::{
     GgmlType, GgufError, GgufFile, GgufWriter, ShapeError, Value, ValueType, MAX_ARRAY_DEPTH,
+    MAX_NAME_LEN,
 };
 use ouro::mmap::Mmap;
 use proptest::prelude::*;
@@ -250,7 +251,22 @@ fn writer_rejects_bad_metadata_and_shapes() {
         );
     }
 
+    let mut too_deep = Value::Array(ValueType::U8, vec![]);
+    for _ in 0..MAX_ARRAY_DEPTH {
+        too_deep = Value::Array(ValueType::Array, vec![too_deep]);
+    }
+    assert!(matches!(
+        w.add_kv("deep", too_deep),
+        Err(GgufError::NestingTooDeepAdded { .. })
+    ));
+
     w.add_tensor("t", &[32], GgmlType::Q8_0).unwrap();
+    w.add_tensor("n".repeat(MAX_NAME_LEN), &[1], GgmlType::F32)
+        .unwrap();
+    assert!(matches!(
+        w.add_tensor("n".repeat(MAX_NAME_LEN + 1), &[1], GgmlType::F32),
+        Err(GgufError::TensorNameTooLong { len: 64, .. })
+    ));
     assert!(matches!(
         w.add_tensor("t", &[32], GgmlType::Q8_0),
         Err(GgufError::DuplicateTensorAdded { .. })

@@ -96,6 +96,12 @@ pub enum GgufError {
         context: Context,
         max: usize,
     },
+    #[error("{context} at byte {offset}: more than {max} array elements in the metadata")]
+    TooManyElements {
+        offset: u64,
+        context: Context,
+        max: u64,
+    },
     #[error("key {key:?} at byte {offset}: duplicate key")]
     DuplicateKey { offset: u64, key: String },
     #[error("key \"general.alignment\" at byte {offset}: must be a UINT32 non-zero power of two, found {found}")]
@@ -144,8 +150,16 @@ pub enum GgufError {
     },
     #[error("key \"general.alignment\": must be a UINT32 non-zero power of two, found {found}")]
     BadAlignmentValue { found: String },
+    #[error("key {key:?}: arrays nested deeper than {max}")]
+    NestingTooDeepAdded { key: String, max: usize },
     #[error("tensor {name:?}: duplicate tensor name")]
     DuplicateTensorAdded { name: String },
+    #[error("tensor {name:?}: name is {len} bytes, ggml allows at most {max}")]
+    TensorNameTooLong {
+        name: String,
+        len: usize,
+        max: usize,
+    },
     #[error("tensor {name:?}: bad shape: {source}")]
     BadTensor { name: String, source: ShapeError },
     #[error("tensor {found:?} written out of order: expected {expected}")]

@@ -12,9 +12,9 @@ mod writer;
 
 pub use error::{Context, GgufError, ShapeError};
 pub use ouro_simd::GgmlType;
-pub use reader::{GgufFile, MAX_ARRAY_DEPTH};
+pub use reader::{GgufFile, MAX_ARRAY_DEPTH, MAX_ARRAY_ELEMENTS};
 pub use value::{Value, ValueType};
-pub use writer::{GgufDataWriter, GgufWriter, WRITE_VERSION};
+pub use writer::{GgufDataWriter, GgufWriter, MAX_NAME_LEN, WRITE_VERSION};
 
 /// File magic.
 pub const MAGIC: [u8; 4] = *b"GGUF";

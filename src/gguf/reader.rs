@@ -10,6 +10,11 @@ use super::{tensor_n_bytes, GgmlType, TensorInfo, DEFAULT_ALIGNMENT, MAGIC, MAX_
 /// Arrays nested deeper than this are rejected (bounds the reader's recursion).
 pub const MAX_ARRAY_DEPTH: usize = 16;
 
+/// Most array elements in all of a file's metadata together. Each element becomes a 32-byte
+/// `Value`, so this caps metadata memory at 512 MiB plus string bytes whatever the file size;
+/// the largest real tokenizers (vocab + merges + scores + types) hold about 2 million.
+pub const MAX_ARRAY_ELEMENTS: u64 = 1 << 24;
+
 /// Fewest bytes of one metadata entry: key length (8), value type (4), smallest value (1).
 const MIN_KV_SIZE: u64 = 8 + 4 + 1;
 /// Fewest bytes of one tensor info: name length (8), n_dims (4), type (4), offset (8).
@@ -35,6 +40,8 @@ pub struct GgufFile<'a> {
 struct Cursor<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// Array elements read so far (see [`MAX_ARRAY_ELEMENTS`]).
+    n_elements: u64,
 }
 
 impl<'a> Cursor<'a> {
@@ -158,6 +165,14 @@ impl<'a> Cursor<'a> {
                 let at = self.offset();
                 let count = self.u64(ctx, "array length")?;
                 self.check_count(at, count, elem.min_size(), ctx, "array length")?;
+                self.n_elements = self.n_elements.saturating_add(count);
+                if self.n_elements > MAX_ARRAY_ELEMENTS {
+                    return Err(GgufError::TooManyElements {
+                        offset: at,
+                        context: ctx.clone(),
+                        max: MAX_ARRAY_ELEMENTS,
+                    });
+                }
                 // count <= remaining bytes, so it fits in usize and the allocation is bounded.
                 let mut items = Vec::with_capacity(count as usize);
                 for _ in 0..count {
@@ -173,7 +188,11 @@ impl<'a> GgufFile<'a> {
     /// Parses the header, metadata and tensor infos of a GGUF v2 or v3 file and checks every
     /// tensor's data range. Tensor data is not copied.
     pub fn parse(bytes: &'a [u8]) -> Result<GgufFile<'a>, GgufError> {
-        let mut cur = Cursor { bytes, pos: 0 };
+        let mut cur = Cursor {
+            bytes,
+            pos: 0,
+            n_elements: 0,
+        };
         let hdr = Context::Header;
         let magic = cur.array::<4>(&hdr, "magic")?;
         if magic != MAGIC {

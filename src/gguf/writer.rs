@@ -11,10 +11,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::error::GgufError;
 use super::value::Value;
-use super::{tensor_n_bytes, GgmlType, DEFAULT_ALIGNMENT, KEY_ALIGNMENT, MAGIC};
+use super::{tensor_n_bytes, GgmlType, DEFAULT_ALIGNMENT, KEY_ALIGNMENT, MAGIC, MAX_ARRAY_DEPTH};
 
 /// The GGUF version this writer produces.
 pub const WRITE_VERSION: u32 = 3;
+
+/// Longest tensor name ggml loads (`GGML_MAX_NAME` is 64 including the NUL).
+pub const MAX_NAME_LEN: usize = 63;
 
 struct PlannedTensor {
     name: String,
@@ -38,8 +41,14 @@ impl Default for GgufWriter {
     }
 }
 
-fn check_value(key: &str, value: &Value) -> Result<(), GgufError> {
+fn check_value(key: &str, value: &Value, depth: usize) -> Result<(), GgufError> {
     if let Value::Array(elem, items) = value {
+        if depth >= MAX_ARRAY_DEPTH {
+            return Err(GgufError::NestingTooDeepAdded {
+                key: key.to_owned(),
+                max: MAX_ARRAY_DEPTH,
+            });
+        }
         for item in items {
             if item.value_type() != *elem {
                 return Err(GgufError::MixedArray {
@@ -48,7 +57,7 @@ fn check_value(key: &str, value: &Value) -> Result<(), GgufError> {
                     found: item.value_type(),
                 });
             }
-            check_value(key, item)?;
+            check_value(key, item, depth + 1)?;
         }
     }
     Ok(())
@@ -73,7 +82,7 @@ impl GgufWriter {
         if self.keys.contains(&key) {
             return Err(GgufError::DuplicateKeyAdded { key });
         }
-        check_value(&key, &value)?;
+        check_value(&key, &value, 0)?;
         if key == KEY_ALIGNMENT {
             match value {
                 Value::U32(a) if a.is_power_of_two() => self.alignment = u64::from(a),
@@ -100,6 +109,13 @@ impl GgufWriter {
         let name = name.into();
         if self.names.contains(&name) {
             return Err(GgufError::DuplicateTensorAdded { name });
+        }
+        if name.len() > MAX_NAME_LEN {
+            return Err(GgufError::TensorNameTooLong {
+                len: name.len(),
+                name,
+                max: MAX_NAME_LEN,
+            });
         }
         let n_bytes = tensor_n_bytes(dims, ty).map_err(|source| GgufError::BadTensor {
             name: name.clone(),
