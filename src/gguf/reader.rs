@@ -21,7 +21,6 @@ const MIN_KV_SIZE: u64 = 8 + 4 + 1;
 const MIN_TENSOR_INFO_SIZE: u64 = 8 + 4 + 4 + 8;
 
 /// A parsed GGUF file: metadata and tensor index, with tensor data borrowed from `bytes`.
-#[derive(Debug)]
 pub struct GgufFile<'a> {
     pub version: u32,
     /// `general.alignment`, or 32.
@@ -35,6 +34,20 @@ pub struct GgufFile<'a> {
     bytes: &'a [u8],
     key_index: HashMap<String, usize>,
     tensor_index: HashMap<String, usize>,
+}
+
+impl std::fmt::Debug for GgufFile<'_> {
+    /// Everything but the file bytes (which may be gigabytes).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GgufFile")
+            .field("version", &self.version)
+            .field("alignment", &self.alignment)
+            .field("data_start", &self.data_start)
+            .field("file_len", &self.bytes.len())
+            .field("metadata", &self.metadata)
+            .field("tensors", &self.tensors)
+            .finish_non_exhaustive()
+    }
 }
 
 struct Cursor<'a> {
