@@ -6,30 +6,27 @@ mod neon;
 
 use crate::dispatch::Kernels;
 
-/// The NEON table: `base` (the scalar table) with the kernels NEON speeds up replaced.
-// Every kernel has a NEON version today; `..base` keeps a kernel added to the table later on
-// its scalar version until it gets one.
-#[allow(clippy::needless_update)]
+/// The NEON table: `base` (the scalar table) with the kernels NEON speeds up replaced
+/// (today all of them; a kernel added to the table later keeps its scalar version).
 pub(crate) fn neon_kernels(base: Kernels) -> Kernels {
-    Kernels {
-        quantize_row_q8_0: neon::quantize_row_q8_0,
-        quantize_row_q8_1: neon::quantize_row_q8_1,
-        quantize_row_q8_K: neon::quantize_row_q8_K,
-        vec_dot_q4_0_q8_0: neon::vec_dot_q4_0_q8_0,
-        vec_dot_q4_1_q8_1: neon::vec_dot_q4_1_q8_1,
-        vec_dot_q5_0_q8_0: neon::vec_dot_q5_0_q8_0,
-        vec_dot_q5_1_q8_1: neon::vec_dot_q5_1_q8_1,
-        vec_dot_q8_0_q8_0: neon::vec_dot_q8_0_q8_0,
-        vec_dot_q4_K_q8_K: neon::vec_dot_q4_K_q8_K,
-        vec_dot_q5_K_q8_K: neon::vec_dot_q5_K_q8_K,
-        vec_dot_q6_K_q8_K: neon::vec_dot_q6_K_q8_K,
-        vec_dot_f32: neon::vec_dot_f32,
-        vec_dot_f16_f32: neon::vec_dot_f16_f32,
-        vec_dot_bf16_f32: neon::vec_dot_bf16_f32,
-        vec_dot_q4_0_q8_0_x4: Some(neon::vec_dot_q4_0_q8_0_x4),
-        vec_dot_q8_0_q8_0_x4: Some(neon::vec_dot_q8_0_q8_0_x4),
-        ..base
-    }
+    let mut k = base;
+    k.quantize_row_q8_0 = neon::quantize_row_q8_0;
+    k.quantize_row_q8_1 = neon::quantize_row_q8_1;
+    k.quantize_row_q8_K = neon::quantize_row_q8_K;
+    k.vec_dot_q4_0_q8_0 = neon::vec_dot_q4_0_q8_0;
+    k.vec_dot_q4_1_q8_1 = neon::vec_dot_q4_1_q8_1;
+    k.vec_dot_q5_0_q8_0 = neon::vec_dot_q5_0_q8_0;
+    k.vec_dot_q5_1_q8_1 = neon::vec_dot_q5_1_q8_1;
+    k.vec_dot_q8_0_q8_0 = neon::vec_dot_q8_0_q8_0;
+    k.vec_dot_q4_K_q8_K = neon::vec_dot_q4_K_q8_K;
+    k.vec_dot_q5_K_q8_K = neon::vec_dot_q5_K_q8_K;
+    k.vec_dot_q6_K_q8_K = neon::vec_dot_q6_K_q8_K;
+    k.vec_dot_f32 = neon::vec_dot_f32;
+    k.vec_dot_f16_f32 = neon::vec_dot_f16_f32;
+    k.vec_dot_bf16_f32 = neon::vec_dot_bf16_f32;
+    k.vec_dot_q4_0_q8_0_x4 = Some(neon::vec_dot_q4_0_q8_0_x4);
+    k.vec_dot_q8_0_q8_0_x4 = Some(neon::vec_dot_q8_0_q8_0_x4);
+    k
 }
 
 /// The NEON + dotprod table: `base` (the NEON table) with the SDOT kernels replaced.

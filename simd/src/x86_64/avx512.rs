@@ -1,9 +1,15 @@
 //! AVX-512 VL + VNNI: the 256-bit kernels with `vpdpbusd` doing the u8·i8 sums in one
-//! instruction.
+//! instruction, and 512-bit Q4_0 / Q8_0 dots that take two blocks per step.
+//!
+//! The 512-bit dots keep the even blocks in the low eight lanes and the odd blocks in the high
+//! eight, which is exactly the two accumulators of the 256-bit kernels: the results are
+//! bit-identical to them (and so to the four-vector tiles).
 
 use std::arch::x86_64::*;
 
 use super::avx2::F16_TO_F32;
+use crate::blocks::{as_blocks, BlockQ4_0, BlockQ8_0, Half};
+use crate::dispatch::Kernels;
 
 /// Four adjacent u8·i8 products summed into i32 lanes (`vpdpbusd`, no intermediate i16).
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -18,4 +24,147 @@ super::avx2::kernels_256!(
     super::dot_u8i8_vnni
 );
 
-pub(crate) use k::kernels;
+fn f16(h: Half) -> f32 {
+    F16_TO_F32[h.bits() as usize]
+}
+
+/// [d_x0·d_y0 × 8 | d_x1·d_y1 × 8].
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+fn scales(x0: Half, y0: Half, x1: Half, y1: Half) -> __m512 {
+    let d0 = f16(x0) * f16(y0);
+    let d1 = f16(x1) * f16(y1);
+    _mm512_mask_broadcastss_ps(_mm512_set1_ps(d0), 0xFF00, _mm_set_ss(d1))
+}
+
+/// Two 32-byte arrays as one 512-bit vector.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+fn load_pair(a: &[i8; 32], b: &[i8; 32]) -> __m512i {
+    // SAFETY: two unaligned 32-byte loads, each exactly one of the arrays.
+    unsafe {
+        let lo = _mm256_loadu_si256(a.as_ptr().cast());
+        let hi = _mm256_loadu_si256(b.as_ptr().cast());
+        _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1)
+    }
+}
+
+/// 16 bytes of nibbles → 32 bytes (low nibbles, then high), as in the 256-bit kernels.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+fn nibbles256(b: &[u8; 16]) -> __m256i {
+    // SAFETY: reads exactly the 16 bytes of `b`.
+    let x = _mm256_broadcastsi128_si256(unsafe { _mm_loadu_si128(b.as_ptr().cast()) });
+    let x = _mm256_srlv_epi64(x, _mm256_set_epi64x(4, 4, 0, 0));
+    _mm256_and_si256(x, _mm256_set1_epi8(0x0F))
+}
+
+/// Σ x·y of signed bytes as i32 lanes, 256-bit (for the odd last block).
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+fn dot_i8_256(x: __m256i, y: __m256i) -> __m256i {
+    dot_u8i8_vnni(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
+}
+
+/// The final reduction of the 256-bit kernels: low half (even blocks, plus the odd last
+/// block `tail`) + high half (odd blocks), then a horizontal sum.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+fn finish(acc: __m512, tail: Option<(__m256i, f32)>) -> f32 {
+    let mut a0 = _mm512_castps512_ps256(acc);
+    let a1 = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1));
+    if let Some((sumi, d)) = tail {
+        a0 = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), a0);
+    }
+    let v = _mm256_add_ps(a0, a1);
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn q4_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
+    let (x, y) = (as_blocks::<BlockQ4_0>(w), as_blocks::<BlockQ8_0>(a));
+    assert_eq!(x.len(), y.len());
+    let shift = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
+    let m4 = _mm512_set1_epi8(0x0F);
+    let eight = _mm512_set1_epi8(8);
+    let mut acc = _mm512_setzero_ps();
+    let pairs = x.len() / 2;
+    for p in 0..pairs {
+        let (x0, x1, y0, y1) = (&x[2 * p], &x[2 * p + 1], &y[2 * p], &y[2 * p + 1]);
+        // SAFETY: two 16-byte loads, each exactly one block's nibbles.
+        let q = unsafe {
+            let lo = _mm256_broadcastsi128_si256(_mm_loadu_si128(x0.qs.as_ptr().cast()));
+            let hi = _mm256_broadcastsi128_si256(_mm_loadu_si128(x1.qs.as_ptr().cast()));
+            _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1)
+        };
+        let q = _mm512_and_si512(_mm512_srlv_epi64(q, shift), m4);
+        let yv = load_pair(&y0.qs, &y1.qs);
+        // Σ (q − 8)·y = Σ q·y − Σ 8·y, both with unsigned q.
+        let zero = _mm512_setzero_si512();
+        let s = _mm512_sub_epi32(
+            _mm512_dpbusd_epi32(zero, q, yv),
+            _mm512_dpbusd_epi32(zero, eight, yv),
+        );
+        acc = _mm512_fmadd_ps(scales(x0.d, y0.d, x1.d, y1.d), _mm512_cvtepi32_ps(s), acc);
+    }
+    let tail = (x.len() % 2 == 1).then(|| {
+        let (xl, yl) = (&x[x.len() - 1], &y[y.len() - 1]);
+        let qx = _mm256_sub_epi8(nibbles256(&xl.qs), _mm256_set1_epi8(8));
+        // SAFETY: reads exactly the 32 bytes of the block's quants.
+        let qy = unsafe { _mm256_loadu_si256(yl.qs.as_ptr().cast()) };
+        (dot_i8_256(qx, qy), f16(xl.d) * f16(yl.d))
+    });
+    finish(acc, tail)
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn q8_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
+    let (x, y) = (as_blocks::<BlockQ8_0>(w), as_blocks::<BlockQ8_0>(a));
+    assert_eq!(x.len(), y.len());
+    let zero = _mm512_setzero_si512();
+    let mut acc = _mm512_setzero_ps();
+    let pairs = x.len() / 2;
+    for p in 0..pairs {
+        let (x0, x1, y0, y1) = (&x[2 * p], &x[2 * p + 1], &y[2 * p], &y[2 * p + 1]);
+        let qx = load_pair(&x0.qs, &x1.qs);
+        let qy = load_pair(&y0.qs, &y1.qs);
+        // |x| · (y with x's sign), as the 256-bit kernels.
+        let sy = _mm512_mask_sub_epi8(qy, _mm512_movepi8_mask(qx), zero, qy);
+        let s = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(qx), sy);
+        acc = _mm512_fmadd_ps(scales(x0.d, y0.d, x1.d, y1.d), _mm512_cvtepi32_ps(s), acc);
+    }
+    let tail = (x.len() % 2 == 1).then(|| {
+        let (xl, yl) = (&x[x.len() - 1], &y[y.len() - 1]);
+        // SAFETY: reads exactly the 32 bytes of each block's quants.
+        let (qx, qy) = unsafe {
+            (
+                _mm256_loadu_si256(xl.qs.as_ptr().cast()),
+                _mm256_loadu_si256(yl.qs.as_ptr().cast()),
+            )
+        };
+        (dot_i8_256(qx, qy), f16(xl.d) * f16(yl.d))
+    });
+    finish(acc, tail)
+}
+
+fn vec_dot_q4_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
+    // SAFETY: installed only after the AVX-512 features were detected.
+    unsafe { q4_0_q8_0(w, a) }
+}
+
+fn vec_dot_q8_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
+    // SAFETY: installed only after the AVX-512 features were detected.
+    unsafe { q8_0_q8_0(w, a) }
+}
+
+/// The 256-bit VNNI table with the 512-bit Q4_0 / Q8_0 dots; call only after detection.
+pub(crate) fn kernels(base: Kernels) -> Kernels {
+    Kernels {
+        vec_dot_q4_0_q8_0,
+        vec_dot_q8_0_q8_0,
+        ..k::kernels(base)
+    }
+}
