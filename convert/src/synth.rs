@@ -132,6 +132,9 @@ pub fn run(opts: &Options) -> Result<()> {
     let path = opts.out.join("model.safetensors");
     safetensors::serialize_to_file(tensors, Some(metadata), &path)
         .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
+    // The crate's temp file is created 0600; give the checkpoint the usual file mode.
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .with_context(|| format!("cannot set the mode of {}", path.display()))?;
     Ok(())
 }
 
