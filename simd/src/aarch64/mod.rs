@@ -106,14 +106,14 @@ mod tests {
         }
     }
 
-    /// `n` random blocks of `ty` whose scales are finite: `big` puts them near the f16 limit.
-    fn random_blocks(rng: &mut Rng, ty: GgmlType, n: usize, big: bool) -> Vec<u8> {
+    /// `n` random blocks of `ty` whose scales are finite, of magnitude below `range` (65504:
+    /// up to the f16 limit; 6e-5: f16 subnormals).
+    fn random_blocks(rng: &mut Rng, ty: GgmlType, n: usize, range: f32) -> Vec<u8> {
         let size = ty.type_size();
         let mut v = rng.bytes(n * size);
         for b in v.chunks_exact_mut(size) {
             for &o in half_fields(ty) {
-                let x = if big { rng.f32(65504.0) } else { rng.f32(2.0) };
-                b[o..o + 2].copy_from_slice(&Half::from_f32(x).0);
+                b[o..o + 2].copy_from_slice(&Half::from_f32(rng.f32(range)).0);
             }
             if ty == GgmlType::Q8_K {
                 b[..4].copy_from_slice(&rng.f32(1.0).to_le_bytes());
@@ -161,12 +161,16 @@ mod tests {
                 for n in BLOCK_COUNTS {
                     let cases = [
                         (
-                            random_blocks(&mut rng, wt, n, false),
-                            random_blocks(&mut rng, at, n, false),
+                            random_blocks(&mut rng, wt, n, 2.0),
+                            random_blocks(&mut rng, at, n, 2.0),
                         ),
                         (
-                            random_blocks(&mut rng, wt, n, true),
-                            random_blocks(&mut rng, at, n, true),
+                            random_blocks(&mut rng, wt, n, 65504.0),
+                            random_blocks(&mut rng, at, n, 65504.0),
+                        ),
+                        (
+                            random_blocks(&mut rng, wt, n, 6e-5),
+                            random_blocks(&mut rng, at, n, 6e-5),
                         ),
                         (
                             filled_blocks(wt, n, 0xFF, 1.5),

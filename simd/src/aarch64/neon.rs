@@ -118,6 +118,23 @@ fn q5_high_bits(qh: [u8; 4]) -> (uint8x16_t, uint8x16_t) {
     }
 }
 
+/// An f16 scale as f32 with one FCVT (baseline AArch64 FP; exact, as `Half::to_f32`, which
+/// without the fp16 extension takes a software path).
+#[inline(always)]
+fn fp16(h: Half) -> f32 {
+    let out: f32;
+    // SAFETY: a register-only conversion available on every AArch64 CPU.
+    unsafe {
+        core::arch::asm!(
+            "fcvt {o:s}, {i:h}",
+            i = in(vreg) h.bits(),
+            o = lateout(vreg) out,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    out
+}
+
 // ---------------------------------------------------------------- dot products (bodies)
 
 /// Q4_0 · Q8_0.
@@ -138,7 +155,7 @@ pub(super) unsafe fn vec_dot_q4_0_q8_0_body<const SDOT: bool>(w: &[u8], a: &[u8]
             let lo = vsubq_s8(vreinterpretq_s8_u8(lo), eight);
             let hi = vsubq_s8(vreinterpretq_s8_u8(hi), eight);
             let sumi = vaddvq_s32(dot32::<SDOT>(vdupq_n_s32(0), lo, hi, &y.qs));
-            sumf += sumi as f32 * x.d.to_f32() * y.d.to_f32();
+            sumf += sumi as f32 * fp16(x.d) * fp16(y.d);
         }
         sumf
     }
@@ -160,7 +177,7 @@ pub(super) unsafe fn vec_dot_q4_1_q8_1_body<const SDOT: bool>(w: &[u8], a: &[u8]
             let (lo, hi) = nibbles(&x.qs);
             let (lo, hi) = (vreinterpretq_s8_u8(lo), vreinterpretq_s8_u8(hi));
             let sumi = vaddvq_s32(dot32::<SDOT>(vdupq_n_s32(0), lo, hi, &y.qs));
-            sumf += (x.d.to_f32() * y.d.to_f32()) * sumi as f32 + x.m.to_f32() * y.s.to_f32();
+            sumf += (fp16(x.d) * fp16(y.d)) * sumi as f32 + fp16(x.m) * fp16(y.s);
         }
         sumf
     }
@@ -185,7 +202,7 @@ pub(super) unsafe fn vec_dot_q5_0_q8_0_body<const SDOT: bool>(w: &[u8], a: &[u8]
             let lo = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo, hlo)), sixteen);
             let hi = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(hi, hhi)), sixteen);
             let sumi = vaddvq_s32(dot32::<SDOT>(vdupq_n_s32(0), lo, hi, &y.qs));
-            sumf += (x.d.to_f32() * y.d.to_f32()) * sumi as f32;
+            sumf += (fp16(x.d) * fp16(y.d)) * sumi as f32;
         }
         sumf
     }
@@ -209,7 +226,7 @@ pub(super) unsafe fn vec_dot_q5_1_q8_1_body<const SDOT: bool>(w: &[u8], a: &[u8]
             let lo = vreinterpretq_s8_u8(vorrq_u8(lo, hlo));
             let hi = vreinterpretq_s8_u8(vorrq_u8(hi, hhi));
             let sumi = vaddvq_s32(dot32::<SDOT>(vdupq_n_s32(0), lo, hi, &y.qs));
-            sumf += (x.d.to_f32() * y.d.to_f32()) * sumi as f32 + x.m.to_f32() * y.s.to_f32();
+            sumf += (fp16(x.d) * fp16(y.d)) * sumi as f32 + fp16(x.m) * fp16(y.s);
         }
         sumf
     }
@@ -230,7 +247,7 @@ pub(super) unsafe fn vec_dot_q8_0_q8_0_body<const SDOT: bool>(w: &[u8], a: &[u8]
         for (x, y) in x.iter().zip(y) {
             let (x0, x1) = (load_i8(&x.qs, 0), load_i8(&x.qs, 16));
             let sumi = vaddvq_s32(dot32::<SDOT>(vdupq_n_s32(0), x0, x1, &y.qs));
-            sumf += sumi as f32 * (x.d.to_f32() * y.d.to_f32());
+            sumf += sumi as f32 * (fp16(x.d) * fp16(y.d));
         }
         sumf
     }
@@ -258,11 +275,11 @@ pub(super) unsafe fn vec_dot_q4_0_q8_0_x4_body<const SDOT: bool>(
             let (lo, hi) = nibbles(&x.qs);
             let lo = vsubq_s8(vreinterpretq_s8_u8(lo), eight);
             let hi = vsubq_s8(vreinterpretq_s8_u8(hi), eight);
-            let dx = x.d.to_f32();
+            let dx = fp16(x.d);
             for (s, y) in sumf.iter_mut().zip(&y) {
                 let y = &y[i];
                 let sumi = vaddvq_s32(dot32::<SDOT>(vdupq_n_s32(0), lo, hi, &y.qs));
-                *s += sumi as f32 * dx * y.d.to_f32();
+                *s += sumi as f32 * dx * fp16(y.d);
             }
         }
         sumf
@@ -287,11 +304,11 @@ pub(super) unsafe fn vec_dot_q8_0_q8_0_x4_body<const SDOT: bool>(
         let mut sumf = [0f32; 4];
         for (i, x) in x.iter().enumerate() {
             let (x0, x1) = (load_i8(&x.qs, 0), load_i8(&x.qs, 16));
-            let dx = x.d.to_f32();
+            let dx = fp16(x.d);
             for (s, y) in sumf.iter_mut().zip(&y) {
                 let y = &y[i];
                 let sumi = vaddvq_s32(dot32::<SDOT>(vdupq_n_s32(0), x0, x1, &y.qs));
-                *s += sumi as f32 * (dx * y.d.to_f32());
+                *s += sumi as f32 * (dx * fp16(y.d));
             }
         }
         sumf
@@ -368,8 +385,8 @@ pub(super) unsafe fn vec_dot_q4_K_q8_K_body<const SDOT: bool>(w: &[u8], a: &[u8]
                 acc = vmlaq_n_s32(acc, s1, sc[2 * j + 1] as i32);
             }
             let sumi = vaddvq_s32(acc);
-            let d = x.d.to_f32() * y.d();
-            let dmin = x.dmin.to_f32() * y.d();
+            let d = fp16(x.d) * y.d();
+            let dmin = fp16(x.dmin) * y.d();
             sumf += d * sumi as f32 - dmin * mins_dot(mins, y) as f32;
         }
         sumf
@@ -424,8 +441,8 @@ pub(super) unsafe fn vec_dot_q5_K_q8_K_body<const SDOT: bool>(w: &[u8], a: &[u8]
                 acc = vmlaq_n_s32(acc, s1, sc[2 * j + 1] as i32);
             }
             let sumi = vaddvq_s32(acc);
-            let d = x.d.to_f32() * y.d();
-            let dmin = x.dmin.to_f32() * y.d();
+            let d = fp16(x.d) * y.d();
+            let dmin = fp16(x.dmin) * y.d();
             sumf += d * sumi as f32 - dmin * mins_dot(mins, y) as f32;
         }
         sumf
@@ -478,7 +495,7 @@ pub(super) unsafe fn vec_dot_q6_K_q8_K_body<const SDOT: bool>(w: &[u8], a: &[u8]
                 }
             }
             let sumi = vaddvq_s32(acc);
-            sumf += x.d.to_f32() * y.d() * sumi as f32;
+            sumf += fp16(x.d) * y.d() * sumi as f32;
         }
         sumf
     }
@@ -761,7 +778,7 @@ pub(super) fn vec_dot_f16_f32(w: &[u8], a: &[u8]) -> f32 {
         w,
         a,
         |c| f16x8_to_f32(load_u8(c, 0)),
-        |b| Half([b[0], b[1]]).to_f32(),
+        |b| fp16(Half([b[0], b[1]])),
     )
 }
 

@@ -285,6 +285,14 @@ macro_rules! kernels_256 {
                 _mm256_madd_epi16(bsums, _mm256_cvtepu8_epi16(m))
             }
 
+            /// Scale `j` of the 8 (u8, ≤ 63) in `scv`'s low bytes, as 16 i16 lanes: one
+            /// in-lane byte shuffle (the high byte of each lane comes from index 0x80 = zero).
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn scale_k4(scv: __m256i, j: usize) -> __m256i {
+                _mm256_shuffle_epi8(scv, _mm256_set1_epi16((0x8000 | j) as u16 as i16))
+            }
+
             /// u8·i8 products of 32 bytes summed in pairs, times a per-vector i16 scale.
             #[target_feature(enable = $feat)]
             #[inline]
@@ -301,6 +309,8 @@ macro_rules! kernels_256 {
                 let mut acc_m = _mm256_setzero_ps();
                 for (x, y) in x.iter().zip(y) {
                     let (sc, mins) = unpack_scales_mins_k4(&x.scales);
+                    let scv =
+                        _mm256_broadcastsi128_si256(_mm_cvtsi64_si128(i64::from_le_bytes(sc)));
                     let mut sumi = _mm256_setzero_si256();
                     for j in 0..4 {
                         let q = load32(&x.qs[32 * j..]);
@@ -308,8 +318,7 @@ macro_rules! kernels_256 {
                         let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
                         let y0 = load32_i8(&y.qs[64 * j..]);
                         let y1 = load32_i8(&y.qs[64 * j + 32..]);
-                        let s0 = _mm256_set1_epi16(sc[2 * j] as i16);
-                        let s1 = _mm256_set1_epi16(sc[2 * j + 1] as i16);
+                        let (s0, s1) = (scale_k4(scv, 2 * j), scale_k4(scv, 2 * j + 1));
                         sumi = _mm256_add_epi32(sumi, scaled_dot(lo, y0, s0));
                         sumi = _mm256_add_epi32(sumi, scaled_dot(hi, y1, s1));
                     }
@@ -334,6 +343,8 @@ macro_rules! kernels_256 {
                 let mut acc_m = _mm256_setzero_ps();
                 for (x, y) in x.iter().zip(y) {
                     let (sc, mins) = unpack_scales_mins_k4(&x.scales);
+                    let scv =
+                        _mm256_broadcastsi128_si256(_mm_cvtsi64_si128(i64::from_le_bytes(sc)));
                     let mut h = load32(&x.qh);
                     let mut sumi = _mm256_setzero_si256();
                     for j in 0..4 {
@@ -345,8 +356,7 @@ macro_rules! kernels_256 {
                         let hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), h1);
                         let y0 = load32_i8(&y.qs[64 * j..]);
                         let y1 = load32_i8(&y.qs[64 * j + 32..]);
-                        let s0 = _mm256_set1_epi16(sc[2 * j] as i16);
-                        let s1 = _mm256_set1_epi16(sc[2 * j + 1] as i16);
+                        let (s0, s1) = (scale_k4(scv, 2 * j), scale_k4(scv, 2 * j + 1));
                         sumi = _mm256_add_epi32(sumi, scaled_dot(lo, y0, s0));
                         sumi = _mm256_add_epi32(sumi, scaled_dot(hi, y1, s1));
                     }
@@ -371,6 +381,7 @@ macro_rules! kernels_256 {
                 for (x, y) in x.iter().zip(y) {
                     // SAFETY: reads exactly the 16 scale bytes.
                     let scales = unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) };
+                    let scales2 = _mm256_broadcastsi128_si256(scales);
                     let mut sumi = _mm256_setzero_si256();
                     for n in 0..2 {
                         let ql0 = load32(&x.ql[64 * n..]);
@@ -396,28 +407,18 @@ macro_rules! kernels_256 {
                         ];
                         for (k, q) in q.into_iter().enumerate() {
                             // Sub-blocks j and j + 1 (16 elements each) of this 32-vector.
-                            let j = (8 * n + 2 * k) as i8;
-                            let pick = _mm_set_epi8(
-                                j + 1,
-                                j + 1,
-                                j + 1,
-                                j + 1,
-                                j + 1,
-                                j + 1,
-                                j + 1,
-                                j + 1,
-                                j,
-                                j,
-                                j,
-                                j,
-                                j,
-                                j,
-                                j,
-                                j,
+                            let j = 8 * n + 2 * k;
+                            // i16 lanes s_j · 256 (low half) and s_(j+1) · 256 (high half):
+                            // one in-lane shuffle that puts the i8 scale in the high byte.
+                            let pick = _mm256_set_m128i(
+                                _mm_set1_epi16((((j + 1) as u16) << 8 | 0x80) as i16),
+                                _mm_set1_epi16(((j as u16) << 8 | 0x80) as i16),
                             );
-                            let sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, pick));
+                            let sc = _mm256_shuffle_epi8(scales2, pick);
                             let yv = load32_i8(&y.qs[128 * n + 32 * k..]);
-                            sumi = _mm256_add_epi32(sumi, scaled_dot(q, yv, sc));
+                            // |pair · s · 256| < 2^30 fits; the shift back is exact.
+                            let p = _mm256_srai_epi32(scaled_dot(q, yv, sc), 8);
+                            sumi = _mm256_add_epi32(sumi, p);
                         }
                     }
                     // The values are stored +32: subtract 32 · Σ_j scale_j · bsum_j.
