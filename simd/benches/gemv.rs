@@ -1,6 +1,6 @@
 //! GEMV on Ouro-1.4B shapes for Q4_0, Q8_0, Q4_K and Q6_K weights on every kernel path this
 //! CPU runs, single-threaded, reported as weight bytes per second; plus a plain memory read
-//! bandwidth figure to compare against.
+//! bandwidth figure to compare against, and batched (prefill) products of 16 vectors.
 //!
 //! `cargo bench -p ouro-simd --bench gemv` (add `-- --quick` or a filter such as `q4_0`).
 
@@ -87,6 +87,50 @@ fn gemv(c: &mut Criterion) {
     }
 }
 
+/// Vectors per batched product (a prefill chunk).
+const GEMM_VECS: usize = 16;
+
+/// Batched products (prefill): throughput counts weight bytes × vectors, so it compares with
+/// the GEMV figures as "weight bytes consumed per second".
+fn gemm(c: &mut Criterion) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let (rows, cols) = (5632, 2048);
+    for &ty in TYPES {
+        let mut group = c.benchmark_group(format!("gemm{GEMM_VECS}_{}", ty.name().to_lowercase()));
+        group.sample_size(10);
+        let w = weights(ty, rows, cols);
+        let x: Vec<f32> = (0..GEMM_VECS * cols)
+            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+            .collect();
+        let mut y = vec![0f32; GEMM_VECS * rows];
+        group.throughput(Throughput::Bytes((w.len() * GEMM_VECS) as u64));
+        for path in Path::available().into_iter().skip(1) {
+            let k = path.kernels().unwrap();
+            group.bench_function(format!("{}/{rows}x{cols}", path.name()), |b| {
+                pool.install(|| {
+                    b.iter(|| {
+                        ouro_simd::matmul_with(
+                            &k,
+                            ty,
+                            black_box(&w),
+                            rows,
+                            cols,
+                            &x,
+                            GEMM_VECS,
+                            &mut y,
+                        );
+                        black_box(&y);
+                    })
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
 fn read_bandwidth(c: &mut Criterion) {
     let data: Vec<u64> = (0..BANDWIDTH_BYTES / 8).map(|i| i as u64).collect();
     let mut group = c.benchmark_group("memory");
@@ -108,5 +152,5 @@ fn read_bandwidth(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, read_bandwidth, gemv);
+criterion_group!(benches, read_bandwidth, gemv, gemm);
 criterion_main!(benches);
