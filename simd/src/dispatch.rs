@@ -63,6 +63,12 @@ pub struct Kernels {
     pub vec_dot_q4_0_q8_0_x4: Option<VecDotX4Fn>,
     /// Q8_0 · 4 × Q8_0 tile, if the path has one.
     pub vec_dot_q8_0_q8_0_x4: Option<VecDotX4Fn>,
+    /// Q4_K · 4 × Q8_K tile, if the path has one.
+    pub vec_dot_q4_K_q8_K_x4: Option<VecDotX4Fn>,
+    /// Q5_K · 4 × Q8_K tile, if the path has one.
+    pub vec_dot_q5_K_q8_K_x4: Option<VecDotX4Fn>,
+    /// Q6_K · 4 × Q8_K tile, if the path has one.
+    pub vec_dot_q6_K_q8_K_x4: Option<VecDotX4Fn>,
 }
 
 impl Kernels {
@@ -84,6 +90,9 @@ impl Kernels {
         vec_dot_bf16_f32: scalar::vec_dot_bf16_f32,
         vec_dot_q4_0_q8_0_x4: None,
         vec_dot_q8_0_q8_0_x4: None,
+        vec_dot_q4_K_q8_K_x4: None,
+        vec_dot_q5_K_q8_K_x4: None,
+        vec_dot_q6_K_q8_K_x4: None,
     };
 
     /// The dot product for weights of type `wtype` against its `vec_dot_type`, if any.
@@ -109,6 +118,9 @@ impl Kernels {
         match wtype {
             GgmlType::Q4_0 => self.vec_dot_q4_0_q8_0_x4,
             GgmlType::Q8_0 => self.vec_dot_q8_0_q8_0_x4,
+            GgmlType::Q4_K => self.vec_dot_q4_K_q8_K_x4,
+            GgmlType::Q5_K => self.vec_dot_q5_K_q8_K_x4,
+            GgmlType::Q6_K => self.vec_dot_q6_K_q8_K_x4,
             _ => None,
         }
     }

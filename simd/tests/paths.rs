@@ -192,15 +192,16 @@ fn x4_tiles_equal_single_dots() {
     let mut rng = Rng::new(11);
     let mut checked = 0;
     for (path, k) in paths() {
-        for ty in [Q4_0, Q8_0] {
+        for ty in [Q4_0, Q8_0, Q4_K, Q5_K, Q6_K] {
             let (Some(x4), Some(dot)) = (k.vec_dot_x4(ty), k.vec_dot(ty)) else {
                 continue;
             };
+            let a_type = ouro_simd::vec_dot_type(ty);
             for nb in LENGTHS {
-                let n = nb * 32;
+                let n = nb * ty.block_size();
                 for w in weights(&mut rng, ty, *nb) {
                     let acts = activations(&mut rng, n);
-                    let a: Vec<Vec<u8>> = acts.iter().map(|x| quantize(&k, Q8_0, x)).collect();
+                    let a: Vec<Vec<u8>> = acts.iter().map(|x| quantize(&k, a_type, x)).collect();
                     let got = x4(&w, [&a[0], &a[1], &a[2], &a[3]]);
                     for v in 0..4 {
                         assert_eq!(

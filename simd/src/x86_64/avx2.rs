@@ -300,135 +300,182 @@ macro_rules! kernels_256 {
                 _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), scale)
             }
 
+            /// A Q4_K / Q5_K super-block unpacked for any number of activation rows: 8 vectors
+            /// of 32 values (element order), their scales as i16 lanes, the 8 mins, d, dmin.
+            type UnpackedK4 = ([__m256i; 8], [__m256i; 8], [u8; 8], f32, f32);
+
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn q4_K_unpack(x: &BlockQ4_K) -> UnpackedK4 {
+                let m4 = _mm256_set1_epi8(0x0F);
+                let (sc, mins) = unpack_scales_mins_k4(&x.scales);
+                let scv = _mm256_broadcastsi128_si256(_mm_cvtsi64_si128(i64::from_le_bytes(sc)));
+                let mut q = [_mm256_setzero_si256(); 8];
+                for j in 0..4 {
+                    let b = load32(&x.qs[32 * j..]);
+                    q[2 * j] = _mm256_and_si256(b, m4);
+                    q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+                }
+                let s = std::array::from_fn(|i| scale_k4(scv, i));
+                (q, s, mins, f16(x.d), f16(x.dmin))
+            }
+
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn q5_K_unpack(x: &BlockQ5_K) -> UnpackedK4 {
+                let m4 = _mm256_set1_epi8(0x0F);
+                let one = _mm256_set1_epi8(1);
+                let two = _mm256_set1_epi8(2);
+                let (sc, mins) = unpack_scales_mins_k4(&x.scales);
+                let scv = _mm256_broadcastsi128_si256(_mm_cvtsi64_si128(i64::from_le_bytes(sc)));
+                let mut h = load32(&x.qh);
+                let mut q = [_mm256_setzero_si256(); 8];
+                for j in 0..4 {
+                    let b = load32(&x.qs[32 * j..]);
+                    let h0 = _mm256_slli_epi16(_mm256_and_si256(h, one), 4);
+                    let h1 = _mm256_slli_epi16(_mm256_and_si256(h, two), 3);
+                    h = _mm256_srli_epi16(h, 2);
+                    q[2 * j] = _mm256_or_si256(_mm256_and_si256(b, m4), h0);
+                    q[2 * j + 1] =
+                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4), h1);
+                }
+                let s = std::array::from_fn(|i| scale_k4(scv, i));
+                (q, s, mins, f16(x.d), f16(x.dmin))
+            }
+
+            /// Σ over super-blocks of Q4_K / Q5_K weights · N Q8_K rows; per row:
+            /// d·Σ_i scale_i·(q_i·y_i) accumulated apart from dmin·Σ mins·bsums.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn k4_dot<B, const N: usize>(
+                x: &[B],
+                y: [&[BlockQ8_K]; N],
+                unpack: impl Fn(&B) -> UnpackedK4,
+            ) -> [f32; N] {
+                assert!(y.iter().all(|y| y.len() == x.len()));
+                let mut acc = [_mm256_setzero_ps(); N];
+                let mut acc_m = [_mm256_setzero_ps(); N];
+                for (b, x) in x.iter().enumerate() {
+                    let (q, s, mins, xd, xdmin) = unpack(x);
+                    for v in 0..N {
+                        let y = &y[v][b];
+                        let mut sumi = _mm256_setzero_si256();
+                        for i in 0..8 {
+                            let yv = load32_i8(&y.qs[32 * i..]);
+                            sumi = _mm256_add_epi32(sumi, scaled_dot(q[i], yv, s[i]));
+                        }
+                        let yd = y.d();
+                        let d = _mm256_set1_ps(xd * yd);
+                        let dmin = _mm256_set1_ps(xdmin * yd);
+                        acc[v] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[v]);
+                        let m = _mm256_cvtepi32_ps(mins_times_bsums(mins, y));
+                        acc_m[v] = _mm256_fmadd_ps(dmin, m, acc_m[v]);
+                    }
+                }
+                std::array::from_fn(|v| hsum_ps(acc[v]) - hsum_ps(acc_m[v]))
+            }
+
             #[target_feature(enable = $feat)]
             fn q4_K_q8_K(w: &[u8], a: &[u8]) -> f32 {
-                let (x, y) = (as_blocks::<BlockQ4_K>(w), as_blocks::<BlockQ8_K>(a));
-                debug_assert_eq!(x.len(), y.len());
-                let m4 = _mm256_set1_epi8(0x0F);
-                let mut acc = _mm256_setzero_ps();
-                let mut acc_m = _mm256_setzero_ps();
-                for (x, y) in x.iter().zip(y) {
-                    let (sc, mins) = unpack_scales_mins_k4(&x.scales);
-                    let scv =
-                        _mm256_broadcastsi128_si256(_mm_cvtsi64_si128(i64::from_le_bytes(sc)));
-                    let mut sumi = _mm256_setzero_si256();
-                    for j in 0..4 {
-                        let q = load32(&x.qs[32 * j..]);
-                        let lo = _mm256_and_si256(q, m4);
-                        let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-                        let y0 = load32_i8(&y.qs[64 * j..]);
-                        let y1 = load32_i8(&y.qs[64 * j + 32..]);
-                        let (s0, s1) = (scale_k4(scv, 2 * j), scale_k4(scv, 2 * j + 1));
-                        sumi = _mm256_add_epi32(sumi, scaled_dot(lo, y0, s0));
-                        sumi = _mm256_add_epi32(sumi, scaled_dot(hi, y1, s1));
-                    }
-                    let yd = y.d();
-                    let d = _mm256_set1_ps(f16(x.d) * yd);
-                    let dmin = _mm256_set1_ps(f16(x.dmin) * yd);
-                    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
-                    let m = _mm256_cvtepi32_ps(mins_times_bsums(mins, y));
-                    acc_m = _mm256_fmadd_ps(dmin, m, acc_m);
-                }
-                hsum_ps(acc) - hsum_ps(acc_m)
+                let x = as_blocks::<BlockQ4_K>(w);
+                k4_dot(x, [as_blocks::<BlockQ8_K>(a)], |x| q4_K_unpack(x))[0]
+            }
+
+            #[target_feature(enable = $feat)]
+            fn q4_K_q8_K_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+                let x = as_blocks::<BlockQ4_K>(w);
+                k4_dot(x, a.map(as_blocks::<BlockQ8_K>), |x| q4_K_unpack(x))
             }
 
             #[target_feature(enable = $feat)]
             fn q5_K_q8_K(w: &[u8], a: &[u8]) -> f32 {
-                let (x, y) = (as_blocks::<BlockQ5_K>(w), as_blocks::<BlockQ8_K>(a));
-                debug_assert_eq!(x.len(), y.len());
-                let m4 = _mm256_set1_epi8(0x0F);
-                let one = _mm256_set1_epi8(1);
-                let two = _mm256_set1_epi8(2);
-                let mut acc = _mm256_setzero_ps();
-                let mut acc_m = _mm256_setzero_ps();
-                for (x, y) in x.iter().zip(y) {
-                    let (sc, mins) = unpack_scales_mins_k4(&x.scales);
-                    let scv =
-                        _mm256_broadcastsi128_si256(_mm_cvtsi64_si128(i64::from_le_bytes(sc)));
-                    let mut h = load32(&x.qh);
-                    let mut sumi = _mm256_setzero_si256();
-                    for j in 0..4 {
-                        let q = load32(&x.qs[32 * j..]);
-                        let h0 = _mm256_slli_epi16(_mm256_and_si256(h, one), 4);
-                        let h1 = _mm256_slli_epi16(_mm256_and_si256(h, two), 3);
-                        h = _mm256_srli_epi16(h, 2);
-                        let lo = _mm256_or_si256(_mm256_and_si256(q, m4), h0);
-                        let hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), h1);
-                        let y0 = load32_i8(&y.qs[64 * j..]);
-                        let y1 = load32_i8(&y.qs[64 * j + 32..]);
-                        let (s0, s1) = (scale_k4(scv, 2 * j), scale_k4(scv, 2 * j + 1));
-                        sumi = _mm256_add_epi32(sumi, scaled_dot(lo, y0, s0));
-                        sumi = _mm256_add_epi32(sumi, scaled_dot(hi, y1, s1));
-                    }
-                    let yd = y.d();
-                    let d = _mm256_set1_ps(f16(x.d) * yd);
-                    let dmin = _mm256_set1_ps(f16(x.dmin) * yd);
-                    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
-                    let m = _mm256_cvtepi32_ps(mins_times_bsums(mins, y));
-                    acc_m = _mm256_fmadd_ps(dmin, m, acc_m);
-                }
-                hsum_ps(acc) - hsum_ps(acc_m)
+                let x = as_blocks::<BlockQ5_K>(w);
+                k4_dot(x, [as_blocks::<BlockQ8_K>(a)], |x| q5_K_unpack(x))[0]
             }
 
             #[target_feature(enable = $feat)]
-            fn q6_K_q8_K(w: &[u8], a: &[u8]) -> f32 {
-                let (x, y) = (as_blocks::<BlockQ6_K>(w), as_blocks::<BlockQ8_K>(a));
-                debug_assert_eq!(x.len(), y.len());
+            fn q5_K_q8_K_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+                let x = as_blocks::<BlockQ5_K>(w);
+                k4_dot(x, a.map(as_blocks::<BlockQ8_K>), |x| q5_K_unpack(x))
+            }
+
+            /// Σ over Q6_K super-blocks · N Q8_K rows. Values are unpacked once per
+            /// super-block (unsigned, +32), scales as i16 lanes × 256 (one shuffle each).
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn q6_K_dot<const N: usize>(x: &[BlockQ6_K], y: [&[BlockQ8_K]; N]) -> [f32; N] {
+                assert!(y.iter().all(|y| y.len() == x.len()));
                 let m4 = _mm256_set1_epi8(0x0F);
                 let m2 = _mm256_set1_epi8(0x03);
+                let mc = _mm256_set1_epi8(0x0C);
                 let m30 = _mm256_set1_epi8(0x30);
-                let mut acc = _mm256_setzero_ps();
-                for (x, y) in x.iter().zip(y) {
+                let mut acc = [_mm256_setzero_ps(); N];
+                for (b, x) in x.iter().enumerate() {
                     // SAFETY: reads exactly the 16 scale bytes.
                     let scales = unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) };
                     let scales2 = _mm256_broadcastsi128_si256(scales);
-                    let mut sumi = _mm256_setzero_si256();
+                    let scales16 = _mm256_cvtepi8_epi16(scales);
+                    let mut q = [_mm256_setzero_si256(); 8];
                     for n in 0..2 {
                         let ql0 = load32(&x.ql[64 * n..]);
                         let ql1 = load32(&x.ql[64 * n + 32..]);
                         let qh = load32(&x.qh[32 * n..]);
-                        let q = [
-                            _mm256_or_si256(
-                                _mm256_and_si256(ql0, m4),
-                                _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4),
-                            ),
-                            _mm256_or_si256(
-                                _mm256_and_si256(ql1, m4),
-                                _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2),
-                            ),
-                            _mm256_or_si256(
-                                _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                                _mm256_and_si256(qh, m30),
-                            ),
-                            _mm256_or_si256(
-                                _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                                _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30),
-                            ),
-                        ];
-                        for (k, q) in q.into_iter().enumerate() {
-                            // Sub-blocks j and j + 1 (16 elements each) of this 32-vector.
-                            let j = 8 * n + 2 * k;
-                            // i16 lanes s_j · 256 (low half) and s_(j+1) · 256 (high half):
-                            // one in-lane shuffle that puts the i8 scale in the high byte.
-                            let pick = _mm256_set_m128i(
-                                _mm_set1_epi16((((j + 1) as u16) << 8 | 0x80) as i16),
-                                _mm_set1_epi16(((j as u16) << 8 | 0x80) as i16),
-                            );
-                            let sc = _mm256_shuffle_epi8(scales2, pick);
-                            let yv = load32_i8(&y.qs[128 * n + 32 * k..]);
+                        q[4 * n] = _mm256_or_si256(
+                            _mm256_and_si256(ql0, m4),
+                            _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4),
+                        );
+                        q[4 * n + 1] = _mm256_or_si256(
+                            _mm256_and_si256(ql1, m4),
+                            _mm256_slli_epi16(_mm256_and_si256(qh, mc), 2),
+                        );
+                        q[4 * n + 2] = _mm256_or_si256(
+                            _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                            _mm256_and_si256(qh, m30),
+                        );
+                        q[4 * n + 3] = _mm256_or_si256(
+                            _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                            _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30),
+                        );
+                    }
+                    // Vector i holds sub-blocks 2i and 2i + 1 (16 elements each): i16 lanes
+                    // s_2i · 256 (low half) and s_2i+1 · 256 (high half), the i8 scale shuffled
+                    // into the high byte.
+                    let s: [__m256i; 8] = std::array::from_fn(|i| {
+                        let pick = _mm256_set_m128i(
+                            _mm_set1_epi16((((2 * i + 1) as u16) << 8 | 0x80) as i16),
+                            _mm_set1_epi16((((2 * i) as u16) << 8 | 0x80) as i16),
+                        );
+                        _mm256_shuffle_epi8(scales2, pick)
+                    });
+                    let xd = f16(x.d);
+                    for v in 0..N {
+                        let y = &y[v][b];
+                        let mut sumi = _mm256_setzero_si256();
+                        for i in 0..8 {
+                            let yv = load32_i8(&y.qs[32 * i..]);
                             // |pair · s · 256| < 2^30 fits; the shift back is exact.
-                            let p = _mm256_srai_epi32(scaled_dot(q, yv, sc), 8);
+                            let p = _mm256_srai_epi32(scaled_dot(q[i], yv, s[i]), 8);
                             sumi = _mm256_add_epi32(sumi, p);
                         }
+                        // The values are stored +32: subtract 32 · Σ_j scale_j · bsum_j.
+                        let bsums = load32(y.bsums.as_flattened());
+                        let offs = _mm256_madd_epi16(bsums, scales16);
+                        sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(offs, 5));
+                        let d = _mm256_set1_ps(xd * y.d());
+                        acc[v] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[v]);
                     }
-                    // The values are stored +32: subtract 32 · Σ_j scale_j · bsum_j.
-                    let bsums = load32(y.bsums.as_flattened());
-                    let offs = _mm256_madd_epi16(bsums, _mm256_cvtepi8_epi16(scales));
-                    sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(offs, 5));
-                    let d = _mm256_set1_ps(f16(x.d) * y.d());
-                    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
                 }
-                hsum_ps(acc)
+                acc.map(|v| hsum_ps(v))
+            }
+
+            #[target_feature(enable = $feat)]
+            fn q6_K_q8_K(w: &[u8], a: &[u8]) -> f32 {
+                q6_K_dot(as_blocks::<BlockQ6_K>(w), [as_blocks::<BlockQ8_K>(a)])[0]
+            }
+
+            #[target_feature(enable = $feat)]
+            fn q6_K_q8_K_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+                q6_K_dot(as_blocks::<BlockQ6_K>(w), a.map(as_blocks::<BlockQ8_K>))
             }
 
             /// Bytes of `w` as f32 · `x`, for the f32-family dots: `load` widens 8 weights.
@@ -572,6 +619,21 @@ macro_rules! kernels_256 {
                 unsafe { q8_0_q8_0_x4(w, a) }
             }
 
+            fn vec_dot_q4_K_q8_K_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+                // SAFETY: installed only after the features were detected.
+                unsafe { q4_K_q8_K_x4(w, a) }
+            }
+
+            fn vec_dot_q5_K_q8_K_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+                // SAFETY: installed only after the features were detected.
+                unsafe { q5_K_q8_K_x4(w, a) }
+            }
+
+            fn vec_dot_q6_K_q8_K_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+                // SAFETY: installed only after the features were detected.
+                unsafe { q6_K_q8_K_x4(w, a) }
+            }
+
             fn quantize_row_q8_0(src: &[f32], dst: &mut [u8]) {
                 // SAFETY: see above — the features were detected before installation.
                 unsafe { quantize_q8_0(src, dst) }
@@ -594,6 +656,9 @@ macro_rules! kernels_256 {
                     vec_dot_bf16_f32,
                     vec_dot_q4_0_q8_0_x4: Some(vec_dot_q4_0_q8_0_x4),
                     vec_dot_q8_0_q8_0_x4: Some(vec_dot_q8_0_q8_0_x4),
+                    vec_dot_q4_K_q8_K_x4: Some(vec_dot_q4_K_q8_K_x4),
+                    vec_dot_q5_K_q8_K_x4: Some(vec_dot_q5_K_q8_K_x4),
+                    vec_dot_q6_K_q8_K_x4: Some(vec_dot_q6_K_q8_K_x4),
                     ..base
                 }
             }
