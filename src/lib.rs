@@ -9,3 +9,8 @@ pub mod chat;
 pub mod cli;
 pub mod gguf;
 pub mod mmap;
+pub mod model;
+pub mod ops;
+pub mod sampler;
+pub mod session;
+pub mod tokenizer;

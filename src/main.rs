@@ -20,6 +20,12 @@ struct Cli {
 enum Command {
     /// Summarize a GGUF model file: architecture, sizes, tensor types, tokenizer.
     Info(cli::info::InfoArgs),
+    /// Generate text from a prompt (streams; --json prints one object with stats).
+    Generate(cli::generate::Args),
+    /// Write the readout logits of every prompt position (and the exit gates) as .npy.
+    Logits(cli::logits::Args),
+    /// llama.cpp-style perplexity of a text file.
+    Perplexity(cli::perplexity::Args),
 }
 
 fn main() -> ExitCode {
@@ -27,6 +33,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(args) => cli::info::run(args),
+        Command::Generate(args) => cli::generate::run(args),
+        Command::Logits(args) => cli::logits::run(args),
+        Command::Perplexity(args) => cli::perplexity::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

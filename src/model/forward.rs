@@ -1,0 +1,231 @@
+//! The looped forward pass over a batch of consecutive tokens (design.md §3):
+//!
+//! ```text
+//! h = token_embd[token]
+//! for loop t:                      (the same weights every loop; KV slot t·n_layers + l)
+//!     for layer l:
+//!         h += post_attention_norm(attention(attn_norm(h)))
+//!         h += post_ffw_norm(down(silu(gate(x)) · up(x))),  x = ffn_norm(h)
+//!     h_t = output_norm(h)          (fed to the next loop unless skip_loop_final_norm)
+//!     λ_t = sigmoid(exit_gate · h_t); exit rule
+//! logits = output · h_exit
+//! ```
+//!
+//! **Skipped loops and the KV cache** (`ExitMode::Skip`): a token that exits at loop e stops
+//! computing, but later tokens still attend to it in loops e+1…: its K/V rows in the slots of
+//! every loop after e are copies of its rows in loop e's slots (its last computed loop), layer by
+//! layer. The same rule fills the slots of loops beyond a fixed `--loops K` depth, so every slot
+//! always holds every position and the depth can change between calls. The exiting token's own
+//! readout never depends on this choice; only later tokens see the copies.
+
+use crate::ops::{self, attention::AttnShape, norm::rmsnorm_inplace};
+
+use super::exit::{sigmoid, ExitTracker};
+use super::{KvCache, Model};
+
+/// How early exit cuts loops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ExitMode {
+    /// Every loop is computed; the readout is the first loop whose exit CDF reaches the
+    /// threshold (the reference rule).
+    #[default]
+    Select,
+    /// Computation stops at that loop (the latency cut); see the module doc for the KV policy.
+    Skip,
+}
+
+/// The depth policy of one forward call.
+#[derive(Clone, Copy, Debug)]
+pub struct Depth {
+    /// Loops to run at most (≥ 1).
+    pub loops: usize,
+    /// Exit threshold Q; `None` = always the last loop. Ignored without an exit gate.
+    pub threshold: Option<f32>,
+    pub mode: ExitMode,
+}
+
+/// What one batch produced.
+#[derive(Debug)]
+pub struct BatchOutput {
+    /// `[n_out × vocab_size]`: every position, or only the last one.
+    pub logits: Vec<f32>,
+    /// `[loops × n]` gate values λ_t; NaN where not computed (skipped, or no exit gate).
+    pub gates: Vec<f32>,
+    /// `[n]` 0-based loop read out per position.
+    pub exit_loops: Vec<usize>,
+    /// (token, physical layer) evaluations executed.
+    pub layer_evals: u64,
+}
+
+/// Run `tokens` (positions `cache.n_tokens()…`) through the model, appending to every KV slot.
+/// The caller checks token ids, the context limit and that the cache has ≥ `depth.loops` loop
+/// slots.
+pub fn forward(
+    model: &Model,
+    cache: &mut KvCache,
+    tokens: &[u32],
+    depth: &Depth,
+    all_logits: bool,
+) -> BatchOutput {
+    let c = model.config();
+    let w = model.weights();
+    let file = model.bytes();
+    let (n, dim) = (tokens.len(), c.dim);
+    let (q_dim, kv_dim, hidden) = (c.q_dim(), c.kv_dim(), c.hidden_dim);
+    let pos0 = cache.n_tokens();
+    let loops = depth.loops;
+    let n_slots = cache.n_loop_slots();
+    debug_assert!(loops >= 1 && loops <= n_slots);
+    let shape = AttnShape {
+        n_heads: c.n_heads,
+        n_kv_heads: c.n_kv_heads,
+        head_dim: c.head_dim,
+    };
+
+    // Embedding rows, dequantized.
+    let mut x = vec![0.0f32; n * dim];
+    for (i, &tok) in tokens.iter().enumerate() {
+        ops::matmul::dequantize_row(&w.token_embd, file, tok as usize, &mut x[i * dim..][..dim]);
+    }
+    // RoPE tables: one per position, the same in every loop.
+    let tables: Vec<Vec<(f32, f32)>> = (0..n)
+        .map(|i| ops::rope_table(pos0 + i, c.rope_dim, c.rope_freq_base))
+        .collect();
+
+    let threshold = match (&w.exit_gate, depth.threshold) {
+        (Some(_), Some(q)) => q,
+        _ => f32::INFINITY,
+    };
+    let mut trackers = vec![ExitTracker::new(loops, threshold); n];
+    let mut gates = vec![f32::NAN; loops * n];
+    let mut exit_loops = vec![loops - 1; n];
+    let mut readout = vec![0.0f32; n * dim];
+    let mut active: Vec<usize> = (0..n).collect();
+    let mut layer_evals = 0u64;
+    let n_keys = pos0 + n;
+    let mut k_all = vec![0.0f32; n_keys * kv_dim];
+    let mut v_all = vec![0.0f32; n_keys * kv_dim];
+    let mut k_row = vec![0.0f32; kv_dim];
+    let mut v_row = vec![0.0f32; kv_dim];
+
+    for t in 0..n_slots {
+        let computing = t < loops && !active.is_empty();
+        let na = if computing { active.len() } else { 0 };
+        let positions: Vec<usize> = active.iter().take(na).map(|&i| pos0 + i).collect();
+        // Hidden states of the tokens that compute this loop.
+        let mut xa = vec![0.0f32; na * dim];
+        for (j, &i) in active.iter().take(na).enumerate() {
+            xa[j * dim..][..dim].copy_from_slice(&x[i * dim..][..dim]);
+        }
+        let mut xb = vec![0.0f32; na * dim];
+        let mut q = vec![0.0f32; na * q_dim];
+        let mut k = vec![0.0f32; na * kv_dim];
+        let mut v = vec![0.0f32; na * kv_dim];
+        let mut att = vec![0.0f32; na * q_dim];
+        let mut o = vec![0.0f32; na * dim];
+        let mut g = vec![0.0f32; na * hidden];
+        let mut u = vec![0.0f32; na * hidden];
+
+        for (l, layer) in w.layers.iter().enumerate() {
+            if na > 0 {
+                // Attention block: pre-norm, projections, RoPE on q and k.
+                ops::rmsnorm(&xa, &layer.attn_norm, c.rms_eps, &mut xb);
+                ops::matmul(&layer.attn_q, file, &xb, na, &mut q);
+                ops::matmul(&layer.attn_k, file, &xb, na, &mut k);
+                ops::matmul(&layer.attn_v, file, &xb, na, &mut v);
+                for (j, &i) in active.iter().take(na).enumerate() {
+                    ops::rope_interleaved(&mut q[j * q_dim..][..q_dim], c.head_dim, &tables[i]);
+                    ops::rope_interleaved(&mut k[j * kv_dim..][..kv_dim], c.head_dim, &tables[i]);
+                }
+            }
+            // Append this batch to slot (t, l) in position order: computed rows, or copies of
+            // the token's rows in loop t−1 for tokens not computing this loop.
+            if na == n {
+                cache.append(t, l, &k, &v);
+            } else {
+                let mut j = 0;
+                for i in 0..n {
+                    if j < na && active[j] == i {
+                        cache.append(t, l, &k[j * kv_dim..][..kv_dim], &v[j * kv_dim..][..kv_dim]);
+                        j += 1;
+                    } else {
+                        cache.read(t - 1, l, pos0 + i, &mut k_row, &mut v_row);
+                        cache.append(t, l, &k_row, &v_row);
+                    }
+                }
+            }
+            if na == 0 {
+                continue;
+            }
+            cache.read_k(t, l, 0, &mut k_all);
+            cache.read_v(t, l, 0, &mut v_all);
+            ops::attention(&q, &k_all, &v_all, &positions, shape, &mut att);
+            ops::matmul(&layer.attn_output, file, &att, na, &mut o);
+            if let Some(norm) = &layer.post_attention_norm {
+                rmsnorm_inplace(&mut o, norm, c.rms_eps);
+            }
+            add_assign(&mut xa, &o);
+
+            // MLP block: pre-norm, SwiGLU, optional post-norm, residual.
+            ops::rmsnorm(&xa, &layer.ffn_norm, c.rms_eps, &mut xb);
+            ops::matmul(&layer.ffn_gate, file, &xb, na, &mut g);
+            ops::matmul(&layer.ffn_up, file, &xb, na, &mut u);
+            ops::swiglu(&mut g, &u);
+            ops::matmul(&layer.ffn_down, file, &g, na, &mut o);
+            if let Some(norm) = &layer.post_ffw_norm {
+                rmsnorm_inplace(&mut o, norm, c.rms_eps);
+            }
+            add_assign(&mut xa, &o);
+            layer_evals += na as u64;
+        }
+        if na == 0 {
+            continue;
+        }
+
+        // End of loop t: h_t = output_norm(h), the exit gate and the exit rule.
+        let mut h = vec![0.0f32; na * dim];
+        ops::rmsnorm(&xa, &w.output_norm, c.rms_eps, &mut h);
+        for (j, &i) in active.iter().enumerate() {
+            let hj = &h[j * dim..][..dim];
+            let lambda = match &w.exit_gate {
+                Some(gate) => {
+                    let z: f32 = gate.weight.iter().zip(hj).map(|(a, b)| a * b).sum();
+                    let lambda = sigmoid(z + gate.bias);
+                    gates[t * n + i] = lambda;
+                    lambda
+                }
+                None => 0.0,
+            };
+            if let (_, Some(e)) = trackers[i].push(lambda) {
+                exit_loops[i] = e;
+                readout[i * dim..][..dim].copy_from_slice(hj);
+            }
+        }
+        let next = if c.skip_loop_final_norm { &xa } else { &h };
+        for (j, &i) in active.iter().enumerate() {
+            x[i * dim..][..dim].copy_from_slice(&next[j * dim..][..dim]);
+        }
+        if depth.mode == ExitMode::Skip {
+            active.retain(|&i| trackers[i].exited().is_none());
+        }
+    }
+    cache.commit(pos0 + n);
+
+    // Readout: lm_head on the chosen h of every requested position.
+    let first = if all_logits { 0 } else { n - 1 };
+    let n_out = n - first;
+    let mut logits = vec![0.0f32; n_out * c.vocab_size];
+    ops::matmul(&w.output, file, &readout[first * dim..], n_out, &mut logits);
+    BatchOutput {
+        logits,
+        gates,
+        exit_loops,
+        layer_evals,
+    }
+}
+
+fn add_assign(acc: &mut [f32], x: &[f32]) {
+    for (a, &b) in acc.iter_mut().zip(x) {
+        *a += b;
+    }
+}

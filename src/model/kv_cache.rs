@@ -1,0 +1,228 @@
+//! The KV cache: one slot per (loop, layer) at index `loop · n_layers + layer`, holding the
+//! rotated keys and the values of every cached position. Memory grows with the tokens actually
+//! stored; `ctx` bounds it.
+
+use half::f16;
+
+/// Element type of the cached keys and values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum KvType {
+    F32,
+    #[default]
+    F16,
+}
+
+#[derive(Clone, Debug)]
+enum Buf {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+}
+
+impl Buf {
+    fn new(ty: KvType) -> Buf {
+        match ty {
+            KvType::F32 => Buf::F32(Vec::new()),
+            KvType::F16 => Buf::F16(Vec::new()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Buf::F32(v) => v.len(),
+            Buf::F16(v) => v.len(),
+        }
+    }
+
+    fn push(&mut self, x: &[f32]) {
+        match self {
+            Buf::F32(v) => v.extend_from_slice(x),
+            Buf::F16(v) => v.extend(x.iter().map(|&e| f16::from_f32(e))),
+        }
+    }
+
+    fn read(&self, start: usize, out: &mut [f32]) {
+        match self {
+            Buf::F32(v) => out.copy_from_slice(&v[start..start + out.len()]),
+            Buf::F16(v) => {
+                let n = out.len();
+                for (o, e) in out.iter_mut().zip(&v[start..start + n]) {
+                    *o = e.to_f32();
+                }
+            }
+        }
+    }
+
+    fn truncate(&mut self, n: usize) {
+        match self {
+            Buf::F32(v) => v.truncate(n),
+            Buf::F16(v) => v.truncate(n),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Buf::F32(v) => v.len() * 4,
+            Buf::F16(v) => v.len() * 2,
+        }
+    }
+}
+
+/// Keys and values of one (loop, layer) slot, `[positions × kv_dim]` each.
+#[derive(Clone, Debug)]
+struct Slot {
+    k: Buf,
+    v: Buf,
+}
+
+/// The per-(loop, layer) cache of a session.
+#[derive(Debug)]
+pub struct KvCache {
+    ty: KvType,
+    n_layers: usize,
+    kv_dim: usize,
+    ctx: usize,
+    /// `n_loop_slots × n_layers` slots.
+    slots: Vec<Slot>,
+    /// Positions committed in every slot.
+    n_tokens: usize,
+}
+
+impl KvCache {
+    pub fn new(
+        ty: KvType,
+        n_loop_slots: usize,
+        n_layers: usize,
+        kv_dim: usize,
+        ctx: usize,
+    ) -> Self {
+        let slot = Slot {
+            k: Buf::new(ty),
+            v: Buf::new(ty),
+        };
+        KvCache {
+            ty,
+            n_layers,
+            kv_dim,
+            ctx,
+            slots: vec![slot; n_loop_slots * n_layers],
+            n_tokens: 0,
+        }
+    }
+
+    pub fn kv_type(&self) -> KvType {
+        self.ty
+    }
+
+    pub fn ctx(&self) -> usize {
+        self.ctx
+    }
+
+    /// Positions stored (committed) in every slot.
+    pub fn n_tokens(&self) -> usize {
+        self.n_tokens
+    }
+
+    /// Loops that have their own slots.
+    pub fn n_loop_slots(&self) -> usize {
+        self.slots.len() / self.n_layers
+    }
+
+    /// Grow to `n` loop slots; new loops start as copies of the last existing loop, the same
+    /// policy as for skipped loops.
+    pub fn ensure_loop_slots(&mut self, n: usize) {
+        let have = self.n_loop_slots();
+        if n <= have {
+            return;
+        }
+        let last: Vec<Slot> = self.slots[(have - 1) * self.n_layers..].to_vec();
+        for _ in have..n {
+            self.slots.extend(last.iter().cloned());
+        }
+    }
+
+    fn slot(&self, lp: usize, layer: usize) -> &Slot {
+        &self.slots[lp * self.n_layers + layer]
+    }
+
+    /// Append `k` and `v` rows (`[n × kv_dim]`) to slot (lp, layer).
+    pub fn append(&mut self, lp: usize, layer: usize, k: &[f32], v: &[f32]) {
+        debug_assert_eq!(k.len() % self.kv_dim, 0);
+        let s = &mut self.slots[lp * self.n_layers + layer];
+        s.k.push(k);
+        s.v.push(v);
+    }
+
+    /// Read position `pos` of slot (lp, layer) into `k` and `v` (`[kv_dim]` each).
+    pub fn read(&self, lp: usize, layer: usize, pos: usize, k: &mut [f32], v: &mut [f32]) {
+        let s = self.slot(lp, layer);
+        s.k.read(pos * self.kv_dim, k);
+        s.v.read(pos * self.kv_dim, v);
+    }
+
+    /// Positions currently stored in slot (lp, layer), committed or not.
+    pub fn slot_len(&self, lp: usize, layer: usize) -> usize {
+        self.slot(lp, layer).k.len() / self.kv_dim
+    }
+
+    /// Read rows `[start, start + n)` of slot (lp, layer)'s keys or values into `out`.
+    pub fn read_k(&self, lp: usize, layer: usize, start: usize, out: &mut [f32]) {
+        self.slot(lp, layer).k.read(start * self.kv_dim, out);
+    }
+
+    pub fn read_v(&self, lp: usize, layer: usize, start: usize, out: &mut [f32]) {
+        self.slot(lp, layer).v.read(start * self.kv_dim, out);
+    }
+
+    /// Mark every slot as holding `n` positions (after a batch appended to all of them).
+    pub fn commit(&mut self, n: usize) {
+        debug_assert!(self
+            .slots
+            .iter()
+            .all(|s| s.k.len() == n * self.kv_dim && s.v.len() == n * self.kv_dim));
+        self.n_tokens = n;
+    }
+
+    /// Keep only the first `n` positions.
+    pub fn truncate(&mut self, n: usize) {
+        let keep = n * self.kv_dim;
+        for s in &mut self.slots {
+            s.k.truncate(keep);
+            s.v.truncate(keep);
+        }
+        self.n_tokens = self.n_tokens.min(n);
+    }
+
+    /// Bytes of keys and values stored.
+    pub fn bytes(&self) -> usize {
+        self.slots.iter().map(|s| s.k.bytes() + s.v.bytes()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_grow_truncate_and_copy() {
+        let mut c = KvCache::new(KvType::F16, 2, 3, 4, 16);
+        assert_eq!(c.bytes(), 0);
+        for lp in 0..2 {
+            for l in 0..3 {
+                let x: Vec<f32> = (0..8).map(|i| (lp * 100 + l * 10 + i) as f32).collect();
+                c.append(lp, l, &x, &x);
+            }
+        }
+        c.commit(2);
+        assert_eq!(c.n_tokens(), 2);
+        assert_eq!(c.bytes(), 2 * 3 * 2 * 8 * 2);
+        let (mut k, mut v) = (vec![0.0; 4], vec![0.0; 4]);
+        c.read(1, 2, 1, &mut k, &mut v);
+        assert_eq!(k, vec![124.0, 125.0, 126.0, 127.0]);
+        c.ensure_loop_slots(3);
+        c.read(2, 2, 1, &mut k, &mut v);
+        assert_eq!(v, vec![124.0, 125.0, 126.0, 127.0]);
+        c.truncate(1);
+        assert_eq!(c.slot_len(2, 0), 1);
+        assert_eq!(c.n_tokens(), 1);
+    }
+}

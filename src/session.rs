@@ -1,0 +1,350 @@
+//! A session: one model, one KV cache and one thread pool. Prefill runs the prompt in batches
+//! through the batched matmul; decoding runs one token per call.
+
+use std::time::Instant;
+
+use crate::model::forward::{forward, BatchOutput, Depth};
+use crate::model::{KvCache, Model, ModelError};
+
+pub use crate::model::forward::ExitMode;
+pub use crate::model::KvType;
+
+/// Tokens per prefill batch (one matrix–matrix product per weight per batch).
+const PREFILL_BATCH: usize = 64;
+
+/// Session settings.
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    /// Most positions the cache may hold.
+    pub ctx: usize,
+    pub kv_type: KvType,
+    /// Worker threads (≥ 1).
+    pub threads: usize,
+    /// Fixed depth (1…; above the file's n_loops is allowed). `None` = the file's n_loops.
+    pub loops: Option<usize>,
+    /// Exit threshold Q in [0, 1]. `None` = the file's `early_exit_threshold` when `loops` is
+    /// also `None`, else no early exit. Q ≥ 1 never exits early.
+    pub exit_threshold: Option<f32>,
+    pub exit_mode: ExitMode,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            ctx: 4096,
+            kv_type: KvType::F16,
+            threads: default_threads(),
+            loops: None,
+            exit_threshold: None,
+            exit_mode: ExitMode::Select,
+        }
+    }
+}
+
+/// Physical cores (distinct (package, core) pairs in /proc/cpuinfo), else the logical count.
+pub fn default_threads() -> usize {
+    let logical = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
+        return logical;
+    };
+    let mut cores = std::collections::BTreeSet::new();
+    let mut package = String::new();
+    for line in info.lines() {
+        let mut kv = line.splitn(2, ':').map(str::trim);
+        match (kv.next(), kv.next()) {
+            (Some("physical id"), Some(v)) => package = v.to_owned(),
+            (Some("core id"), Some(v)) => {
+                cores.insert((package.clone(), v.to_owned()));
+            }
+            _ => {}
+        }
+    }
+    if cores.is_empty() {
+        logical
+    } else {
+        cores.len().min(logical)
+    }
+}
+
+/// Counters since the session started (or [`Session::reset_stats`]).
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub prompt_tokens: usize,
+    pub prompt_secs: f64,
+    pub gen_tokens: usize,
+    pub gen_secs: f64,
+    /// (token, physical layer) evaluations actually executed.
+    pub layer_evals: u64,
+    /// `loops_hist[t]`: tokens read out after loop t (0-based).
+    pub loops_hist: Vec<u64>,
+    /// Bytes held by the KV cache.
+    pub kv_bytes: usize,
+}
+
+impl Stats {
+    pub fn prompt_tok_per_s(&self) -> f64 {
+        rate(self.prompt_tokens, self.prompt_secs)
+    }
+
+    pub fn gen_tok_per_s(&self) -> f64 {
+        rate(self.gen_tokens, self.gen_secs)
+    }
+
+    /// Mean loops (1-based count) per token read out.
+    pub fn mean_loops(&self) -> f64 {
+        let n: u64 = self.loops_hist.iter().sum();
+        let s: u64 = self
+            .loops_hist
+            .iter()
+            .enumerate()
+            .map(|(t, c)| (t as u64 + 1) * c)
+            .sum();
+        if n == 0 {
+            0.0
+        } else {
+            s as f64 / n as f64
+        }
+    }
+}
+
+fn rate(n: usize, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+/// Logits of the last position and the loop it was read out from.
+#[derive(Clone, Debug)]
+pub struct StepOutput {
+    /// `[vocab_size]`
+    pub logits: Vec<f32>,
+    /// 0-based loop read out.
+    pub exit_loop: usize,
+}
+
+/// Every position of an [`Session::evaluate`] call.
+#[derive(Clone, Debug)]
+pub struct EvalOutput {
+    /// `[n × vocab_size]`
+    pub logits: Vec<f32>,
+    /// `[loops × n]` gate values; NaN where a loop was not computed or the model has no gate.
+    pub gates: Vec<f32>,
+    /// Loops run at most (rows of `gates`).
+    pub loops: usize,
+    /// `[n]` 0-based loop read out per position.
+    pub exit_loops: Vec<usize>,
+}
+
+pub struct Session<'m> {
+    model: &'m Model,
+    ctx: usize,
+    cache: KvCache,
+    pool: rayon::ThreadPool,
+    loops: Option<usize>,
+    exit_threshold: Option<f32>,
+    exit_mode: ExitMode,
+    stats: Stats,
+}
+
+impl<'m> Session<'m> {
+    pub fn new(model: &'m Model, opts: SessionOptions) -> Result<Self, ModelError> {
+        if opts.ctx == 0 {
+            return Err(ModelError::InvalidOption("ctx must be at least 1".into()));
+        }
+        if opts.threads == 0 {
+            return Err(ModelError::InvalidOption(
+                "threads must be at least 1".into(),
+            ));
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(opts.threads)
+            .build()
+            .map_err(|e| ModelError::InvalidOption(format!("cannot start threads: {e}")))?;
+        let c = model.config();
+        let s = Session {
+            model,
+            ctx: opts.ctx,
+            cache: KvCache::new(opts.kv_type, c.n_loops, c.n_layers, c.kv_dim(), opts.ctx),
+            pool,
+            loops: opts.loops,
+            exit_threshold: opts.exit_threshold,
+            exit_mode: opts.exit_mode,
+            stats: Stats::default(),
+        };
+        s.depth()?;
+        Ok(s)
+    }
+
+    pub fn model(&self) -> &'m Model {
+        self.model
+    }
+
+    /// Positions in the cache.
+    pub fn n_past(&self) -> usize {
+        self.cache.n_tokens()
+    }
+
+    pub fn ctx(&self) -> usize {
+        self.ctx
+    }
+
+    /// Forget every cached position (statistics are kept).
+    pub fn reset(&mut self) {
+        self.cache.truncate(0);
+        self.stats.kv_bytes = self.cache.bytes();
+    }
+
+    pub fn reset_stats(&mut self) {
+        self.stats = Stats::default();
+        self.stats.kv_bytes = self.cache.bytes();
+    }
+
+    /// Keep the first `n_past` positions.
+    pub fn truncate(&mut self, n_past: usize) {
+        self.cache.truncate(n_past);
+        self.stats.kv_bytes = self.cache.bytes();
+    }
+
+    /// Change the depth policy for the next calls (validated when they run).
+    pub fn set_depth(
+        &mut self,
+        loops: Option<usize>,
+        exit_threshold: Option<f32>,
+        exit_mode: ExitMode,
+    ) {
+        self.loops = loops;
+        self.exit_threshold = exit_threshold;
+        self.exit_mode = exit_mode;
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The effective depth policy: see [`SessionOptions`].
+    fn depth(&self) -> Result<Depth, ModelError> {
+        let c = self.model.config();
+        let loops = self.loops.unwrap_or(c.n_loops);
+        if loops == 0 {
+            return Err(ModelError::InvalidOption("loops must be at least 1".into()));
+        }
+        if let Some(q) = self.exit_threshold {
+            if !(0.0..=1.0).contains(&q) {
+                return Err(ModelError::InvalidOption(format!(
+                    "exit threshold {q} is outside [0, 1]"
+                )));
+            }
+        }
+        let threshold = match (self.exit_threshold, self.loops) {
+            (Some(q), _) => Some(q),
+            (None, None) => c.early_exit_threshold,
+            (None, Some(_)) => None,
+        };
+        Ok(Depth {
+            loops,
+            threshold: threshold.filter(|&q| q < 1.0),
+            mode: self.exit_mode,
+        })
+    }
+
+    fn check(&self, tokens: &[u32]) -> Result<Depth, ModelError> {
+        let vocab_size = self.model.config().vocab_size;
+        if let Some(&id) = tokens.iter().find(|&&t| t as usize >= vocab_size) {
+            return Err(ModelError::BadToken { id, vocab_size });
+        }
+        let needed = self.n_past() + tokens.len();
+        if needed > self.ctx {
+            return Err(ModelError::ContextFull {
+                needed,
+                ctx: self.ctx,
+            });
+        }
+        if tokens.is_empty() {
+            return Err(ModelError::InvalidOption("no tokens to evaluate".into()));
+        }
+        self.depth()
+    }
+
+    fn run(&mut self, tokens: &[u32], depth: &Depth, all_logits: bool) -> BatchOutput {
+        self.cache.ensure_loop_slots(depth.loops);
+        let (model, cache) = (self.model, &mut self.cache);
+        let out = self
+            .pool
+            .install(|| forward(model, cache, tokens, depth, all_logits));
+        self.stats.layer_evals += out.layer_evals;
+        self.stats.kv_bytes = self.cache.bytes();
+        out
+    }
+
+    fn count_exit(&mut self, exit_loop: usize) {
+        if self.stats.loops_hist.len() <= exit_loop {
+            self.stats.loops_hist.resize(exit_loop + 1, 0);
+        }
+        self.stats.loops_hist[exit_loop] += 1;
+    }
+
+    /// Append `tokens` to the cache in batches; the logits of the last one.
+    pub fn prefill(&mut self, tokens: &[u32]) -> Result<StepOutput, ModelError> {
+        let depth = self.check(tokens)?;
+        let start = Instant::now();
+        let mut last = None;
+        for chunk in tokens.chunks(PREFILL_BATCH) {
+            last = Some(self.run(chunk, &depth, false));
+        }
+        self.stats.prompt_tokens += tokens.len();
+        self.stats.prompt_secs += start.elapsed().as_secs_f64();
+        let out = last.ok_or_else(|| ModelError::InvalidOption("no tokens".into()))?;
+        let exit_loop = out.exit_loops.last().copied().unwrap_or(0);
+        Ok(StepOutput {
+            logits: out.logits,
+            exit_loop,
+        })
+    }
+
+    /// Append one generated token; its logits.
+    pub fn step(&mut self, token: u32) -> Result<StepOutput, ModelError> {
+        let depth = self.check(&[token])?;
+        let start = Instant::now();
+        let out = self.run(&[token], &depth, false);
+        self.stats.gen_tokens += 1;
+        self.stats.gen_secs += start.elapsed().as_secs_f64();
+        let exit_loop = out.exit_loops[0];
+        self.count_exit(exit_loop);
+        Ok(StepOutput {
+            logits: out.logits,
+            exit_loop,
+        })
+    }
+
+    /// Append `tokens` (in prefill batches) and return the readout of every position, the gates
+    /// and the exit loops: what the reference returns for a no-cache pass from an empty session.
+    pub fn evaluate(&mut self, tokens: &[u32]) -> Result<EvalOutput, ModelError> {
+        let depth = self.check(tokens)?;
+        let start = Instant::now();
+        let n = tokens.len();
+        let mut logits = Vec::with_capacity(n * self.model.config().vocab_size);
+        let mut gates = vec![f32::NAN; depth.loops * n];
+        let mut exit_loops = Vec::with_capacity(n);
+        let mut done = 0;
+        for chunk in tokens.chunks(PREFILL_BATCH) {
+            let out = self.run(chunk, &depth, true);
+            logits.extend_from_slice(&out.logits);
+            let m = chunk.len();
+            for t in 0..depth.loops {
+                gates[t * n + done..][..m].copy_from_slice(&out.gates[t * m..][..m]);
+            }
+            exit_loops.extend_from_slice(&out.exit_loops);
+            done += m;
+        }
+        self.stats.prompt_tokens += n;
+        self.stats.prompt_secs += start.elapsed().as_secs_f64();
+        Ok(EvalOutput {
+            logits,
+            gates,
+            loops: depth.loops,
+            exit_loops,
+        })
+    }
+}

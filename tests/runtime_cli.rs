@@ -1,0 +1,243 @@
+//! `ouro generate` / `logits` / `perplexity` end to end on the converted fixtures, and the
+//! bad-input cases (one-line error, exit status 1).
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::*;
+
+fn ouro(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ouro"))
+        .args(args)
+        .output()
+        .expect("run ouro")
+}
+
+fn json_of(o: &Output) -> serde_json::Value {
+    assert!(
+        o.status.success(),
+        "ouro failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("one JSON object")
+}
+
+fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_u64().expect("u64") as u32)
+        .collect()
+}
+
+/// A bad-input run: exit status 1 and a single non-empty stderr line mentioning `needle`.
+fn assert_clean_failure(o: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "stderr: {err}");
+    assert!(
+        lines[0].to_lowercase().contains(needle),
+        "{needle:?} not in {err:?}"
+    );
+}
+
+#[test]
+fn generate_json_greedy_matches_fixture_and_skip_cuts_layers() {
+    let model = converted("ouro-tiny-b", "f32");
+    let m = model.to_str().expect("utf-8 path");
+    let base = [
+        "generate",
+        "-m",
+        m,
+        "-p",
+        P1_TEXT,
+        "-n",
+        "12",
+        "--temp",
+        "0",
+        "--ignore-eos",
+        "--json",
+        "-t",
+        "2",
+    ];
+    // Reference greedy: every token reads out the last loop (threshold 1).
+    let mut args = base.to_vec();
+    args.extend(["--exit-threshold", "1"]);
+    let full = json_of(&ouro(&args));
+    assert_eq!(ids(&full["prompt_tokens"]), P1_IDS);
+    assert_eq!(
+        ids(&full["tokens"]),
+        [24606, 10147, 2724, 21429, 15453, 36615, 34691, 24948, 21855, 15453, 39761, 15453]
+    );
+    assert!(ids(&full["loops"]).iter().all(|&l| l == 3));
+    let full_evals = full["layer_evals"].as_u64().expect("layer_evals");
+    // (5 prompt + 11 fed back) tokens × 3 loops × 3 layers.
+    assert_eq!(full_evals, 16 * 3 * 3);
+    assert!(full["gen_tok_per_s"].as_f64().expect("rate") > 0.0);
+
+    let mut args = base.to_vec();
+    args.extend(["--exit-threshold", "0.5", "--exit-mode", "skip"]);
+    let skip = json_of(&ouro(&args));
+    let loops = ids(&skip["loops"]);
+    assert_eq!(loops.len(), 12);
+    assert!(loops.iter().any(|&l| l < 3), "{loops:?}");
+    assert!(skip["layer_evals"].as_u64().expect("layer_evals") < full_evals);
+}
+
+#[test]
+fn generate_parses_special_tokens_in_the_prompt() {
+    let model = converted("ouro-tiny-a", "f32");
+    let m = model.to_str().expect("utf-8 path");
+    let o = ouro(&[
+        "generate",
+        "-m",
+        m,
+        "-p",
+        P2_TEXT,
+        "-n",
+        "12",
+        "--temp",
+        "0",
+        "--ignore-eos",
+        "--json",
+    ]);
+    let v = json_of(&o);
+    assert_eq!(ids(&v["prompt_tokens"]), P2_IDS);
+    assert_eq!(
+        ids(&v["tokens"]),
+        [33371, 32755, 23643, 810, 41604, 41604, 37328, 14683, 36087, 33371, 13966, 44835]
+    );
+}
+
+#[test]
+fn logits_command_writes_the_reference_readout() {
+    let model = converted("ouro-tiny-b", "f32");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("logits.npy");
+    let gates = dir.path().join("gates.npy");
+    let o = ouro(&[
+        "logits",
+        "-m",
+        model.to_str().expect("utf-8"),
+        "--tokens",
+        "504,3575,282,4649,314",
+        "--out",
+        out.to_str().expect("utf-8"),
+        "--gates-out",
+        gates.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Default = the file's threshold 0.6: the reference's default readout.
+    let got = read_npy(&out);
+    assert_eq!(got.shape, vec![5, 49152]);
+    let want = read_npy(&expected("ouro-tiny-b", "logits_threshold_P1.npy"));
+    assert!(max_abs_diff(&got.data, &want.data) < 1e-2);
+    let g = read_npy(&gates);
+    assert_eq!(g.shape, vec![3, 5]);
+    let want = read_npy(&expected("ouro-tiny-b", "gate_P1.npy"));
+    assert!(max_abs_diff(&g.data, &want.data) < 1e-5);
+
+    // --loops 3 is the final readout, at f32 precision.
+    let o = ouro(&[
+        "logits",
+        "-m",
+        model.to_str().expect("utf-8"),
+        "-p",
+        P1_TEXT,
+        "--loops",
+        "3",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let want = read_npy(&expected("ouro-tiny-b", "logits_final_P1.npy"));
+    assert!(max_abs_diff(&read_npy(&out).data, &want.data) < 1e-3);
+}
+
+#[test]
+fn perplexity_runs_and_prints_a_final_estimate() {
+    let model = converted("ouro-tiny-a", "f32");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = dir.path().join("t.txt");
+    std::fs::write(&text, "The capital of France is Paris. ".repeat(20)).expect("write");
+    let o = ouro(&[
+        "perplexity",
+        "-m",
+        model.to_str().expect("utf-8"),
+        "-f",
+        text.to_str().expect("utf-8"),
+        "--ctx",
+        "32",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let ppl: f64 = out
+        .split("Final estimate: PPL = ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no estimate in {out}"));
+    // Random weights: a perplexity above 1 and finite (far from a vocabulary-wide 49152 is
+    // not expected either way).
+    assert!(ppl.is_finite() && ppl > 1.0, "{ppl}");
+}
+
+#[test]
+fn bad_inputs_fail_cleanly() {
+    let model = converted("ouro-tiny-a", "f32");
+    let m = model.to_str().expect("utf-8");
+    assert_clean_failure(
+        &ouro(&["generate", "-m", m, "-p", P2_TEXT, "--ctx", "8", "-n", "1"]),
+        "ctx",
+    );
+    assert_clean_failure(
+        &ouro(&["generate", "-m", m, "-p", "hi", "--loops", "0", "-n", "1"]),
+        "loops",
+    );
+    assert_clean_failure(
+        &ouro(&[
+            "generate",
+            "-m",
+            m,
+            "-p",
+            "hi",
+            "--exit-threshold",
+            "1.5",
+            "-n",
+            "1",
+        ]),
+        "threshold",
+    );
+    assert_clean_failure(
+        &ouro(&[
+            "generate",
+            "-m",
+            m,
+            "-p",
+            "hi",
+            "--exit-threshold",
+            "-0.1",
+            "-n",
+            "1",
+        ]),
+        "threshold",
+    );
+    assert_clean_failure(
+        &ouro(&["generate", "-m", "/nonexistent/model.gguf", "-p", "hi"]),
+        "not found",
+    );
+    assert_clean_failure(
+        &ouro(&[
+            "logits",
+            "-m",
+            m,
+            "--tokens",
+            "1,99999999",
+            "--out",
+            "/dev/null",
+        ]),
+        "out of range",
+    );
+}

