@@ -32,7 +32,7 @@ pub struct RunArgs {
     pub loops: Option<usize>,
     /// Exit threshold Q in [0, 1] on the exit gate's CDF. Default: the file's
     /// ouro.early_exit_threshold (none with --loops).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub exit_threshold: Option<f32>,
     /// select: compute every loop, read out at the exit loop; skip: stop computing there.
     #[arg(long, value_enum, default_value_t = ExitModeArg::Select)]
