@@ -26,6 +26,8 @@ enum Command {
     Logits(cli::logits::Args),
     /// llama.cpp-style perplexity of a text file.
     Perplexity(cli::perplexity::Args),
+    /// Prompt-processing and generation speed (llama-bench style), peak RSS, implied GB/s.
+    Bench(cli::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => cli::generate::run(args),
         Command::Logits(args) => cli::logits::run(args),
         Command::Perplexity(args) => cli::perplexity::run(args),
+        Command::Bench(args) => cli::bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,355 @@
+//! `ouro bench`: prompt-processing and generation speed in the manner of llama.cpp's
+//! `llama-bench`, plus peak memory and the weight bandwidth decode implies.
+//!
+//! - `pp{p}`: one `prefill` of `p` seeded random tokens into an empty cache, timed.
+//! - `tg{n}`: `n` single-token `step`s into an empty cache (as `llama-bench`'s tg does), timed.
+//!
+//! Each test runs once untimed (warm-up: page faults, cache allocation), then `-r` times; the
+//! rate of every repetition is `tokens / seconds`, and the mean and sample standard deviation of
+//! those rates are reported. Without `--exit-threshold` every token runs the full depth
+//! (`--loops`, else the file's `n_loops`), whatever threshold the file ships.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::cli::generate::{load_model, RunArgs};
+use crate::model::{Model, WeightTensor};
+use crate::session::{ExitMode, KvType, Session};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// GGUF model file.
+    #[arg(short = 'm', long)]
+    pub model: PathBuf,
+    /// Prompt tokens for the prompt-processing test (0 = skip it).
+    #[arg(short = 'p', long = "n-prompt", default_value_t = 128)]
+    pub n_prompt: usize,
+    /// Tokens for the generation test (0 = skip it).
+    #[arg(short = 'n', long = "n-gen", default_value_t = 64)]
+    pub n_gen: usize,
+    /// Timed repetitions of each test (after one untimed warm-up).
+    #[arg(short = 'r', long = "repetitions", default_value_t = 3)]
+    pub repetitions: usize,
+    /// Seed of the random token ids.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Mean and sample standard deviation of the per-repetition rates.
+#[derive(Serialize, Debug, Clone)]
+pub struct Rate {
+    pub mean: f64,
+    pub sd: f64,
+    /// tok/s of each timed repetition.
+    pub samples: Vec<f64>,
+}
+
+impl Rate {
+    fn from_samples(samples: Vec<f64>) -> Rate {
+        let n = samples.len() as f64;
+        let mean = samples.iter().sum::<f64>() / n;
+        let sd = if samples.len() > 1 {
+            (samples.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+        } else {
+            0.0
+        };
+        Rate { mean, sd, samples }
+    }
+}
+
+/// Everything `--json` prints.
+#[derive(Serialize, Debug)]
+pub struct Report {
+    pub model: String,
+    pub arch: &'static str,
+    /// Type of the layer matrices (`blk.0.ffn_up`), e.g. `Q4_0`.
+    pub weight_type: String,
+    pub file_bytes: u64,
+    pub simd: &'static str,
+    pub threads: usize,
+    /// Depth asked for: `--loops`, else the file's n_loops.
+    pub loops: usize,
+    pub exit_mode: &'static str,
+    pub exit_threshold: Option<f32>,
+    pub n_prompt: usize,
+    pub n_gen: usize,
+    pub repetitions: usize,
+    pub pp_tok_per_s: Option<Rate>,
+    pub tg_tok_per_s: Option<Rate>,
+    /// VmHWM of this process after all tests (None off Linux).
+    pub peak_rss_bytes: Option<u64>,
+    /// Bytes of one pass over the layer stack's matrices.
+    pub stack_bytes: u64,
+    /// Bytes of the output head matrix.
+    pub head_bytes: u64,
+    /// Weight bytes streamed per generated token: stack × `mean_loops` + head.
+    pub weight_bytes_per_token: u64,
+    /// `weight_bytes_per_token` × mean tg tok/s, in 10^9 bytes per second.
+    pub gb_per_s: Option<f64>,
+    /// (token, physical layer) evaluations over the timed tg repetitions.
+    pub layer_evals: u64,
+    /// Loops actually computed per generated token (below `loops` only in skip mode).
+    pub mean_loops: f64,
+}
+
+/// splitmix64: portable seeded token ids.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn tokens(&mut self, n: usize, vocab_size: usize) -> Vec<u32> {
+        (0..n)
+            .map(|_| (self.next() % vocab_size as u64) as u32)
+            .collect()
+    }
+}
+
+/// VmHWM (peak resident set) of this process from /proc/self/status.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn matrix_bytes(layer_matrices: &[&WeightTensor]) -> u64 {
+    layer_matrices.iter().map(|t| t.n_bytes as u64).sum()
+}
+
+/// Bytes of every matrix of the layer stack, and of the output head.
+fn weight_bytes(model: &Model) -> (u64, u64) {
+    let w = model.weights();
+    let stack = w
+        .layers
+        .iter()
+        .map(|l| {
+            matrix_bytes(&[
+                &l.attn_q,
+                &l.attn_k,
+                &l.attn_v,
+                &l.attn_output,
+                &l.ffn_gate,
+                &l.ffn_up,
+                &l.ffn_down,
+            ])
+        })
+        .sum();
+    (stack, w.output.n_bytes as u64)
+}
+
+/// One timed prefill of `tokens` into an empty cache; tok/s.
+fn time_pp(session: &mut Session, tokens: &[u32]) -> Result<f64> {
+    session.reset();
+    let start = Instant::now();
+    session.prefill(tokens)?;
+    Ok(tokens.len() as f64 / start.elapsed().as_secs_f64())
+}
+
+/// `tokens.len()` timed single-token steps into an empty cache; tok/s.
+fn time_tg(session: &mut Session, tokens: &[u32]) -> Result<f64> {
+    session.reset();
+    let start = Instant::now();
+    for &t in tokens {
+        session.step(t)?;
+    }
+    Ok(tokens.len() as f64 / start.elapsed().as_secs_f64())
+}
+
+fn human_bytes(b: u64) -> String {
+    const GIB: f64 = (1u64 << 30) as f64;
+    const MIB: f64 = (1u64 << 20) as f64;
+    let b = b as f64;
+    if b >= GIB {
+        format!("{:.2} GiB", b / GIB)
+    } else {
+        format!("{:.1} MiB", b / MIB)
+    }
+}
+
+/// Decimal bytes as GB, or MB below 0.1 GB.
+fn si_bytes(b: u64) -> String {
+    let b = b as f64;
+    if b >= 1e8 {
+        format!("{:.3} GB", b / 1e9)
+    } else {
+        format!("{:.3} MB", b / 1e6)
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+pub fn run(args: Args) -> Result<()> {
+    if args.repetitions == 0 {
+        bail!("-r must be at least 1");
+    }
+    if args.n_prompt == 0 && args.n_gen == 0 {
+        bail!("nothing to measure: -p and -n are both 0");
+    }
+    let model = load_model(&args.model)?;
+    let c = model.config();
+    let ctx = args.n_prompt.max(args.n_gen);
+    let mut opts = args.run.session_options(&model, ctx, KvType::F16)?;
+    let loops = opts.loops.unwrap_or(c.n_loops);
+    if opts.exit_threshold.is_none() {
+        // Full depth: a fixed `loops` disables the file's default exit threshold.
+        opts.loops = Some(loops);
+    }
+    let threads = opts.threads;
+    let exit_threshold = opts.exit_threshold;
+    let exit_mode = opts.exit_mode;
+    let mut session = Session::new(&model, opts).context("cannot start a session")?;
+    let mut rng = Rng(args.seed);
+    let vocab_size = c.vocab_size;
+
+    let mut pp = None;
+    if args.n_prompt > 0 {
+        time_pp(&mut session, &rng.tokens(args.n_prompt, vocab_size))?;
+        let mut samples = Vec::with_capacity(args.repetitions);
+        for _ in 0..args.repetitions {
+            samples.push(time_pp(
+                &mut session,
+                &rng.tokens(args.n_prompt, vocab_size),
+            )?);
+        }
+        pp = Some(Rate::from_samples(samples));
+    }
+
+    let mut tg = None;
+    let (mut layer_evals, mut gen_tokens) = (0u64, 0u64);
+    if args.n_gen > 0 {
+        time_tg(&mut session, &rng.tokens(args.n_gen, vocab_size))?;
+        let mut samples = Vec::with_capacity(args.repetitions);
+        for _ in 0..args.repetitions {
+            session.reset_stats();
+            samples.push(time_tg(&mut session, &rng.tokens(args.n_gen, vocab_size))?);
+            layer_evals += session.stats().layer_evals;
+            gen_tokens += session.stats().gen_tokens as u64;
+        }
+        tg = Some(Rate::from_samples(samples));
+    }
+
+    let (stack_bytes, head_bytes) = weight_bytes(&model);
+    let mean_loops = if gen_tokens > 0 {
+        layer_evals as f64 / (gen_tokens as f64 * c.n_layers as f64)
+    } else {
+        loops as f64
+    };
+    let weight_bytes_per_token = (stack_bytes as f64 * mean_loops) as u64 + head_bytes;
+    let gb_per_s = tg
+        .as_ref()
+        .map(|r| weight_bytes_per_token as f64 * r.mean / 1e9);
+    let report = Report {
+        model: args.model.display().to_string(),
+        arch: c.arch.name(),
+        weight_type: model
+            .weights()
+            .layers
+            .first()
+            .map_or_else(String::new, |l| l.ffn_up.ty.to_string()),
+        file_bytes: model.bytes().len() as u64,
+        simd: ouro_simd::selected(),
+        threads,
+        loops,
+        exit_mode: match exit_mode {
+            ExitMode::Select => "select",
+            ExitMode::Skip => "skip",
+        },
+        exit_threshold,
+        n_prompt: args.n_prompt,
+        n_gen: args.n_gen,
+        repetitions: args.repetitions,
+        pp_tok_per_s: pp,
+        tg_tok_per_s: tg,
+        peak_rss_bytes: peak_rss_bytes(),
+        stack_bytes,
+        head_bytes,
+        weight_bytes_per_token,
+        gb_per_s,
+        layer_evals,
+        mean_loops,
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+    } else {
+        print_table(&mut out, &args.model, &report)?;
+    }
+    Ok(())
+}
+
+fn print_table(out: &mut impl Write, path: &Path, r: &Report) -> Result<()> {
+    let depth = match r.exit_threshold {
+        Some(q) => format!("{} ({} q={q})", r.loops, r.exit_mode),
+        None => r.loops.to_string(),
+    };
+    writeln!(
+        out,
+        "| model | arch | type | size | threads | loops | test | t/s |"
+    )?;
+    writeln!(
+        out,
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"
+    )?;
+    let tests = [
+        ("pp", r.n_prompt, &r.pp_tok_per_s),
+        ("tg", r.n_gen, &r.tg_tok_per_s),
+    ];
+    for (name, n, rate) in tests {
+        if let Some(rate) = rate {
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {depth} | {name}{n} | {:.2} ± {:.2} |",
+                file_name(path),
+                r.arch,
+                r.weight_type,
+                human_bytes(r.file_bytes),
+                r.threads,
+                rate.mean,
+                rate.sd
+            )?;
+        }
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "weights per generated token: {} (stack {} × {:.2} loops + head {}){}",
+        si_bytes(r.weight_bytes_per_token),
+        si_bytes(r.stack_bytes),
+        r.mean_loops,
+        si_bytes(r.head_bytes),
+        r.gb_per_s
+            .map(|g| format!(" → {g:.2} GB/s at tg{}", r.n_gen))
+            .unwrap_or_default()
+    )?;
+    writeln!(
+        out,
+        "peak RSS: {} | simd: {} | {} timed repetitions after 1 warm-up",
+        r.peak_rss_bytes
+            .map_or_else(|| "n/a".to_owned(), human_bytes),
+        r.simd,
+        r.repetitions
+    )?;
+    Ok(())
+}
