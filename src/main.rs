@@ -26,8 +26,8 @@ enum Command {
     Logits(cli::logits::Args),
     /// llama.cpp-style perplexity of a text file.
     Perplexity(cli::perplexity::Args),
-    /// Prompt-processing and generation speed (llama-bench style), peak RSS, implied GB/s.
-    Bench(cli::bench::Args),
+    /// Interactive chat (REPL) with the model's chat template; piped stdin = one turn per line.
+    Chat(cli::chat::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => cli::generate::run(args),
         Command::Logits(args) => cli::logits::run(args),
         Command::Perplexity(args) => cli::perplexity::run(args),
-        Command::Bench(args) => cli::bench::run(args),
+        Command::Chat(args) => cli::chat::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

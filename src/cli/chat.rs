@@ -67,7 +67,7 @@ pub struct Args {
 const HELP: &str = "\
 commands:
   /help                 this list
-  /exit                 leave (also Ctrl-D, or Ctrl-C at the prompt)
+  /exit                 leave (also Ctrl-D, or Ctrl-C on an empty line)
   /reset                forget the conversation (keeps the system prompt and settings)
   /system [TEXT]        show or set the system prompt (`/system none` clears it)
   /set [KEY VALUE]      show settings or change one: temp, top_p, top_k, seed, loops
@@ -266,6 +266,25 @@ fn special_token_strings(model: &Model) -> (String, String) {
     )
 }
 
+/// Ctrl-C at the prompt: on an empty line it ends the chat, otherwise it clears the line.
+struct CtrlCAtPrompt;
+
+impl rustyline::ConditionalEventHandler for CtrlCAtPrompt {
+    fn handle(
+        &self,
+        _evt: &rustyline::Event,
+        _n: rustyline::RepeatCount,
+        _positive: bool,
+        ctx: &rustyline::EventContext,
+    ) -> Option<rustyline::Cmd> {
+        if ctx.line().is_empty() {
+            Some(rustyline::Cmd::Interrupt)
+        } else {
+            Some(rustyline::Cmd::Kill(rustyline::Movement::WholeBuffer))
+        }
+    }
+}
+
 /// `$XDG_DATA_HOME/ouro/history`, else `~/.local/share/ouro/history`.
 fn history_path() -> Option<PathBuf> {
     let data = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
@@ -340,6 +359,10 @@ impl<'m> Chat<'m> {
 
     fn repl(&mut self, model_path: &Path) -> Result<()> {
         let mut rl = rustyline::DefaultEditor::new().context("cannot start line editing")?;
+        rl.bind_sequence(
+            rustyline::KeyEvent::ctrl('C'),
+            rustyline::EventHandler::Conditional(Box::new(CtrlCAtPrompt)),
+        );
         let history = history_path();
         if let Some(h) = &history {
             // A missing history file is the normal first run.
@@ -347,11 +370,11 @@ impl<'m> Chat<'m> {
         }
         let c = self.model.config();
         println!(
-            "ouro chat: {} ({} layers x {} loops, {} MB KV at most); /help for commands, Ctrl-D to leave",
+            "ouro chat: {} ({} layers x {} loops, context {} tokens); /help for commands, Ctrl-D to leave",
             model_path.display(),
             c.n_layers,
             self.loops.unwrap_or(c.n_loops),
-            kv_budget_mb(self)
+            self.session.ctx()
         );
         if self.depth_view {
             self.print_legend();
@@ -926,14 +949,6 @@ fn rate(n: usize, secs: f64) -> f64 {
     } else {
         0.0
     }
-}
-
-/// KV bytes for a full context, in MB (for the banner).
-fn kv_budget_mb(chat: &Chat) -> usize {
-    let c = chat.model.config();
-    let per_token =
-        2 * c.n_kv_heads * c.head_dim * c.n_layers * chat.loops.unwrap_or(c.n_loops) * 2;
-    per_token * chat.session.ctx() / 1_000_000
 }
 
 fn save_history(rl: &mut rustyline::DefaultEditor, path: &Path) {
