@@ -217,3 +217,56 @@ fn large_1_4b_to_q4_0() {
     let expected = 2 * 49152 * 2048 / 32 * 34 + 24 * 51_380_224 / 32 * 18 + (24 * 4 + 1) * 2048 * 4;
     assert_eq!(data, expected as u64);
 }
+
+/// `ouro info` (the runtime's reader) on a converted file shows the loops, the gate and the
+/// template. The `ouro` binary is looked up beside `ouro-convert` (built by
+/// `cargo test --workspace`); when it was not built, the check is skipped with a message.
+#[test]
+fn ouro_info_reads_a_converted_file() {
+    let ouro = std::path::Path::new(BIN).with_file_name("ouro");
+    if !ouro.is_file() {
+        eprintln!(
+            "skipping: {} not built (run cargo test --workspace)",
+            ouro.display()
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tiny");
+    run_ok(&[
+        "synth",
+        "--preset",
+        "tiny",
+        "-o",
+        dir.to_str().unwrap(),
+        "--loops",
+        "3",
+    ]);
+    let out = tmp.path().join("tiny.gguf");
+    hf2gguf(&dir, &out, "q4_0");
+    let o = std::process::Command::new(&ouro)
+        .arg("info")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "ouro info failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+            .unwrap_or_else(|| panic!("no {name:?} line in:\n{text}"))
+    };
+    assert_eq!(field("architecture:"), "ouro");
+    assert_eq!(field("loops:"), "3");
+    assert_eq!(field("layers:"), "2");
+    assert_eq!(field("exit gate:"), "yes");
+    assert_eq!(field("chat template:"), "yes");
+    assert_eq!(
+        field("early exit threshold:").parse::<f32>().ok(),
+        Some(1.0)
+    );
+}
