@@ -62,6 +62,34 @@ fn converter() -> Option<PathBuf> {
     exe.is_file().then_some(exe)
 }
 
+/// Convert `src` (a checkpoint folder) to an f32 GGUF named `name` next to the test binary.
+fn convert(src: &Path, name: &str) -> Option<PathBuf> {
+    let Some(conv) = converter() else {
+        return skip("ouro-convert could not be built");
+    };
+    let dir = Path::new(ouro()).parent()?.join("chat-cli-test");
+    std::fs::create_dir_all(&dir).expect("create the test output folder");
+    // Written under a private name, then renamed over the previous run's file.
+    let out = dir.join(format!("{name}.gguf"));
+    let tmp = dir.join(format!("{name}-{}.tmp.gguf", std::process::id()));
+    let status = Command::new(conv)
+        .arg("hf2gguf")
+        .arg(src)
+        .arg("-o")
+        .arg(&tmp)
+        .args(["--type", "f32"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("run ouro-convert");
+    assert!(
+        status.success(),
+        "ouro-convert hf2gguf {} failed",
+        src.display()
+    );
+    std::fs::rename(&tmp, &out).expect("rename the converted model");
+    Some(out)
+}
+
 /// The fixture as an f32 GGUF, converted once per test process.
 fn model() -> Option<PathBuf> {
     static MODEL: OnceLock<Option<PathBuf>> = OnceLock::new();
@@ -71,25 +99,39 @@ fn model() -> Option<PathBuf> {
             if !src.join("config.json").is_file() {
                 return skip(&format!("fixture {} not found", src.display()));
             }
-            let Some(conv) = converter() else {
-                return skip("ouro-convert could not be built");
-            };
-            let dir = Path::new(ouro()).parent()?.join("chat-cli-test");
-            std::fs::create_dir_all(&dir).ok()?;
-            let out = dir.join(format!("ouro-tiny-a-f32-{}.gguf", std::process::id()));
-            let status = Command::new(conv)
-                .arg("hf2gguf")
-                .arg(&src)
-                .arg("-o")
-                .arg(&out)
-                .args(["--type", "f32"])
-                .stdout(Stdio::null())
-                .status()
-                .expect("run ouro-convert");
-            assert!(status.success(), "ouro-convert hf2gguf failed");
-            Some(out)
+            convert(&src, "ouro-tiny-a-f32")
         })
         .clone()
+}
+
+/// The fixture with its chat template replaced by `template` (None: removed), converted.
+fn model_with_template(name: &str, template: Option<&str>) -> Option<PathBuf> {
+    let src = fixture_dir();
+    if !src.join("config.json").is_file() {
+        return skip(&format!("fixture {} not found", src.display()));
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(&src).expect("read the fixture folder") {
+        let path = entry.expect("fixture entry").path();
+        if path.is_file() {
+            std::fs::copy(
+                &path,
+                work.path().join(path.file_name().expect("file name")),
+            )
+            .expect("copy a fixture file");
+        }
+    }
+    let config_path = work.path().join("tokenizer_config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).expect("tokenizer_config"))
+            .expect("tokenizer_config.json parses");
+    let obj = config.as_object_mut().expect("tokenizer_config object");
+    match template {
+        Some(t) => obj.insert("chat_template".into(), t.into()),
+        None => obj.remove("chat_template"),
+    };
+    std::fs::write(&config_path, config.to_string()).expect("write tokenizer_config.json");
+    convert(work.path(), name)
 }
 
 /// Run `ouro chat -m MODEL ARGS` with `input` on stdin and a private data dir.
@@ -369,5 +411,87 @@ fn pty_ctrl_c_at_the_prompt_exits() {
     assert!(
         matches!(status, rexpect::process::WaitStatus::Exited(_, 0)),
         "{status:?}"
+    );
+}
+
+/// The Thinking-style template from the template goldens: its generation prompt opens
+/// `<think>`, so everything the model says is reasoning. `/set think hide` hides it from the
+/// screen but keeps it in the conversation; `show` prints it (plain text when piped).
+#[test]
+fn thinking_text_is_shown_or_hidden_but_always_kept() {
+    let golden: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/golden/chat_templates.json"
+        ))
+        .expect("template goldens"),
+    )
+    .expect("golden JSON");
+    let template = golden["templates"]["thinking"]
+        .as_str()
+        .expect("thinking template");
+    let Some(model) = model_with_template("ouro-tiny-a-thinking", Some(template)) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut answers = Vec::new();
+    for mode in ["show", "hide"] {
+        let saved = dir.path().join(format!("{mode}.json"));
+        let input = format!(
+            "/set think {mode}\n{PROMPT}\n/save {}\n/exit\n",
+            saved.display()
+        );
+        let out = chat(&model, &["--temp", "0", "-n", "8", "-t", "1"], &input);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "exit {:?}; stderr:\n{stderr}",
+            out.status
+        );
+        assert!(!stderr.contains("using ChatML"), "{stderr}");
+        let messages = saved_messages(&saved);
+        assert_eq!(messages.len(), 2);
+        let answer = messages[1].1.clone();
+        assert!(!answer.is_empty());
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        match mode {
+            "show" => assert_eq!(stdout, format!("{answer}\n")),
+            _ => assert_eq!(stdout, "\n"),
+        }
+        answers.push(answer);
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "greedy answers differ between show and hide"
+    );
+}
+
+/// A file without `tokenizer.chat_template` chats in ChatML, after a one-line notice.
+#[test]
+fn missing_template_falls_back_to_chatml_with_a_notice() {
+    let Some(model) = model_with_template("ouro-tiny-a-notemplate", None) else {
+        return;
+    };
+    let out = chat(
+        &model,
+        &["--temp", "0", "-n", "4", "-t", "1"],
+        &format!("{PROMPT}\n/stats\n"),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {:?}; stderr:\n{stderr}",
+        out.status
+    );
+    assert_eq!(
+        stderr
+            .matches("no tokenizer.chat_template; using ChatML")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(
+        numbers_after(&stderr, "last turn: prompt "),
+        [P2_TOKENS as f64]
     );
 }
