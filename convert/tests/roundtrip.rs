@@ -125,9 +125,9 @@ fn quantize_matches_direct_conversion_and_keeps_metadata() {
     assert_eq!(g.tensor("output.weight").unwrap().ty, GgmlType::Q8_0);
 }
 
-/// Fixture A turned into a plain Llama: no sandwich post-norms, no gate, no loop keys.
-#[test]
-fn llama_checkpoint() {
+/// Fixture A turned into a plain Llama (no sandwich post-norms, no gate, no loop keys); with
+/// `tied`, also without lm_head and with tie_word_embeddings (as SmolLM2 ships).
+fn llama_checkpoint(tied: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("llama");
     copy_fixture("ouro-tiny-a", &dir);
@@ -138,6 +138,7 @@ fn llama_checkpoint() {
         "architectures".into(),
         serde_json::json!(["LlamaForCausalLM"]),
     );
+    obj.insert("tie_word_embeddings".into(), tied.into());
     for k in ["total_ut_steps", "early_exit_threshold", "auto_map"] {
         obj.remove(k);
     }
@@ -149,6 +150,7 @@ fn llama_checkpoint() {
         .tensors()
         .into_iter()
         .filter(|(n, _)| !n.contains("early_exit_gate") && !n.contains("layernorm_2"))
+        .filter(|(n, _)| !(tied && n == "lm_head.weight"))
         .collect();
     let out_st = tmp.path().join("model.safetensors");
     safetensors::serialize_to_file(kept, None, &out_st).unwrap();
@@ -163,7 +165,9 @@ fn llama_checkpoint() {
     assert!(g.metadata.iter().all(|(k, _)| !k.starts_with("ouro.")));
     assert_eq!(get(&g, "llama.block_count"), &Value::U32(2));
     assert!(g.get("llama.num_loops").is_none());
-    assert_eq!(g.tensors.len(), 3 + 9 * 2);
+    let n_global = if tied { 2 } else { 3 };
+    assert_eq!(g.tensors.len(), n_global + 9 * 2);
+    assert_eq!(g.tensor("output.weight").is_some(), !tied);
     assert!(g.tensor("blk.0.post_ffw_norm.weight").is_none());
     // Q rows are permuted exactly as for Ouro.
     let src = read_checkpoint(&dir);
@@ -175,6 +179,56 @@ fn llama_checkpoint() {
         src["model.layers.1.self_attn.q_proj.weight"].data
     );
     gguf_py_check(&out, &dir, "f32");
+}
+
+#[test]
+fn llama_untied() {
+    llama_checkpoint(false);
+}
+
+#[test]
+fn llama_tied_embeddings() {
+    llama_checkpoint(true);
+}
+
+/// `synth --tokenizer-from` copies the real tokenizer; the file then carries its 49152 tokens.
+#[test]
+fn synth_with_a_copied_tokenizer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tiny");
+    let src = fixture("ouro-tiny-a");
+    run_ok(&[
+        "synth",
+        "--preset",
+        "tiny",
+        "-o",
+        dir.to_str().unwrap(),
+        "--tokenizer-from",
+        src.to_str().unwrap(),
+    ]);
+    for f in [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "merges.txt",
+    ] {
+        assert_eq!(
+            std::fs::read(dir.join(f)).unwrap(),
+            std::fs::read(src.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    assert_eq!(cfg_usize(&config(&dir), "vocab_size"), 49152);
+    let out = tmp.path().join("tiny.gguf");
+    hf2gguf(&dir, &out, "q4_0");
+    let file = Gguf::open(&out);
+    let g = file.file();
+    assert_eq!(
+        get(&g, "tokenizer.ggml.tokens").as_array().unwrap().len(),
+        49152
+    );
+    assert_eq!(get(&g, "tokenizer.ggml.eos_token_id"), &Value::U32(2));
+    assert_eq!(g.tensor("output.weight").unwrap().dims, vec![64, 49152]);
 }
 
 /// Full-size Ouro-1.4B noise → Q4_0. Run with OURO_LARGE_TESTS=1 (needs ~4 GB of disk).
