@@ -495,3 +495,47 @@ fn missing_template_falls_back_to_chatml_with_a_notice() {
         [P2_TOKENS as f64]
     );
 }
+
+/// A new system prompt changes the start of the rendered conversation: the next turn cuts the
+/// cache back to the common token prefix (`<|im_start|>` only) and prefills everything after it.
+#[test]
+fn changed_history_is_prefilled_from_the_first_differing_token() {
+    let Some(model) = model() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let saved = dir.path().join("conversation.json");
+    let input = format!(
+        "{PROMPT}\n/system Be brief.\n{PROMPT}\n/stats\n/save {}\n/exit\n",
+        saved.display()
+    );
+    let out = chat(&model, &["--temp", "0", "-n", "5", "-t", "1"], &input);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {:?}; stderr:\n{stderr}",
+        out.status
+    );
+
+    let m = ouro::model::Model::load(&model).expect("load the converted fixture");
+    let template = ouro::chat::ChatTemplate::new(
+        m.chat_template().expect("the fixture has a template"),
+        "",
+        "",
+    )
+    .expect("template compiles");
+    let mut conversation = vec![ouro::chat::Message::new("system", "Be brief.")];
+    conversation.extend(
+        saved_messages(&saved)
+            .into_iter()
+            .map(|(role, content)| ouro::chat::Message::new(role, content)),
+    );
+    conversation.pop(); // the second answer came after the prefill being checked
+    let rendered = template.render(&conversation, true).expect("render");
+    assert!(rendered.starts_with("<|im_start|>system\nBe brief."));
+    let all = m.tokenizer().encode(&rendered, true).expect("encode");
+    let shared_prefix = 1;
+    assert_eq!(
+        numbers_after(&stderr, "last turn: prompt "),
+        [(all.len() - shared_prefix) as f64],
+        "{stderr}"
+    );
+}
