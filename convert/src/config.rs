@@ -159,6 +159,9 @@ impl HfConfig {
         }
         let hidden_dim = req_usize(obj, "intermediate_size")?;
         let vocab_size = req_usize(obj, "vocab_size")?;
+        if hidden_dim == 0 || vocab_size == 0 {
+            bail!("config.json: intermediate_size and vocab_size must be > 0");
+        }
         let context_length = req_usize(obj, "max_position_embeddings")?;
         let rope_freq_base = req_f32(obj, "rope_theta")?;
         let rms_eps = req_f32(obj, "rms_norm_eps")?;
