@@ -495,7 +495,15 @@ impl<'m> Chat<'m> {
             return;
         };
         match self.apply_setting(key, value) {
-            Ok(()) => self.info(&format!("{key} = {value}")),
+            Ok(()) => {
+                self.info(&format!("{key} = {value}"));
+                let trained = self.model.config().n_loops;
+                if self.loops.is_some_and(|k| k > trained) && key == "loops" {
+                    self.info(&format!(
+                        "note: this model was trained with {trained} loops; more may lower quality"
+                    ));
+                }
+            }
             Err(msg) => self.info(&format!("/set {key}: {msg} (unchanged)")),
         }
     }
