@@ -805,6 +805,7 @@ impl<'m> Chat<'m> {
         };
         let mut generated: Vec<u32> = Vec::new();
         let mut pieces = Vec::new();
+        let mut thinking_marked = false;
         let mut end_note = None;
         let t1 = Instant::now();
         loop {
@@ -827,7 +828,7 @@ impl<'m> Chat<'m> {
             turn.loops.push(exit_loop + 1);
             pieces.clear();
             splitter.push(&stream.push(tok, id), &mut pieces);
-            self.write_pieces(&pieces, exit_loop + 1);
+            self.write_pieces(&pieces, exit_loop + 1, &mut thinking_marked);
             // Every answer token goes into the cache, the last one too: the next turn then
             // prefills exactly the template's text after the answer.
             let next = match self.session.step(id) {
@@ -852,7 +853,7 @@ impl<'m> Chat<'m> {
         pieces.clear();
         splitter.push(&stream.flush(tok), &mut pieces);
         splitter.flush(&mut pieces);
-        self.write_pieces(&pieces, exit_loop + 1);
+        self.write_pieces(&pieces, exit_loop + 1, &mut thinking_marked);
         self.finish_answer(end_note.as_deref(), &turn);
         // `text` mirrors the cache: rebuild it from the decoded answer so that multi-token
         // characters decode as a whole (the piecewise decode above may split them).
@@ -871,10 +872,18 @@ impl<'m> Chat<'m> {
         self.text.clear();
     }
 
-    fn write_pieces(&self, pieces: &[(bool, String)], loop_1based: usize) {
+    /// Write answer pieces; hidden thinking shows as one dim "(thinking…)" on a terminal.
+    fn write_pieces(&self, pieces: &[(bool, String)], loop_1based: usize, marked: &mut bool) {
         let mut out = std::io::stdout().lock();
         for (thinking, text) in pieces {
-            if text.is_empty() || (*thinking && self.think == Think::Hide) {
+            if text.is_empty() {
+                continue;
+            }
+            if *thinking && self.think == Think::Hide {
+                if self.color && !*marked {
+                    let _ = write!(out, "\x1b[2m(thinking…)\x1b[0m ");
+                    *marked = true;
+                }
                 continue;
             }
             let r = if self.color && (self.depth_view || *thinking) {
