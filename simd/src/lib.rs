@@ -131,8 +131,9 @@ pub fn matmul(
     matmul_with(kernels(), wtype, w, rows, cols, x, n_vecs, y)
 }
 
-/// Weights below which `matmul` stays on the calling thread (a fork-join costs more).
-const PARALLEL_MIN_WEIGHTS: usize = 1 << 15;
+/// Weight bytes × vectors below which `matmul` stays on the calling thread (a rayon
+/// fork-join costs a few microseconds, about what one core needs for 32 KiB of Q4_0).
+const PARALLEL_MIN_WORK: usize = 1 << 15;
 
 thread_local! {
     static ACTIVATIONS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
@@ -223,7 +224,7 @@ fn gemm_rows(
     y: &mut [f32],
 ) {
     let threads = rayon::current_num_threads();
-    let parallel = threads > 1 && rows * w_row * 2 >= PARALLEL_MIN_WEIGHTS;
+    let parallel = threads > 1 && rows * w_row * n_vecs >= PARALLEL_MIN_WORK;
     // About four tasks per thread balance uneven cores without much fork-join overhead.
     let chunk_rows = if parallel {
         rows.div_ceil(threads * 4).max(1)
