@@ -539,3 +539,98 @@ fn changed_history_is_prefilled_from_the_first_differing_token() {
         "{stderr}"
     );
 }
+
+/// `/save` in one process, `/load` in another: the next turn prefills the whole loaded
+/// conversation (nothing of it is cached yet) and answers it.
+#[test]
+fn saved_conversation_loads_into_a_new_session() {
+    let Some(model) = model() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = dir.path().join("first.json");
+    let second = dir.path().join("second.json");
+    let args = ["--temp", "0", "-n", "4", "-t", "1"];
+    let out = chat(
+        &model,
+        &args,
+        &format!("{PROMPT}\n/save {}\n", first.display()),
+    );
+    assert!(out.status.success());
+    let input = format!(
+        "/load {}\n{PROMPT}\n/stats\n/save {}\n",
+        first.display(),
+        second.display()
+    );
+    let out = chat(&model, &args, &input);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {:?}; stderr:\n{stderr}",
+        out.status
+    );
+    assert!(stderr.contains("loaded 2 messages"), "{stderr}");
+    let loaded = saved_messages(&first);
+    let after = saved_messages(&second);
+    assert_eq!(after.len(), 4);
+    assert_eq!(after[..2], loaded[..]);
+    // P2 + answer + `<|im_end|>\n` + P2, all prefilled in this one turn.
+    let prompt = numbers_after(&stderr, "last turn: prompt ");
+    assert_eq!(prompt.len(), 1);
+    assert!(
+        prompt[0] >= (2 * P2_TOKENS + ANSWER_CLOSE_TOKENS) as f64,
+        "{stderr}"
+    );
+}
+
+/// Piped depth view: plain text, one histogram line per answer on stderr; with an exit
+/// threshold in skip mode /stats reports layer evaluations saved.
+#[test]
+fn depth_view_and_early_exit_savings_in_plain_text() {
+    let Some(model) = model() else { return };
+    let input = format!("{PROMPT}\n/stats\n");
+    let out = chat(
+        &model,
+        &["--temp", "0", "-n", "6", "-t", "1", "--show-depth"],
+        &input,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {:?}; stderr:\n{stderr}",
+        out.status
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains('\x1b'));
+    // Threshold 1.0 in the fixture: every token takes all 4 loops.
+    assert!(
+        stderr.contains("loops/token 1:0 2:0 3:0 4:6 | mean 4.00 over 6 tokens"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(", 0 saved (0.0%)"), "{stderr}");
+
+    let out = chat(
+        &model,
+        &[
+            "--temp",
+            "0",
+            "-n",
+            "6",
+            "-t",
+            "1",
+            "--exit-threshold",
+            "0",
+            "--exit-mode",
+            "skip",
+        ],
+        &input,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {:?}; stderr:\n{stderr}",
+        out.status
+    );
+    // Q = 0 exits after the first loop: 3 of every 4 loops are skipped.
+    let loops = numbers_after(&stderr, "mean loops/token ");
+    assert_eq!(loops[0], 1.0, "{stderr}");
+    let saved_pct = numbers_after(&stderr, " saved (");
+    assert_eq!(saved_pct, [75.0], "{stderr}");
+}
