@@ -4,12 +4,13 @@
 //! "avx512-vnni": AVX-512 F/BW/VL + VNNI on top of the AVX2 set), `neon` (aarch64) and
 //! `dotprod` (reported as "neon-dotprod": NEON + SDOT). `OURO_SIMD=<path>` forces one.
 //!
-//! A path's table starts from the one below it and overrides the kernels it speeds up:
-//! scalar → avx2 → avx512, and scalar → neon → dotprod. The aarch64 module provides
+//! On aarch64 a path's table starts from the one below it and overrides the kernels it speeds
+//! up (scalar → neon → dotprod): the aarch64 module provides
 //! `pub(crate) fn neon_kernels(base: Kernels) -> Kernels` and
-//! `pub(crate) fn dotprod_kernels(base: Kernels) -> Kernels`; the x86_64 module provides
-//! `avx2_kernels` and `avx512_kernels` with the same shape. Each is called only after the
-//! path's CPU features were detected, so their fields may wrap `#[target_feature]` functions.
+//! `pub(crate) fn dotprod_kernels(base: Kernels) -> Kernels`. The x86_64 module's
+//! `avx2_kernels()` and `avx512_kernels()` return complete tables. Each is called only after
+//! the path's CPU features were detected, so their fields may wrap `#[target_feature]`
+//! functions.
 
 use std::sync::OnceLock;
 
@@ -260,11 +261,9 @@ impl Path {
         match self {
             Path::Scalar => Kernels::SCALAR,
             #[cfg(target_arch = "x86_64")]
-            Path::Avx2 => crate::x86_64::avx2_kernels(Kernels::SCALAR),
+            Path::Avx2 => crate::x86_64::avx2_kernels(),
             #[cfg(target_arch = "x86_64")]
-            Path::Avx512 => {
-                crate::x86_64::avx512_kernels(crate::x86_64::avx2_kernels(Kernels::SCALAR))
-            }
+            Path::Avx512 => crate::x86_64::avx512_kernels(),
             #[cfg(target_arch = "aarch64")]
             Path::Neon => crate::aarch64::neon_kernels(Kernels::SCALAR),
             #[cfg(target_arch = "aarch64")]

@@ -18,7 +18,7 @@ macro_rules! entry {
 
 pub(crate) use entry;
 
-/// Generates `pub(crate) mod $name` with the kernels and a `fn kernels(base) -> Kernels`.
+/// Generates `pub(crate) mod $name` with the kernels and a `fn kernels() -> Kernels`.
 /// `$dot` names a function `(u: __m256i /* u8 */, s: __m256i /* i8 */) -> __m256i` giving the
 /// eight i32 sums of four adjacent u8·i8 products, compiled with `$feat`.
 macro_rules! kernels_256 {
@@ -552,46 +552,138 @@ macro_rules! kernels_256 {
                 )
             }
 
-            /// Bit-identical to `scalar::quantize_row_q8_0`: same amax, same 1/d, and
-            /// round-half-away-from-zero done as trunc + (|frac| ≥ 0.5 ? ±1 : 0).
+            /// Eight f32 of `x` from `at`.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn load8(x: &[f32], at: usize) -> __m256 {
+                let x = &x[at..at + 8];
+                // SAFETY: exactly the 8 f32 of the checked subslice.
+                unsafe { _mm256_loadu_ps(x.as_ptr()) }
+            }
+
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn abs_ps(v: __m256) -> __m256 {
+                _mm256_andnot_ps(_mm256_set1_ps(-0.0), v)
+            }
+
+            /// max |x| over four vectors (order-free, so equal to the scalar fold).
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn absmax(v: &[__m256; 4]) -> f32 {
+                let m = _mm256_max_ps(
+                    _mm256_max_ps(abs_ps(v[0]), abs_ps(v[1])),
+                    _mm256_max_ps(abs_ps(v[2]), abs_ps(v[3])),
+                );
+                let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+                let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+                _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)))
+            }
+
+            /// round(v · id) half away from zero (C `roundf`), as trunc + (|frac| ≥ ½ ? ±1 : 0).
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn round_away(v: __m256, id: __m256) -> __m256i {
+                let s = _mm256_mul_ps(v, id);
+                let t = _mm256_round_ps(s, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+                let up =
+                    _mm256_cmp_ps(abs_ps(_mm256_sub_ps(s, t)), _mm256_set1_ps(0.5), _CMP_GE_OQ);
+                let step =
+                    _mm256_or_ps(_mm256_and_ps(s, _mm256_set1_ps(-0.0)), _mm256_set1_ps(1.0));
+                _mm256_cvtps_epi32(_mm256_add_ps(t, _mm256_and_ps(up, step)))
+            }
+
+            /// 32 i32 (each in i8 range) → 32 bytes in order.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn pack_i8(q: [__m256i; 4], out: &mut [i8]) {
+                assert!(out.len() >= 32);
+                let p01 = _mm256_packs_epi32(q[0], q[1]);
+                let p23 = _mm256_packs_epi32(q[2], q[3]);
+                let p = _mm256_packs_epi16(p01, p23);
+                let p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+                // SAFETY: `out` has at least 32 bytes (asserted).
+                unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), p) };
+            }
+
+            /// Σ of eight i32 lanes.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn hsum_epi32(v: __m256i) -> i32 {
+                let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+                let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+                let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+                _mm_cvtsi128_si32(s)
+            }
+
+            /// Bit-identical to `scalar::quantize_row_q8_0`: same amax, same 1/d, same rounding.
             #[target_feature(enable = $feat)]
             fn quantize_q8_0(src: &[f32], dst: &mut [u8]) {
                 let blocks = as_blocks_mut::<BlockQ8_0>(dst);
-                debug_assert_eq!(blocks.len() * 32, src.len());
-                let sign = _mm256_set1_ps(-0.0);
-                let half = _mm256_set1_ps(0.5);
-                let one = _mm256_set1_ps(1.0);
+                assert_eq!(blocks.len() * 32, src.len());
                 for (b, x) in blocks.iter_mut().zip(src.chunks_exact(32)) {
-                    // SAFETY: `x` has exactly 32 f32; four 8-lane unaligned loads.
-                    let v: [__m256; 4] =
-                        std::array::from_fn(|k| unsafe { _mm256_loadu_ps(x[8 * k..].as_ptr()) });
-                    let abs = |v: __m256| _mm256_andnot_ps(sign, v);
-                    let m = _mm256_max_ps(
-                        _mm256_max_ps(abs(v[0]), abs(v[1])),
-                        _mm256_max_ps(abs(v[2]), abs(v[3])),
-                    );
-                    let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-                    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-                    let m = _mm_max_ss(m, _mm_movehdup_ps(m));
-                    let amax = _mm_cvtss_f32(m);
-                    let d = amax / 127.0;
-                    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                    let v: [__m256; 4] = std::array::from_fn(|k| load8(x, 8 * k));
+                    let d = absmax(&v) / 127.0;
+                    let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
                     b.d = Half::from_f32(d);
-                    let idv = _mm256_set1_ps(id);
-                    let q: [__m256i; 4] = std::array::from_fn(|k| {
-                        let s = _mm256_mul_ps(v[k], idv);
-                        let t = _mm256_round_ps(s, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-                        let up = _mm256_cmp_ps(abs(_mm256_sub_ps(s, t)), half, _CMP_GE_OQ);
-                        let step = _mm256_or_ps(_mm256_and_ps(s, sign), one);
-                        _mm256_cvtps_epi32(_mm256_add_ps(t, _mm256_and_ps(up, step)))
-                    });
-                    let p01 = _mm256_packs_epi32(q[0], q[1]);
-                    let p23 = _mm256_packs_epi32(q[2], q[3]);
-                    let p = _mm256_packs_epi16(p01, p23);
-                    let p =
-                        _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-                    // SAFETY: writes exactly the 32 bytes of `b.qs`.
-                    unsafe { _mm256_storeu_si256(b.qs.as_mut_ptr().cast(), p) };
+                    pack_i8(v.map(|v| round_away(v, id)), &mut b.qs);
+                }
+            }
+
+            /// Bit-identical to `scalar::quantize_row_q8_1` (Q8_0 plus s = d · Σq).
+            #[target_feature(enable = $feat)]
+            fn quantize_q8_1(src: &[f32], dst: &mut [u8]) {
+                let blocks = as_blocks_mut::<BlockQ8_1>(dst);
+                assert_eq!(blocks.len() * 32, src.len());
+                for (b, x) in blocks.iter_mut().zip(src.chunks_exact(32)) {
+                    let v: [__m256; 4] = std::array::from_fn(|k| load8(x, 8 * k));
+                    let d = absmax(&v) / 127.0;
+                    let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+                    let q = v.map(|v| round_away(v, id));
+                    let sum = hsum_epi32(_mm256_add_epi32(
+                        _mm256_add_epi32(q[0], q[1]),
+                        _mm256_add_epi32(q[2], q[3]),
+                    ));
+                    b.d = Half::from_f32(d);
+                    b.s = Half::from_f32(sum as f32 * d);
+                    pack_i8(q, &mut b.qs);
+                }
+            }
+
+            /// Bit-identical to `scalar::quantize_row_q8_K`: the scale comes from the first
+            /// element of largest magnitude, values round half to even, capped at 127.
+            #[target_feature(enable = $feat)]
+            fn quantize_q8_K(src: &[f32], dst: &mut [u8]) {
+                let blocks = as_blocks_mut::<BlockQ8_K>(dst);
+                assert_eq!(blocks.len() * 256, src.len());
+                for (b, x) in blocks.iter_mut().zip(src.chunks_exact(256)) {
+                    let amax = (0..8)
+                        .map(|g| absmax(&std::array::from_fn(|k| load8(x, 32 * g + 8 * k))))
+                        .fold(0f32, f32::max);
+                    if amax == 0.0 {
+                        b.d = 0f32.to_le_bytes();
+                        b.qs = [0; 256];
+                        b.bsums = [[0; 2]; 16];
+                        continue;
+                    }
+                    let first = x.iter().position(|v| v.abs() == amax).unwrap_or(0);
+                    let iscale = -127.0 / x[first];
+                    let iv = _mm256_set1_ps(iscale);
+                    let cap = _mm256_set1_epi32(127);
+                    for g in 0..8 {
+                        let q: [__m256i; 4] = std::array::from_fn(|k| {
+                            let s = _mm256_mul_ps(iv, load8(x, 32 * g + 8 * k));
+                            let r =
+                                _mm256_round_ps(s, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                            _mm256_min_epi32(_mm256_cvtps_epi32(r), cap)
+                        });
+                        for h in 0..2 {
+                            let sum = hsum_epi32(_mm256_add_epi32(q[2 * h], q[2 * h + 1]));
+                            b.bsums[2 * g + h] = (sum as i16).to_le_bytes();
+                        }
+                        pack_i8(q, &mut b.qs[32 * g..32 * g + 32]);
+                    }
+                    b.d = (1.0 / iscale).to_le_bytes();
                 }
             }
 
@@ -639,10 +731,22 @@ macro_rules! kernels_256 {
                 unsafe { quantize_q8_0(src, dst) }
             }
 
-            /// `base` with this module's kernels; call only after detecting `$feat`.
-            pub(crate) fn kernels(base: Kernels) -> Kernels {
+            fn quantize_row_q8_1(src: &[f32], dst: &mut [u8]) {
+                // SAFETY: installed only after the features were detected.
+                unsafe { quantize_q8_1(src, dst) }
+            }
+
+            fn quantize_row_q8_K(src: &[f32], dst: &mut [u8]) {
+                // SAFETY: installed only after the features were detected.
+                unsafe { quantize_q8_K(src, dst) }
+            }
+
+            /// Every kernel of this module (a complete table); call only after detecting `$feat`.
+            pub(crate) fn kernels() -> Kernels {
                 Kernels {
                     quantize_row_q8_0,
+                    quantize_row_q8_1,
+                    quantize_row_q8_K,
                     vec_dot_q4_0_q8_0,
                     vec_dot_q8_0_q8_0,
                     vec_dot_q4_1_q8_1,
@@ -659,7 +763,6 @@ macro_rules! kernels_256 {
                     vec_dot_q4_K_q8_K_x4: Some(vec_dot_q4_K_q8_K_x4),
                     vec_dot_q5_K_q8_K_x4: Some(vec_dot_q5_K_q8_K_x4),
                     vec_dot_q6_K_q8_K_x4: Some(vec_dot_q6_K_q8_K_x4),
-                    ..base
                 }
             }
         }

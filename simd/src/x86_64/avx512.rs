@@ -161,10 +161,10 @@ fn vec_dot_q8_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
 }
 
 /// The 256-bit VNNI table with the 512-bit Q4_0 / Q8_0 dots; call only after detection.
-pub(crate) fn kernels(base: Kernels) -> Kernels {
+pub(crate) fn kernels() -> Kernels {
     Kernels {
         vec_dot_q4_0_q8_0,
         vec_dot_q8_0_q8_0,
-        ..k::kernels(base)
+        ..k::kernels()
     }
 }

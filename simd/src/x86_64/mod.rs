@@ -33,12 +33,12 @@ pub(crate) fn missing_avx512() -> Option<&'static str> {
     })
 }
 
-/// The AVX2 table; call only when `missing_avx2()` is `None`.
-pub(crate) fn avx2_kernels(base: Kernels) -> Kernels {
-    avx2::kernels(base)
+/// The AVX2 table (every kernel); call only when `missing_avx2()` is `None`.
+pub(crate) fn avx2_kernels() -> Kernels {
+    avx2::kernels()
 }
 
-/// The AVX-512 table on top of the AVX2 one; call only when `missing_avx512()` is `None`.
-pub(crate) fn avx512_kernels(base: Kernels) -> Kernels {
-    avx512::kernels(base)
+/// The AVX-512 table (every kernel); call only when `missing_avx512()` is `None`.
+pub(crate) fn avx512_kernels() -> Kernels {
+    avx512::kernels()
 }
