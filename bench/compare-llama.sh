@@ -9,7 +9,8 @@
 #   bench/compare-llama.sh                 # everything, from a fresh checkout
 #   SKIP_BUILD=1 bench/compare-llama.sh    # reuse built binaries and models
 #
-# Environment: THREADS (2), REPS (3, repetitions per invocation), PASSES (2, alternating passes),
+# Environment: THREADS (2), REPS (3, repetitions per invocation), PASSES (2, alternating passes;
+# 0 = only build and prepare the models),
 # PP (128), TG (64), TYPES ("q4_0 q8_0"), LOOPS ("4 1"), PRESET (ouro-1.4b), SEED (0),
 # WORK (target/bench-compare), BW_GBS (skip the read-bandwidth measurement), SKIP_BUILD (0),
 # CARGO_TARGET_DIR (target), LLAMA_CPP_DIR (target/llama.cpp, see scripts/llama-cpp.sh).
@@ -83,6 +84,8 @@ for ty in $TYPES; do
     done
 done
 nb_file() { if [ "$2" = "$NATIVE_LOOPS" ]; then echo "$WORK/nanbeige-$1.gguf"; else echo "$WORK/nanbeige-$1-L$2.gguf"; fi; }
+
+if [ "$PASSES" = 0 ]; then log "models ready in $WORK (PASSES=0: nothing measured)"; exit 0; fi
 
 # 3. Read bandwidth of this machine at $THREADS threads.
 if [ -z "${BW_GBS:-}" ]; then
