@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::generate::{load_model, RunArgs};
-use crate::session::{KvType, Session};
+use super::generate::{kv_type, load_model, KvTypeArg, RunArgs};
+use crate::session::Session;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -30,6 +30,9 @@ pub struct Args {
     /// Optional output: gate values float32 [loops, n_tokens] (NaN where not computed).
     #[arg(long)]
     pub gates_out: Option<PathBuf>,
+    /// KV cache element type (f32 keeps the pass at reference precision).
+    #[arg(long, value_enum, default_value_t = KvTypeArg::F32)]
+    pub kv_type: KvTypeArg,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -74,7 +77,9 @@ pub fn run(args: Args) -> Result<()> {
     if ids.is_empty() {
         bail!("no tokens to evaluate");
     }
-    let opts = args.run.session_options(&model, ids.len(), KvType::F32)?;
+    let opts = args
+        .run
+        .session_options(&model, ids.len(), kv_type(args.kv_type))?;
     let mut session = Session::new(&model, opts)?;
     let out = session.evaluate(&ids)?;
     let vocab = model.config().vocab_size;
