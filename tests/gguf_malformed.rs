@@ -541,6 +541,10 @@ fn every_malformed_case_is_the_right_error() {
     }
 }
 
+/// Address space allowed to `ouro info` on a malformed file (KiB): the binary, its libraries
+/// and a tiny map need a few tens of MiB.
+const VMEM_LIMIT_KIB: u64 = 512 * 1024;
+
 #[test]
 fn ouro_info_fails_cleanly_on_malformed_files() {
     let dir = tempfile::tempdir().unwrap();
@@ -557,7 +561,14 @@ fn ouro_info_fails_cleanly_on_malformed_files() {
     for (i, (name, bytes)) in files.iter().enumerate() {
         let path = dir.path().join(format!("case{i}.gguf"));
         std::fs::write(&path, bytes).unwrap();
-        let out = Command::new(bin).arg("info").arg(&path).output().unwrap();
+        // Under an address-space limit: an attempt to allocate what a hostile count claims
+        // aborts the process instead of passing unnoticed on an overcommitting kernel.
+        let script = format!("ulimit -v {VMEM_LIMIT_KIB} && exec \"$0\" info \"$1\"");
+        let out = Command::new("sh")
+            .args(["-c", &script, bin])
+            .arg(&path)
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(
             out.status.code(),
