@@ -40,6 +40,7 @@ pub struct Pcg32 {
 impl Pcg32 {
     const MUL: u64 = 6_364_136_223_846_793_005;
 
+    /// The generator of `seed`: state and stream drawn from SplitMix64(seed).
     pub fn new(seed: u64) -> Self {
         let mut sm = seed;
         let mut splitmix = || {
@@ -50,8 +51,16 @@ impl Pcg32 {
             z ^ (z >> 31)
         };
         let init_state = splitmix();
-        let inc = splitmix() | 1;
-        let mut rng = Pcg32 { state: 0, inc };
+        let init_seq = splitmix();
+        Self::with_stream(init_state, init_seq)
+    }
+
+    /// `pcg32_srandom_r(initstate, initseq)` of the PCG reference implementation.
+    pub fn with_stream(init_state: u64, init_seq: u64) -> Self {
+        let mut rng = Pcg32 {
+            state: 0,
+            inc: (init_seq << 1) | 1,
+        };
         rng.next_u32();
         rng.state = rng.state.wrapping_add(init_state);
         rng.next_u32();
@@ -183,7 +192,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pcg32_reference_stream_is_fixed() {
+    fn pcg32_matches_the_reference_implementation() {
+        // pcg32-demo of pcg-c-basic: pcg32_srandom_r(&rng, 42u, 54u), first six outputs.
+        let mut r = Pcg32::with_stream(42, 54);
+        let got: Vec<u32> = (0..6).map(|_| r.next_u32()).collect();
+        assert_eq!(
+            got,
+            [0xa15c02b7, 0x7b47f409, 0xba1d3330, 0x83d2f293, 0xbfa4784b, 0xcbed606e]
+        );
         let mut a = Pcg32::new(42);
         let mut b = Pcg32::new(42);
         let xs: Vec<u32> = (0..4).map(|_| a.next_u32()).collect();
