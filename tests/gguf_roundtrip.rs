@@ -436,6 +436,13 @@ fn value_accessors_convert_only_what_fits() {
         assert_eq!(ValueType::from_id(ty.id()), Some(ty));
     }
     assert_eq!(ValueType::from_id(13), None);
+    assert_eq!(V::U32(48).describe(), "UINT32 48");
+    assert_eq!(
+        V::String("x".repeat(100)).describe(),
+        format!("STRING {:?}...", "x".repeat(40))
+    );
+    let big = V::Array(ValueType::U8, vec![V::U8(0); 1000]);
+    assert_eq!(big.describe(), "ARRAY of 1000 UINT8");
 }
 
 fn leaf() -> impl Strategy<Value = Value> {

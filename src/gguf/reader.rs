@@ -260,7 +260,7 @@ impl<'a> GgufFile<'a> {
                     ref other => {
                         return Err(GgufError::BadAlignment {
                             offset: key_offset,
-                            found: format!("{} {other:?}", other.value_type()),
+                            found: other.describe(),
                         })
                     }
                 };

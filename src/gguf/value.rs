@@ -189,6 +189,30 @@ impl Value {
         }
     }
 
+    /// A short description for error messages: type and value, with strings cut at 40
+    /// characters and arrays given by element type and length.
+    pub fn describe(&self) -> String {
+        match self {
+            Value::String(s) if s.chars().count() > 40 => {
+                let head: String = s.chars().take(40).collect();
+                format!("STRING {head:?}...")
+            }
+            Value::String(s) => format!("STRING {s:?}"),
+            Value::Array(elem, items) => format!("ARRAY of {} {elem}", items.len()),
+            Value::U8(v) => format!("UINT8 {v}"),
+            Value::I8(v) => format!("INT8 {v}"),
+            Value::U16(v) => format!("UINT16 {v}"),
+            Value::I16(v) => format!("INT16 {v}"),
+            Value::U32(v) => format!("UINT32 {v}"),
+            Value::I32(v) => format!("INT32 {v}"),
+            Value::F32(v) => format!("FLOAT32 {v}"),
+            Value::Bool(v) => format!("BOOL {v}"),
+            Value::U64(v) => format!("UINT64 {v}"),
+            Value::I64(v) => format!("INT64 {v}"),
+            Value::F64(v) => format!("FLOAT64 {v}"),
+        }
+    }
+
     /// The elements of an `Array` value.
     pub fn as_array(&self) -> Option<&[Value]> {
         match self {

@@ -88,7 +88,7 @@ impl GgufWriter {
                 Value::U32(a) if a.is_power_of_two() => self.alignment = u64::from(a),
                 ref other => {
                     return Err(GgufError::BadAlignmentValue {
-                        found: format!("{} {other:?}", other.value_type()),
+                        found: other.describe(),
                     })
                 }
             }
