@@ -4,9 +4,9 @@
 //! - `pp{p}`: one `prefill` of `p` seeded random tokens into an empty cache, timed.
 //! - `tg{n}`: `n` single-token `step`s into an empty cache (as `llama-bench`'s tg does), timed.
 //!
-//! Each test runs once untimed (warm-up: page faults, cache allocation), then `-r` times; the
-//! rate of every repetition is `tokens / seconds`, and the mean and sample standard deviation of
-//! those rates are reported. Without `--exit-threshold` every token runs the full depth
+//! Each test is warmed up untimed as `llama-bench` does (the whole prompt for pp, one token for
+//! tg: page faults, cache allocation), then runs `-r` times; the rate of every repetition is
+//! `tokens / seconds`, and the mean and sample standard deviation of those rates are reported. Without `--exit-threshold` every token runs the full depth
 //! (`--loops`, else the file's `n_loops`), whatever threshold the file ships.
 
 use std::io::Write;
@@ -238,7 +238,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut tg = None;
     let (mut layer_evals, mut gen_tokens) = (0u64, 0u64);
     if args.n_gen > 0 {
-        time_tg(&mut session, &rng.tokens(args.n_gen, vocab_size))?;
+        time_tg(&mut session, &rng.tokens(1, vocab_size))?;
         let mut samples = Vec::with_capacity(args.repetitions);
         for _ in 0..args.repetitions {
             session.reset_stats();
@@ -345,7 +345,7 @@ fn print_table(out: &mut impl Write, path: &Path, r: &Report) -> Result<()> {
     )?;
     writeln!(
         out,
-        "peak RSS: {} | simd: {} | {} timed repetitions after 1 warm-up",
+        "peak RSS: {} | simd: {} | {} timed repetitions after a warm-up",
         r.peak_rss_bytes
             .map_or_else(|| "n/a".to_owned(), human_bytes),
         r.simd,
