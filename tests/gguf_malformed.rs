@@ -379,6 +379,17 @@ fn corpus() -> Vec<Case> {
             },
         ),
         (
+            "duplicate 100 kB key",
+            {
+                let key = vec![b'k'; 100_000];
+                r.with(|r| {
+                    r.kvs.push(kv(&key, U32, &[0; 4]));
+                    r.kvs.push(kv(&key, U32, &[0; 4]));
+                })
+            },
+            |e| matches!(e, E::DuplicateKey { key, .. } if key.len() == 100_000),
+        ),
+        (
             "duplicate key",
             huge_kv(b"ouro.block_count", U32, vec![0; 4]),
             |e| matches!(e, E::DuplicateKey { key, .. } if key == "ouro.block_count"),
@@ -526,6 +537,10 @@ fn corpus() -> Vec<Case> {
     ]
 }
 
+/// Longest error message: names from the file are cut, so a hostile 100 kB key cannot
+/// produce a 100 kB message.
+const MAX_MESSAGE_LEN: usize = 300;
+
 #[test]
 fn every_malformed_case_is_the_right_error() {
     for (name, bytes, check) in corpus() {
@@ -536,6 +551,7 @@ fn every_malformed_case_is_the_right_error() {
                 let msg = e.to_string();
                 assert!(!msg.contains('\n'), "{name}: multi-line message {msg:?}");
                 assert!(msg.contains("byte "), "{name}: no byte offset in {msg:?}");
+                assert!(msg.len() < MAX_MESSAGE_LEN, "{name}: {} bytes", msg.len());
             }
         }
     }

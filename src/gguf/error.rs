@@ -8,6 +8,15 @@ use std::path::PathBuf;
 use super::value::ValueType;
 use super::GgmlType;
 
+/// A name as printed in messages: quoted and escaped, cut after 80 characters.
+pub fn short(name: &str) -> String {
+    const MAX: usize = 80;
+    match name.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{:?}...", &name[..cut]),
+        None => format!("{name:?}"),
+    }
+}
+
 /// What the reader was reading when it failed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Context {
@@ -28,9 +37,9 @@ impl fmt::Display for Context {
         match self {
             Context::Header => f.write_str("header"),
             Context::KeyIndex(i) => write!(f, "metadata entry #{i}"),
-            Context::Key(k) => write!(f, "key {k:?}"),
+            Context::Key(k) => write!(f, "key {}", short(k)),
             Context::TensorIndex(i) => write!(f, "tensor info #{i}"),
-            Context::Tensor(n) => write!(f, "tensor {n:?}"),
+            Context::Tensor(n) => write!(f, "tensor {}", short(n)),
         }
     }
 }
@@ -102,32 +111,32 @@ pub enum GgufError {
         context: Context,
         max: u64,
     },
-    #[error("key {key:?} at byte {offset}: duplicate key")]
+    #[error("key {} at byte {offset}: duplicate key", short(.key))]
     DuplicateKey { offset: u64, key: String },
     #[error("key \"general.alignment\" at byte {offset}: must be a UINT32 non-zero power of two, found {found}")]
     BadAlignment { offset: u64, found: String },
-    #[error("tensor {name:?} at byte {offset}: duplicate tensor name")]
+    #[error("tensor {} at byte {offset}: duplicate tensor name", short(.name))]
     DuplicateTensor { offset: u64, name: String },
-    #[error("tensor {name:?} at byte {offset}: unknown ggml type id {found}")]
+    #[error("tensor {} at byte {offset}: unknown ggml type id {found}", short(.name))]
     UnknownTensorType {
         offset: u64,
         name: String,
         found: u32,
     },
-    #[error("tensor {name:?} at byte {offset}: bad shape: {source}")]
+    #[error("tensor {} at byte {offset}: bad shape: {source}", short(.name))]
     BadShape {
         offset: u64,
         name: String,
         source: ShapeError,
     },
-    #[error("tensor {name:?} at byte {offset}: data offset {tensor_offset} is not a multiple of the alignment {alignment}")]
+    #[error("tensor {} at byte {offset}: data offset {tensor_offset} is not a multiple of the alignment {alignment}", short(.name))]
     MisalignedTensor {
         offset: u64,
         name: String,
         tensor_offset: u64,
         alignment: u64,
     },
-    #[error("tensor {name:?} at byte {offset}: data [{start}, {end}) lies outside the file ({file_len} bytes)")]
+    #[error("tensor {} at byte {offset}: data [{start}, {end}) lies outside the file ({file_len} bytes)", short(.name))]
     TensorOutOfFile {
         offset: u64,
         name: String,
@@ -140,9 +149,9 @@ pub enum GgufError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("key {key:?}: duplicate key")]
+    #[error("key {}: duplicate key", short(.key))]
     DuplicateKeyAdded { key: String },
-    #[error("key {key:?}: array declared as {expected} holds a {found}")]
+    #[error("key {}: array declared as {expected} holds a {found}", short(.key))]
     MixedArray {
         key: String,
         expected: ValueType,
@@ -150,27 +159,27 @@ pub enum GgufError {
     },
     #[error("key \"general.alignment\": must be a UINT32 non-zero power of two, found {found}")]
     BadAlignmentValue { found: String },
-    #[error("key {key:?}: arrays nested deeper than {max}")]
+    #[error("key {}: arrays nested deeper than {max}", short(.key))]
     NestingTooDeepAdded { key: String, max: usize },
-    #[error("tensor {name:?}: duplicate tensor name")]
+    #[error("tensor {}: duplicate tensor name", short(.name))]
     DuplicateTensorAdded { name: String },
-    #[error("tensor {name:?}: name is {len} bytes, ggml allows at most {max}")]
+    #[error("tensor {}: name is {len} bytes, ggml allows at most {max}", short(.name))]
     TensorNameTooLong {
         name: String,
         len: usize,
         max: usize,
     },
-    #[error("tensor {name:?}: bad shape: {source}")]
+    #[error("tensor {}: bad shape: {source}", short(.name))]
     BadTensor { name: String, source: ShapeError },
-    #[error("tensor {found:?} written out of order: expected {expected}")]
+    #[error("tensor {} written out of order: expected {expected}", short(.found))]
     TensorOrder { expected: String, found: String },
-    #[error("tensor {name:?}: {found} bytes given, its shape and type need {expected}")]
+    #[error("tensor {}: {found} bytes given, its shape and type need {expected}", short(.name))]
     TensorSize {
         name: String,
         expected: u64,
         found: u64,
     },
-    #[error("finish called after {written} of {declared} tensors; next is {next:?}")]
+    #[error("finish called after {written} of {declared} tensors; next is {}", short(.next))]
     MissingTensors {
         written: usize,
         declared: usize,

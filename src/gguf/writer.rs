@@ -293,7 +293,7 @@ impl GgufDataWriter {
         };
         if expected != name {
             return Err(GgufError::TensorOrder {
-                expected: format!("{expected:?}"),
+                expected: super::error::short(expected),
                 found: name.to_owned(),
             });
         }
