@@ -28,6 +28,8 @@ enum Command {
     Perplexity(cli::perplexity::Args),
     /// Interactive chat (REPL) with the model's chat template; piped stdin = one turn per line.
     Chat(cli::chat::Args),
+    /// Prompt-processing and generation speed (llama-bench style), peak RSS, implied GB/s.
+    Bench(cli::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => cli::generate::run(args),
         Command::Logits(args) => cli::logits::run(args),
         Command::Perplexity(args) => cli::perplexity::run(args),
+        Command::Bench(args) => cli::bench::run(args),
         Command::Chat(args) => cli::chat::run(args),
     };
     match result {
