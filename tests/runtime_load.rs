@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use ouro::gguf::{GgufFile, GgufWriter};
+use ouro::gguf::{GgmlType, GgufFile, GgufWriter};
 use ouro::mmap::Mmap;
 use ouro::model::{Model, ModelError};
 use ouro::tokenizer::StreamDecoder;
@@ -15,6 +15,18 @@ use ouro::tokenizer::StreamDecoder;
 /// Copy `src` to `dst`, dropping metadata keys for which `keep` is false and swapping the two
 /// dims of the tensor named `swap` (same byte size, wrong shape).
 fn rewrite(src: &Path, dst: &Path, keep: impl Fn(&str) -> bool, swap: Option<&str>) {
+    rewrite_typed(src, dst, keep, swap, None);
+}
+
+/// As [`rewrite`], and also re-tag the tensor named by `retype` as the given type (zero bytes
+/// of the right size).
+fn rewrite_typed(
+    src: &Path,
+    dst: &Path,
+    keep: impl Fn(&str) -> bool,
+    swap: Option<&str>,
+    retype: Option<(&str, GgmlType)>,
+) {
     let map = Mmap::open(src).expect("map");
     let g = GgufFile::parse(map.as_bytes()).expect("parse");
     let mut w = GgufWriter::new();
@@ -28,11 +40,21 @@ fn rewrite(src: &Path, dst: &Path, keep: impl Fn(&str) -> bool, swap: Option<&st
         if Some(t.name.as_str()) == swap {
             dims.reverse();
         }
-        w.add_tensor(t.name.clone(), &dims, t.ty).expect("tensor");
+        let ty = match retype {
+            Some((name, ty)) if name == t.name => ty,
+            _ => t.ty,
+        };
+        w.add_tensor(t.name.clone(), &dims, ty).expect("tensor");
     }
     let mut d = w.begin(dst).expect("begin");
     for t in &g.tensors {
-        d.write_tensor(&t.name, g.tensor_data(t)).expect("write");
+        match retype {
+            Some((name, ty)) if name == t.name => {
+                let n = ty.row_bytes(t.n_elements()).expect("whole blocks") as usize;
+                d.write_tensor(&t.name, &vec![0u8; n]).expect("write");
+            }
+            _ => d.write_tensor(&t.name, g.tensor_data(t)).expect("write"),
+        }
     }
     d.finish().expect("finish");
 }
@@ -46,6 +68,18 @@ fn ouro_file_without_num_loops_is_refused() {
     let err = Model::load(&dst).err().expect("must be refused");
     assert!(matches!(err, ModelError::MissingNumLoops), "{err}");
     assert!(err.to_string().contains("ouro.num_loops"));
+}
+
+#[test]
+fn activation_only_weight_type_is_refused() {
+    let src = converted("ouro-tiny-b", "f32");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dst = dir.path().join("q8_1-weight.gguf");
+    let name = "blk.0.attn_k.weight";
+    rewrite_typed(&src, &dst, |_| true, None, Some((name, GgmlType::Q8_1)));
+    let err = Model::load(&dst).err().expect("must be refused");
+    assert!(matches!(err, ModelError::TensorType { .. }), "{err}");
+    assert!(err.to_string().contains(name), "{err}");
 }
 
 #[test]

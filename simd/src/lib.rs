@@ -32,6 +32,12 @@ pub fn is_supported(ty: GgmlType) -> bool {
     )
 }
 
+/// Whether [`matmul`] takes weights of type `ty`: every supported type except the
+/// activation-only Q8_1 and Q8_K (ggml has no dot product with them as weights either).
+pub fn is_weight_type(ty: GgmlType) -> bool {
+    is_supported(ty) && !matches!(ty, GgmlType::Q8_1 | GgmlType::Q8_K)
+}
+
 /// The type activations are quantized to before a dot product with weights of type `wtype`
 /// (ggml's `vec_dot_type`). Panics if `!is_supported(wtype)`.
 pub fn vec_dot_type(wtype: GgmlType) -> GgmlType {

@@ -101,7 +101,7 @@ impl Resolver<'_, '_> {
     fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<WeightTensor, ModelError> {
         let t = self.info(name)?;
         Self::check_dims(t, &[cols as u64, rows as u64])?;
-        if !ouro_simd::is_supported(t.ty) || t.ty.row_bytes(cols as u64).is_none() {
+        if !ouro_simd::is_weight_type(t.ty) || t.ty.row_bytes(cols as u64).is_none() {
             return Err(ModelError::TensorType {
                 name: name.to_owned(),
                 ty: t.ty,
