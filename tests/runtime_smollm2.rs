@@ -5,8 +5,7 @@
 //! llama.cpp's, except for Q4_0, see below) for the shipped Q4_1 file and its Q8_0 and Q4_0
 //! requantizations (`ouro-convert quantize`,
 //! whose output is byte-identical to llama-quantize's Q8_0 --pure and to its Q4_0 with
-//! --token-embedding-type q8_0 — the golden entry `q4_0_embd_q8_0`). The `q4_0` entry (--pure,
-//! token_embd in Q4_0 too) has no ouro-convert equivalent and is not compared.
+//! --token-embedding-type q8_0 — the golden entry `q4_0_embd_q8_0`).
 //!
 //! The greedy comparison runs with an f32 KV cache. With the default f16 cache the Q4_1
 //! continuation leaves llama.cpp's at the 6th token (" United" vs " answer", a 0.21-logit margin in
