@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use rustyline::error::ReadlineError;
 
 use crate::chat::{end_of_turn_tokens, ChatTemplate, Message};
-use crate::cli::generate::{kv_type, load_model, KvTypeArg, RunArgs};
+use crate::cli::generate::{kv_type, load_model, model_path, KvTypeArg, RunArgs};
 use crate::gguf::GgufFile;
 use crate::model::Model;
 use crate::sampler::{Sampler, SamplerConfig};
@@ -27,7 +27,8 @@ use crate::tokenizer::StreamDecoder;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// GGUF model file (see models/README.md for how to get or convert one).
+    /// GGUF model file (default: $OURO_MODEL, else the demo model models/ouro-demo.gguf;
+    /// models/README.md says how to get or convert others).
     #[arg(short = 'm', long)]
     pub model: Option<PathBuf>,
     /// System prompt for the conversation.
@@ -156,13 +157,7 @@ struct Chat<'m> {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let Some(path) = args.model.clone() else {
-        bail!(
-            "no model given: pass -m MODEL.gguf. To get one, convert a Hugging Face Ouro \
-             checkpoint with `ouro-convert hf2gguf DIR -o model.gguf --type q4_0` or use a \
-             llama.cpp `ouro` GGUF (see models/README.md)"
-        );
-    };
+    let path = model_path(args.model.as_deref())?;
     check_sampling(args.temp, args.top_p)?;
     if args.n_predict == 0 {
         bail!("-n must be at least 1");
@@ -248,7 +243,7 @@ fn check_sampling(temp: f32, top_p: f32) -> Result<()> {
 }
 
 /// `bos_token` / `eos_token` for the template, from `tokenizer.ggml.{bos,eos}_token_id`.
-fn special_token_strings(model: &Model) -> (String, String) {
+pub fn special_token_strings(model: &Model) -> (String, String) {
     let Ok(g) = GgufFile::parse(model.bytes()) else {
         return (String::new(), String::new());
     };

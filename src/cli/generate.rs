@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
+use crate::chat::{ChatTemplate, Message};
 use crate::model::Model;
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::session::{default_threads, ExitMode, KvType, Session, SessionOptions};
@@ -86,6 +87,32 @@ impl RunArgs {
     }
 }
 
+/// The model shipped in the repository (models/README.md), used when `-m` is not given.
+pub const DEMO_MODEL: &str = "models/ouro-demo.gguf";
+
+/// `-m` if given, else the demo model: `$OURO_MODEL`, then `models/ouro-demo.gguf` under the
+/// current directory, then under the source checkout this binary was built from.
+pub fn model_path(arg: Option<&std::path::Path>) -> Result<std::path::PathBuf> {
+    if let Some(path) = arg {
+        return Ok(path.to_path_buf());
+    }
+    if let Some(env) = std::env::var_os("OURO_MODEL") {
+        return Ok(env.into());
+    }
+    let candidates = [
+        std::path::PathBuf::from(DEMO_MODEL),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(DEMO_MODEL),
+    ];
+    match candidates.iter().find(|p| p.is_file()) {
+        Some(path) => Ok(path.clone()),
+        None => bail!(
+            "no model given and the demo model {DEMO_MODEL} is not here: pass -m MODEL.gguf \
+             (convert a Hugging Face Ouro checkpoint with `ouro-convert hf2gguf DIR -o model.gguf \
+             --type q4_0`, or see models/README.md)"
+        ),
+    }
+}
+
 /// Load a model with the path in the error.
 pub fn load_model(path: &std::path::Path) -> Result<Model> {
     if !path.is_file() {
@@ -96,12 +123,16 @@ pub fn load_model(path: &std::path::Path) -> Result<Model> {
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// GGUF model file.
+    /// GGUF model file (default: $OURO_MODEL, else the demo model models/ouro-demo.gguf).
     #[arg(short = 'm', long)]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     /// Prompt text (special tokens such as <|im_start|> are parsed).
     #[arg(short = 'p', long)]
     pub prompt: String,
+    /// Send the prompt as one user turn through the model's chat template (ChatML when the
+    /// file has none), ending with the assistant's generation prompt.
+    #[arg(long)]
+    pub chat: bool,
     /// Tokens to generate at most.
     #[arg(short = 'n', long, default_value_t = 128)]
     pub n_predict: usize,
@@ -156,13 +187,23 @@ pub fn run(args: Args) -> Result<()> {
     {
         bail!("sampling options out of range (need temp >= 0, 0 < top-p <= 1, 0 <= min-p <= 1, repeat-penalty > 0)");
     }
-    let model = load_model(&args.model)?;
+    let model = load_model(&model_path(args.model.as_deref())?)?;
     let opts = args
         .run
         .session_options(&model, args.ctx, kv_type(args.kv_type))?;
     let tok = model.tokenizer();
+    let text = if args.chat {
+        let (bos, eos) = crate::cli::chat::special_token_strings(&model);
+        let (template, _) = ChatTemplate::from_source_or_chatml(model.chat_template(), &bos, &eos)
+            .context("the model's chat template")?;
+        template
+            .render(&[Message::new("user", args.prompt.as_str())], true)
+            .context("cannot render the chat template")?
+    } else {
+        args.prompt.clone()
+    };
     let mut prompt: Vec<u32> = tok.bos_to_add().into_iter().collect();
-    prompt.extend(tok.encode(&args.prompt, true)?);
+    prompt.extend(tok.encode(&text, true)?);
     if prompt.is_empty() {
         bail!("the prompt is empty");
     }
