@@ -65,19 +65,36 @@ def build_tokenizer(vocab_size, seed):
     return tok
 
 
-def encode_items(tok, items):
-    """(ids, weights): weight 1 on the positions predicting the answer and <|im_end|>, 0.1 on the rest."""
+def encode_items(tok, convs):
+    """(ids, weights) per conversation (a list of (task, question, answer) turns): weight 1 on the
+    positions predicting an answer and its <|im_end|>, 0.1 on the rest."""
     out = []
-    for _, q, a in items:
-        prompt = tok.encode(tasks.prompt_text(q)).ids
-        full = tok.encode(tasks.chat_text(q, a)).ids
-        assert full[: len(prompt)] == prompt, "the prompt must tokenize as a prefix"
-        # full ends with "<|im_end|>" "\n"; the answer span is prompt_len .. len-1 (incl. im_end).
+    for turns in convs:
+        text = ""
+        spans = []
+        for _, q, a in turns:
+            text += tasks.prompt_text(q)
+            start = len(tok.encode(text).ids)
+            text += a + "<|im_end|>\n"
+            spans.append((start, len(tok.encode(text).ids) - 1))
+        full = tok.encode(text).ids
+        assert spans[-1][1] == len(full) - 1, "turn boundaries must tokenize as prefixes"
         w = [0.1] * (len(full) - 1)
-        for i in range(len(prompt) - 1, len(full) - 2):
-            w[i] = 1.0
+        for start, end in spans:
+            # Position i predicts token i + 1: the answer tokens and <|im_end|> are start..end-1.
+            for i in range(start - 1, end - 1):
+                w[i] = 1.0
         out.append((full, w))
     return out
+
+
+def sample_conversations(rng, n):
+    """Half single questions, half 2–3 turn chats (the REPL keeps earlier turns in context)."""
+    convs = []
+    for _ in range(n):
+        turns = 1 if rng.random() < 0.5 else rng.randint(2, 3)
+        convs.append([tasks.make_item(rng) for _ in range(turns)])
+    return convs
 
 
 def batchify(encoded):
@@ -251,6 +268,8 @@ def main():
     ap.add_argument("--vocab", type=int, default=320)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-items", type=int, default=400)
+    ap.add_argument("--init-from", type=Path, help="continue from a checkpoint this script wrote (same sizes)")
+    ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--max-steps", type=int, default=0, help="stop stage 1 after this many steps (0 = time budget only)")
     args = ap.parse_args()
 
@@ -265,7 +284,10 @@ def main():
         log.write(json.dumps(record) + "\n")
         log.flush()
 
-    tok = build_tokenizer(args.vocab, TRAIN_SEED)
+    if args.init_from:
+        tok = Tokenizer.from_file(str(args.init_from / "tokenizer.json"))
+    else:
+        tok = build_tokenizer(args.vocab, TRAIN_SEED)
     cfg = {
         "vocab_size": tok.get_vocab_size(),
         "hidden_size": args.dim,
@@ -281,12 +303,17 @@ def main():
         "total_ut_steps": args.loops,
     }
     model = LoopLM(cfg)
+    if args.init_from:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(args.init_from / "model.safetensors")))
     n_params = sum(p.numel() for p in model.parameters())
     print(f"vocab {cfg['vocab_size']}, {n_params / 1e6:.2f} M parameters", flush=True)
 
     valid = tasks.make_split(VALID_SEED, args.eval_items)
     test = tasks.make_split(TEST_SEED, args.eval_items)
-    train_rng = random.Random(TRAIN_SEED)
+    # A continued run draws a fresh stream (seed + 100) rather than repeating the first one's.
+    train_rng = random.Random(TRAIN_SEED + (100 if args.init_from else 0))
     decay = [p for p in model.parameters() if p.dim() == 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
@@ -295,7 +322,7 @@ def main():
         betas=(0.9, 0.98),
     )
     budget = args.minutes * 60
-    warmup = 200
+    warmup = args.warmup
     step = 0
     t0 = time.time()
     while True:
@@ -308,8 +335,7 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr
         beta = 0.1 if frac < 0.3 else 0.05
-        items = [tasks.make_item(train_rng) for _ in range(args.batch)]
-        x, y, w = batchify(encode_items(tok, items))
+        x, y, w = batchify(encode_items(tok, sample_conversations(train_rng, args.batch)))
         skip_q = None
         if frac >= 0.5 and step % 2 == 1:
             skip_q = train_rng.uniform(0.3, 0.9)
@@ -349,8 +375,7 @@ def main():
         p.requires_grad_(True)
     gopt = torch.optim.Adam(gate_params, lr=1e-3)
     for s2 in range(args.stage2_steps):
-        items = [tasks.make_item(train_rng) for _ in range(args.batch)]
-        x, y, w = batchify(encode_items(tok, items))
+        x, y, w = batchify(encode_items(tok, sample_conversations(train_rng, args.batch)))
         loss = stage2_loss(model, x, y, w)
         gopt.zero_grad(set_to_none=True)
         loss.backward()
