@@ -62,9 +62,21 @@ fn gemv(c: &mut Criterion) {
                 .collect();
             let mut y = vec![0f32; rows];
             group.throughput(Throughput::Bytes(w.len() as u64));
-            for path in Path::available() {
-                let k = path.kernels().unwrap();
-                group.bench_function(format!("{}/{rows}x{cols}", path.name()), |b| {
+            let mut variants: Vec<(String, ouro_simd::Kernels)> = Path::available()
+                .into_iter()
+                .map(|p| (p.name().to_owned(), p.kernels().unwrap()))
+                .collect();
+            // The best path once more without its four-row GEMV kernels (one row per call).
+            if let Some((name, k)) = variants.last().cloned() {
+                if k.vec_dot_r4(ty).is_some() {
+                    let mut one_row = k;
+                    one_row.vec_dot_q4_0_q8_0_r4 = None;
+                    one_row.vec_dot_q8_0_q8_0_r4 = None;
+                    variants.push((format!("{name}-1row"), one_row));
+                }
+            }
+            for (name, k) in variants {
+                group.bench_function(format!("{name}/{rows}x{cols}"), |b| {
                     pool.install(|| {
                         b.iter(|| {
                             ouro_simd::matmul_with(

@@ -29,6 +29,11 @@ pub type VecDotFn = fn(w: &[u8], a: &[u8]) -> f32;
 /// matching [`VecDotFn`] of the same table.
 pub type VecDotX4Fn = fn(w: &[u8], a: [&[u8]; 4]) -> [f32; 4];
 
+/// Dot products of four weight rows with one activation row (decode GEMV): the activation
+/// blocks are loaded once for the four rows and the four accumulation chains overlap.
+/// Bit-identical to four calls of the matching [`VecDotFn`] of the same table.
+pub type VecDotR4Fn = fn(w: [&[u8]; 4], a: &[u8]) -> [f32; 4];
+
 /// The kernel table. Every field has ggml's name; the scalar table is [`Kernels::SCALAR`].
 #[derive(Clone, Copy)]
 pub struct Kernels {
@@ -70,6 +75,10 @@ pub struct Kernels {
     pub vec_dot_q5_K_q8_K_x4: Option<VecDotX4Fn>,
     /// Q6_K · 4 × Q8_K tile, if the path has one.
     pub vec_dot_q6_K_q8_K_x4: Option<VecDotX4Fn>,
+    /// 4 rows of Q4_0 · one Q8_0 vector, if the path has it (else `matmul` calls the single dot).
+    pub vec_dot_q4_0_q8_0_r4: Option<VecDotR4Fn>,
+    /// 4 rows of Q8_0 · one Q8_0 vector, if the path has it.
+    pub vec_dot_q8_0_q8_0_r4: Option<VecDotR4Fn>,
 }
 
 impl Kernels {
@@ -94,6 +103,8 @@ impl Kernels {
         vec_dot_q4_K_q8_K_x4: None,
         vec_dot_q5_K_q8_K_x4: None,
         vec_dot_q6_K_q8_K_x4: None,
+        vec_dot_q4_0_q8_0_r4: None,
+        vec_dot_q8_0_q8_0_r4: None,
     };
 
     /// The dot product for weights of type `wtype` against its `vec_dot_type`, if any.
@@ -122,6 +133,15 @@ impl Kernels {
             GgmlType::Q4_K => self.vec_dot_q4_K_q8_K_x4,
             GgmlType::Q5_K => self.vec_dot_q5_K_q8_K_x4,
             GgmlType::Q6_K => self.vec_dot_q6_K_q8_K_x4,
+            _ => None,
+        }
+    }
+
+    /// The four-row GEMV kernel for weights of type `wtype`, if this path has one.
+    pub fn vec_dot_r4(&self, wtype: GgmlType) -> Option<VecDotR4Fn> {
+        match wtype {
+            GgmlType::Q4_0 => self.vec_dot_q4_0_q8_0_r4,
+            GgmlType::Q8_0 => self.vec_dot_q8_0_q8_0_r4,
             _ => None,
         }
     }

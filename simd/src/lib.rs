@@ -200,6 +200,7 @@ pub fn matmul_with(
         gemm_rows(
             dot,
             k.vec_dot_x4(wtype),
+            k.vec_dot_r4(wtype),
             w,
             w_row,
             acts,
@@ -221,6 +222,7 @@ pub fn matmul_with(
 fn gemm_rows(
     dot: dispatch::VecDotFn,
     dot_x4: Option<dispatch::VecDotX4Fn>,
+    dot_r4: Option<dispatch::VecDotR4Fn>,
     w: &[u8],
     w_row: usize,
     acts: &[u8],
@@ -232,17 +234,27 @@ fn gemm_rows(
     let threads = rayon::current_num_threads();
     let parallel = threads > 1 && rows * w_row * n_vecs >= PARALLEL_MIN_WORK;
     // About four tasks per thread balance uneven cores without much fork-join overhead.
+    // Chunks are whole multiples of 4 rows for the four-row GEMV kernels.
     let chunk_rows = if parallel {
-        rows.div_ceil(threads * 4).max(1)
+        rows.div_ceil(threads * 4).next_multiple_of(4)
     } else {
         rows
     };
     if n_vecs == 1 {
+        let row = |r: usize| &w[r * w_row..(r + 1) * w_row];
         let task = |(ci, out): (usize, &mut [f32])| {
             let r0 = ci * chunk_rows;
-            for (i, o) in out.iter_mut().enumerate() {
-                let r = r0 + i;
-                *o = dot(&w[r * w_row..(r + 1) * w_row], acts);
+            let mut i = 0;
+            if let Some(dot_r4) = dot_r4 {
+                while i + 4 <= out.len() {
+                    let r = r0 + i;
+                    let rows4 = [row(r), row(r + 1), row(r + 2), row(r + 3)];
+                    out[i..i + 4].copy_from_slice(&dot_r4(rows4, acts));
+                    i += 4;
+                }
+            }
+            for (i, o) in out.iter_mut().enumerate().skip(i) {
+                *o = dot(row(r0 + i), acts);
             }
         };
         if parallel {

@@ -351,3 +351,42 @@ fn quantize_row_rejects_a_partial_block() {
     let mut out = vec![0u8; 34];
     ouro_simd::quantize_row(Q8_0, &[0f32; 31], &mut out);
 }
+
+/// Four-row GEMV kernels equal four single dots bit for bit (every row a different weight
+/// pattern, each activation pattern in turn).
+#[test]
+fn r4_rows_equal_single_dots() {
+    let mut rng = Rng::new(12);
+    let mut checked = 0;
+    for (path, k) in paths() {
+        for ty in [Q4_0, Q8_0] {
+            let (Some(r4), Some(dot)) = (k.vec_dot_r4(ty), k.vec_dot(ty)) else {
+                continue;
+            };
+            let a_type = ouro_simd::vec_dot_type(ty);
+            for nb in LENGTHS {
+                let n = nb * ty.block_size();
+                let mut w = weights(&mut rng, ty, *nb);
+                w.extend(weights(&mut rng, ty, *nb));
+                for x in activations(&mut rng, n) {
+                    let a = quantize(&k, a_type, &x);
+                    for rows in w.windows(4) {
+                        let got = r4([&rows[0], &rows[1], &rows[2], &rows[3]], &a);
+                        for r in 0..4 {
+                            assert_eq!(
+                                got[r].to_bits(),
+                                dot(&rows[r], &a).to_bits(),
+                                "{ty} path {} n={n} row {r}",
+                                path.name()
+                            );
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if Path::available().contains(&Path::Avx512) {
+        assert!(checked > 0);
+    }
+}

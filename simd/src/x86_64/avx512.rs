@@ -150,6 +150,96 @@ fn q8_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
     finish(acc, tail)
 }
 
+/// Four Q4_0 rows · one Q8_0 vector: per row exactly the operations of `q4_0_q8_0` in the same
+/// order (so bit-identical to it); the activation loads and the Σ 8·y term are shared.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn q4_0_q8_0_r4(w: [&[u8]; 4], a: &[u8]) -> [f32; 4] {
+    let y = as_blocks::<BlockQ8_0>(a);
+    let x = w.map(as_blocks::<BlockQ4_0>);
+    assert!(x.iter().all(|r| r.len() == y.len()));
+    let shift = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
+    let m4 = _mm512_set1_epi8(0x0F);
+    let eight = _mm512_set1_epi8(8);
+    let zero = _mm512_setzero_si512();
+    let mut acc = [_mm512_setzero_ps(); 4];
+    for p in 0..y.len() / 2 {
+        let (y0, y1) = (&y[2 * p], &y[2 * p + 1]);
+        let yv = load_pair(&y0.qs, &y1.qs);
+        let y8 = _mm512_dpbusd_epi32(zero, eight, yv);
+        for (acc, x) in acc.iter_mut().zip(&x) {
+            let (x0, x1) = (&x[2 * p], &x[2 * p + 1]);
+            // SAFETY: two 16-byte loads, each exactly one block's nibbles.
+            let q = unsafe {
+                let lo = _mm256_broadcastsi128_si256(_mm_loadu_si128(x0.qs.as_ptr().cast()));
+                let hi = _mm256_broadcastsi128_si256(_mm_loadu_si128(x1.qs.as_ptr().cast()));
+                _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1)
+            };
+            let q = _mm512_and_si512(_mm512_srlv_epi64(q, shift), m4);
+            let s = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, q, yv), y8);
+            *acc = _mm512_fmadd_ps(scales(x0.d, y0.d, x1.d, y1.d), _mm512_cvtepi32_ps(s), *acc);
+        }
+    }
+    let mut out = [0f32; 4];
+    for r in 0..4 {
+        let tail = (y.len() % 2 == 1).then(|| {
+            let (xl, yl) = (&x[r][y.len() - 1], &y[y.len() - 1]);
+            let qx = _mm256_sub_epi8(nibbles256(&xl.qs), _mm256_set1_epi8(8));
+            // SAFETY: reads exactly the 32 bytes of the block's quants.
+            let qy = unsafe { _mm256_loadu_si256(yl.qs.as_ptr().cast()) };
+            (dot_i8_256(qx, qy), f16(xl.d) * f16(yl.d))
+        });
+        out[r] = finish(acc[r], tail);
+    }
+    out
+}
+
+/// Four Q8_0 rows · one Q8_0 vector, bit-identical to four `q8_0_q8_0` calls.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn q8_0_q8_0_r4(w: [&[u8]; 4], a: &[u8]) -> [f32; 4] {
+    let y = as_blocks::<BlockQ8_0>(a);
+    let x = w.map(as_blocks::<BlockQ8_0>);
+    assert!(x.iter().all(|r| r.len() == y.len()));
+    let zero = _mm512_setzero_si512();
+    let mut acc = [_mm512_setzero_ps(); 4];
+    for p in 0..y.len() / 2 {
+        let (y0, y1) = (&y[2 * p], &y[2 * p + 1]);
+        let qy = load_pair(&y0.qs, &y1.qs);
+        for (acc, x) in acc.iter_mut().zip(&x) {
+            let (x0, x1) = (&x[2 * p], &x[2 * p + 1]);
+            let qx = load_pair(&x0.qs, &x1.qs);
+            let sy = _mm512_mask_sub_epi8(qy, _mm512_movepi8_mask(qx), zero, qy);
+            let s = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(qx), sy);
+            *acc = _mm512_fmadd_ps(scales(x0.d, y0.d, x1.d, y1.d), _mm512_cvtepi32_ps(s), *acc);
+        }
+    }
+    let mut out = [0f32; 4];
+    for r in 0..4 {
+        let tail = (y.len() % 2 == 1).then(|| {
+            let (xl, yl) = (&x[r][y.len() - 1], &y[y.len() - 1]);
+            // SAFETY: reads exactly the 32 bytes of each block's quants.
+            let (qx, qy) = unsafe {
+                (
+                    _mm256_loadu_si256(xl.qs.as_ptr().cast()),
+                    _mm256_loadu_si256(yl.qs.as_ptr().cast()),
+                )
+            };
+            (dot_i8_256(qx, qy), f16(xl.d) * f16(yl.d))
+        });
+        out[r] = finish(acc[r], tail);
+    }
+    out
+}
+
+fn vec_dot_q4_0_q8_0_r4(w: [&[u8]; 4], a: &[u8]) -> [f32; 4] {
+    // SAFETY: installed only after the AVX-512 features were detected.
+    unsafe { q4_0_q8_0_r4(w, a) }
+}
+
+fn vec_dot_q8_0_q8_0_r4(w: [&[u8]; 4], a: &[u8]) -> [f32; 4] {
+    // SAFETY: installed only after the AVX-512 features were detected.
+    unsafe { q8_0_q8_0_r4(w, a) }
+}
+
 fn vec_dot_q4_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
     // SAFETY: installed only after the AVX-512 features were detected.
     unsafe { q4_0_q8_0(w, a) }
@@ -165,6 +255,8 @@ pub(crate) fn kernels() -> Kernels {
     Kernels {
         vec_dot_q4_0_q8_0,
         vec_dot_q8_0_q8_0,
+        vec_dot_q4_0_q8_0_r4: Some(vec_dot_q4_0_q8_0_r4),
+        vec_dot_q8_0_q8_0_r4: Some(vec_dot_q8_0_q8_0_r4),
         ..k::kernels()
     }
 }
