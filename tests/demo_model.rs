@@ -89,7 +89,9 @@ fn demo_path() -> PathBuf {
 
 #[test]
 fn demo_model_is_small_and_present() {
-    let len = std::fs::metadata(demo_path()).expect("models/ouro-demo.gguf").len();
+    let len = std::fs::metadata(demo_path())
+        .expect("models/ouro-demo.gguf")
+        .len();
     assert!(len <= 16 << 20, "demo model is {len} bytes, over 16 MiB");
 }
 
@@ -135,7 +137,12 @@ fn demo_model_keeps_its_recorded_accuracy_and_skip_saves_layers() {
         );
     }
     // Depth matters: one loop is clearly worse than four.
-    assert!(acc(&one) + 0.2 <= acc(&full), "depth 1 {:.3} vs depth 4 {:.3}", acc(&one), acc(&full));
+    assert!(
+        acc(&one) + 0.2 <= acc(&full),
+        "depth 1 {:.3} vs depth 4 {:.3}",
+        acc(&one),
+        acc(&full)
+    );
     // Skip really cuts computation: fewer layer evaluations than running every loop.
     assert!(
         (skip.layer_evals as f64) < 0.9 * full.layer_evals as f64,
