@@ -35,6 +35,11 @@ enum Command {
 fn main() -> ExitCode {
     // Usage errors exit with status 2 (clap's convention) from inside `parse`.
     let cli = Cli::parse();
+    // An OURO_SIMD the CPU cannot honour (or a misspelt one) is an error, not a silent fallback.
+    if let Err(e) = ouro_simd::init() {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
+    }
     let result = match cli.command {
         Command::Info(args) => cli::info::run(args),
         Command::Generate(args) => cli::generate::run(args),

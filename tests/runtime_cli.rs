@@ -241,3 +241,27 @@ fn bad_inputs_fail_cleanly() {
         "out of range",
     );
 }
+
+/// `OURO_SIMD` naming no path is refused before any work, with the valid names in the message;
+/// the always-available `scalar` path is honoured and gives the same greedy answer.
+#[test]
+fn ouro_simd_override_is_checked() {
+    let model = converted("ouro-tiny-a", "f32");
+    let m = model.to_str().unwrap();
+    let run = |simd: &str| {
+        Command::new(env!("CARGO_BIN_EXE_ouro"))
+            .env("OURO_SIMD", simd)
+            .args([
+                "generate", "-m", m, "-p", "Hello", "-n", "4", "--temp", "0", "--json",
+            ])
+            .output()
+            .expect("run ouro")
+    };
+    assert_clean_failure(&run("sse9"), "ouro_simd=\"sse9\" is not a kernel path");
+    let scalar = json_of(&run("scalar"));
+    assert_eq!(scalar["simd"], "scalar");
+    let best = json_of(&ouro(&[
+        "generate", "-m", m, "-p", "Hello", "-n", "4", "--temp", "0", "--json",
+    ]));
+    assert_eq!(ids(&scalar["tokens"]), ids(&best["tokens"]));
+}
