@@ -3,6 +3,7 @@
 //! stored; `ctx` bounds it.
 
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 
 /// Element type of the cached keys and values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -36,19 +37,20 @@ impl Buf {
     fn push(&mut self, x: &[f32]) {
         match self {
             Buf::F32(v) => v.extend_from_slice(x),
-            Buf::F16(v) => v.extend(x.iter().map(|&e| f16::from_f32(e))),
+            Buf::F16(v) => {
+                // Bulk conversion: F16C eight lanes at a time where the CPU has it (half
+                // detects it at run time); same rounding as the element-wise conversion.
+                let start = v.len();
+                v.resize(start + x.len(), f16::ZERO);
+                v[start..].convert_from_f32_slice(x);
+            }
         }
     }
 
     fn read(&self, start: usize, out: &mut [f32]) {
         match self {
             Buf::F32(v) => out.copy_from_slice(&v[start..start + out.len()]),
-            Buf::F16(v) => {
-                let n = out.len();
-                for (o, e) in out.iter_mut().zip(&v[start..start + n]) {
-                    *o = e.to_f32();
-                }
-            }
+            Buf::F16(v) => v[start..start + out.len()].convert_to_f32_slice(out),
         }
     }
 
