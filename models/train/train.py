@@ -1,12 +1,16 @@
 """Train the demo LoopLM (models/ouro-demo.gguf) on the synthetic chat tasks in tasks.py.
 
-    python models/train/train.py --out target/ouro-demo-hf --minutes 45
+    python models/train/train.py --out target/demo-a --minutes 42 --multi-turn-share 0   # stage A
+    python models/train/train.py --out target/demo-b --init-from target/demo-a \
+        --minutes 13 --warmup 50 --lr 1e-3                                     # stage B
 
 Writes a Hugging Face Ouro checkpoint (config.json, model.safetensors, tokenizer.json,
 tokenizer_config.json with a ChatML chat_template, special_tokens_map.json,
 generation_config.json) plus train-log.jsonl and train-summary.json, then:
 
-    cargo run --release -p ouro-convert -- hf2gguf target/ouro-demo-hf -o models/ouro-demo.gguf --type f32
+    cargo run --release -p ouro-convert -- hf2gguf target/demo-b -o models/ouro-demo.gguf --type f32
+
+(the defaults are the shipped model's sizes; models/README.md has the exact run).
 
 Objective (paper "Scaling Latent Reasoning via Looped Language Models", ouro-spec.md §3.7–3.8):
   stage 1  Σ_t p_t · CE_t − β · H(p)  over all loops, p the exit distribution of the gate
@@ -88,11 +92,14 @@ def encode_items(tok, convs):
     return out
 
 
-def sample_conversations(rng, n):
-    """Half single questions, half 2–3 turn chats (the REPL keeps earlier turns in context)."""
+def sample_conversations(rng, n, multi_turn_share):
+    """Single questions, and a `multi_turn_share` of 2–3 turn chats (the REPL keeps earlier
+    turns in context)."""
     convs = []
     for _ in range(n):
-        turns = 1 if rng.random() < 0.5 else rng.randint(2, 3)
+        # (0 draws nothing, so stage A's stream is reproduced exactly.)
+        single = multi_turn_share <= 0 or rng.random() < 1 - multi_turn_share
+        turns = 1 if single else rng.randint(2, 3)
         convs.append([tasks.make_item(rng) for _ in range(turns)])
     return convs
 
@@ -258,18 +265,20 @@ def main():
     ap.add_argument("--minutes", type=float, default=42.0, help="stage-1 wall-clock budget")
     ap.add_argument("--stage2-steps", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0, help="torch seed (data seeds are fixed: 1/2/3)")
-    ap.add_argument("--batch", type=int, default=96)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--dim", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--dim", type=int, default=192)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--loops", type=int, default=4)
-    ap.add_argument("--ffn", type=int, default=768)
+    ap.add_argument("--ffn", type=int, default=576)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--vocab", type=int, default=320)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-items", type=int, default=400)
     ap.add_argument("--init-from", type=Path, help="continue from a checkpoint this script wrote (same sizes)")
     ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--multi-turn-share", type=float, default=0.5,
+                    help="share of 2-3 turn conversations (stage A of the shipped model used 0)")
     ap.add_argument("--max-steps", type=int, default=0, help="stop stage 1 after this many steps (0 = time budget only)")
     args = ap.parse_args()
 
@@ -335,7 +344,7 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr
         beta = 0.1 if frac < 0.3 else 0.05
-        x, y, w = batchify(encode_items(tok, sample_conversations(train_rng, args.batch)))
+        x, y, w = batchify(encode_items(tok, sample_conversations(train_rng, args.batch, args.multi_turn_share)))
         skip_q = None
         if frac >= 0.5 and step % 2 == 1:
             skip_q = train_rng.uniform(0.3, 0.9)
@@ -375,7 +384,7 @@ def main():
         p.requires_grad_(True)
     gopt = torch.optim.Adam(gate_params, lr=1e-3)
     for s2 in range(args.stage2_steps):
-        x, y, w = batchify(encode_items(tok, sample_conversations(train_rng, args.batch)))
+        x, y, w = batchify(encode_items(tok, sample_conversations(train_rng, args.batch, args.multi_turn_share)))
         loss = stage2_loss(model, x, y, w)
         gopt.zero_grad(set_to_none=True)
         loss.backward()
