@@ -133,6 +133,22 @@ fn one_loop_streams_the_stack_once() {
     assert_eq!(v["weight_bytes_per_token"].as_u64(), Some(stack + head));
 }
 
+/// `-d N`: the untimed prefill of N tokens is kept out of the counts — the timed layer
+/// evaluations are exactly 2 repetitions × 4 tokens × layers × loops, as without `-d`.
+#[test]
+fn depth_prefill_is_not_counted() {
+    let model = common::converted("ouro-tiny-a", "q8_0");
+    let plain = bench(&model, &[]);
+    let deep = bench(&model, &["-d", "24"]);
+    assert_eq!(deep["n_depth"], 24);
+    assert_eq!(plain["n_depth"], 0);
+    rate(&deep, "tg_tok_per_s", 2);
+    rate(&deep, "pp_tok_per_s", 2);
+    let evals = |v: &Value| v["layer_evals"].as_u64().expect("layer_evals");
+    assert!(evals(&plain) > 0);
+    assert_eq!(evals(&deep), evals(&plain));
+}
+
 #[test]
 fn skip_mode_reports_loops_actually_run() {
     // ouro-tiny-b: 3 layers, 3 loops, threshold 0.6 shipped; --exit-threshold 0 overrides it.

@@ -3,6 +3,8 @@
 //!
 //! - `pp{p}`: one `prefill` of `p` seeded random tokens into an empty cache, timed.
 //! - `tg{n}`: `n` single-token `step`s into an empty cache (as `llama-bench`'s tg does), timed.
+//! - `-d N`: both start from a cache already holding `N` tokens (prefilled untimed), as
+//!   `llama-bench -d` does.
 //!
 //! Each test is warmed up untimed as `llama-bench` does (the whole prompt for pp, one token for
 //! tg: page faults, cache allocation), then runs `-r` times; the rate of every repetition is
@@ -31,6 +33,10 @@ pub struct Args {
     /// Tokens for the generation test (0 = skip it).
     #[arg(short = 'n', long = "n-gen", default_value_t = 64)]
     pub n_gen: usize,
+    /// Tokens already in the cache when each test starts (prefilled untimed), as llama-bench's
+    /// `-d`: decode and prompt speed at that context depth.
+    #[arg(short = 'd', long = "n-depth", default_value_t = 0)]
+    pub n_depth: usize,
     /// Timed repetitions of each test (after one untimed warm-up).
     #[arg(short = 'r', long = "repetitions", default_value_t = 3)]
     pub repetitions: usize,
@@ -82,6 +88,8 @@ pub struct Report {
     pub exit_threshold: Option<f32>,
     pub n_prompt: usize,
     pub n_gen: usize,
+    /// Cached tokens each test started from (`-d`).
+    pub n_depth: usize,
     pub repetitions: usize,
     pub pp_tok_per_s: Option<Rate>,
     pub tg_tok_per_s: Option<Rate>,
@@ -154,16 +162,26 @@ fn weight_bytes(model: &Model) -> (u64, u64) {
 }
 
 /// One timed prefill of `tokens` into an empty cache; tok/s.
-fn time_pp(session: &mut Session, tokens: &[u32]) -> Result<f64> {
-    session.reset();
+fn time_pp(session: &mut Session, depth: &[u32], tokens: &[u32]) -> Result<f64> {
+    start_at_depth(session, depth)?;
     let start = Instant::now();
     session.prefill(tokens)?;
     Ok(tokens.len() as f64 / start.elapsed().as_secs_f64())
 }
 
-/// `tokens.len()` timed single-token steps into an empty cache; tok/s.
-fn time_tg(session: &mut Session, tokens: &[u32]) -> Result<f64> {
+/// An empty cache, then `depth` prefilled untimed (its work kept out of the statistics).
+fn start_at_depth(session: &mut Session, depth: &[u32]) -> Result<()> {
     session.reset();
+    if !depth.is_empty() {
+        session.prefill(depth)?;
+    }
+    session.reset_stats();
+    Ok(())
+}
+
+/// `tokens.len()` timed single-token steps after `depth` cached tokens; tok/s.
+fn time_tg(session: &mut Session, depth: &[u32], tokens: &[u32]) -> Result<f64> {
+    start_at_depth(session, depth)?;
     let start = Instant::now();
     for &t in tokens {
         session.step(t)?;
@@ -208,7 +226,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let model = load_model(&args.model)?;
     let c = model.config();
-    let ctx = args.n_prompt.max(args.n_gen);
+    let ctx = args.n_prompt.max(args.n_gen) + args.n_depth;
     let mut opts = args.run.session_options(&model, ctx, KvType::F16)?;
     let loops = opts.loops.unwrap_or(c.n_loops);
     if opts.exit_threshold.is_none() {
@@ -221,14 +239,16 @@ pub fn run(args: Args) -> Result<()> {
     let mut session = Session::new(&model, opts).context("cannot start a session")?;
     let mut rng = Rng(args.seed);
     let vocab_size = c.vocab_size;
+    let depth = rng.tokens(args.n_depth, vocab_size);
 
     let mut pp = None;
     if args.n_prompt > 0 {
-        time_pp(&mut session, &rng.tokens(args.n_prompt, vocab_size))?;
+        time_pp(&mut session, &depth, &rng.tokens(args.n_prompt, vocab_size))?;
         let mut samples = Vec::with_capacity(args.repetitions);
         for _ in 0..args.repetitions {
             samples.push(time_pp(
                 &mut session,
+                &depth,
                 &rng.tokens(args.n_prompt, vocab_size),
             )?);
         }
@@ -238,11 +258,14 @@ pub fn run(args: Args) -> Result<()> {
     let mut tg = None;
     let (mut layer_evals, mut gen_tokens) = (0u64, 0u64);
     if args.n_gen > 0 {
-        time_tg(&mut session, &rng.tokens(1, vocab_size))?;
+        time_tg(&mut session, &depth, &rng.tokens(1, vocab_size))?;
         let mut samples = Vec::with_capacity(args.repetitions);
         for _ in 0..args.repetitions {
-            session.reset_stats();
-            samples.push(time_tg(&mut session, &rng.tokens(args.n_gen, vocab_size))?);
+            samples.push(time_tg(
+                &mut session,
+                &depth,
+                &rng.tokens(args.n_gen, vocab_size),
+            )?);
             layer_evals += session.stats().layer_evals;
             gen_tokens += session.stats().gen_tokens as u64;
         }
@@ -278,6 +301,7 @@ pub fn run(args: Args) -> Result<()> {
         exit_threshold,
         n_prompt: args.n_prompt,
         n_gen: args.n_gen,
+        n_depth: args.n_depth,
         repetitions: args.repetitions,
         pp_tok_per_s: pp,
         tg_tok_per_s: tg,
@@ -316,11 +340,16 @@ fn print_table(out: &mut impl Write, path: &Path, r: &Report) -> Result<()> {
         ("pp", r.n_prompt, &r.pp_tok_per_s),
         ("tg", r.n_gen, &r.tg_tok_per_s),
     ];
+    let at = if r.n_depth > 0 {
+        format!(" @ d{}", r.n_depth)
+    } else {
+        String::new()
+    };
     for (name, n, rate) in tests {
         if let Some(rate) = rate {
             writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {depth} | {name}{n} | {:.2} ± {:.2} |",
+                "| {} | {} | {} | {} | {} | {depth} | {name}{n}{at} | {:.2} ± {:.2} |",
                 file_name(path),
                 r.arch,
                 r.weight_type,
