@@ -102,9 +102,6 @@ pub fn forward(
     let mut readout = vec![0.0f32; n * dim];
     let mut active: Vec<usize> = (0..n).collect();
     let mut layer_evals = 0u64;
-    let n_keys = pos0 + n;
-    let mut k_all = vec![0.0f32; n_keys * kv_dim];
-    let mut v_all = vec![0.0f32; n_keys * kv_dim];
     let mut k_row = vec![0.0f32; kv_dim];
     let mut v_row = vec![0.0f32; kv_dim];
 
@@ -157,9 +154,8 @@ pub fn forward(
             if na == 0 {
                 continue;
             }
-            cache.read_k(t, l, 0, &mut k_all);
-            cache.read_v(t, l, 0, &mut v_all);
-            ops::attention(&q, &k_all, &v_all, &positions, shape, &mut att);
+            let (k_rows, v_rows) = (cache.rows_k(t, l), cache.rows_v(t, l));
+            ops::attention(&q, k_rows, v_rows, &positions, shape, &mut att);
             ops::matmul(&layer.attn_output, file, &att, na, &mut o);
             if let Some(norm) = &layer.post_attention_norm {
                 rmsnorm_inplace(&mut o, norm, c.rms_eps);

@@ -5,6 +5,8 @@
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 
+use crate::ops::attention::KvRows;
+
 /// Element type of the cached keys and values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum KvType {
@@ -51,6 +53,13 @@ impl Buf {
         match self {
             Buf::F32(v) => out.copy_from_slice(&v[start..start + out.len()]),
             Buf::F16(v) => v[start..start + out.len()].convert_to_f32_slice(out),
+        }
+    }
+
+    fn rows(&self) -> KvRows<'_> {
+        match self {
+            Buf::F32(v) => KvRows::F32(v),
+            Buf::F16(v) => KvRows::F16(v),
         }
     }
 
@@ -166,13 +175,14 @@ impl KvCache {
         self.slot(lp, layer).k.len() / self.kv_dim
     }
 
-    /// Read rows `[start, start + n)` of slot (lp, layer)'s keys or values into `out`.
-    pub fn read_k(&self, lp: usize, layer: usize, start: usize, out: &mut [f32]) {
-        self.slot(lp, layer).k.read(start * self.kv_dim, out);
+    /// Every cached key of slot (lp, layer), `[positions × kv_dim]`, in the cache's element type.
+    pub fn rows_k(&self, lp: usize, layer: usize) -> KvRows<'_> {
+        self.slot(lp, layer).k.rows()
     }
 
-    pub fn read_v(&self, lp: usize, layer: usize, start: usize, out: &mut [f32]) {
-        self.slot(lp, layer).v.read(start * self.kv_dim, out);
+    /// Every cached value of slot (lp, layer).
+    pub fn rows_v(&self, lp: usize, layer: usize) -> KvRows<'_> {
+        self.slot(lp, layer).v.rows()
     }
 
     /// Mark every slot as holding `n` positions (after a batch appended to all of them).

@@ -1,7 +1,39 @@
 //! Causal scaled-dot-product attention with grouped KV heads: query head h reads KV head
 //! h / (n_heads / n_kv_heads). Softmax in f32. (token, head) pairs run on the current rayon pool.
 
+use half::f16;
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
+
+/// Cached keys or values, `[n_pos × n_kv_heads·head_dim]`, in the cache's own element type:
+/// attention reads f16 rows in place (a head's row converted into a small buffer when used)
+/// instead of copying the whole history to f32 first.
+#[derive(Clone, Copy, Debug)]
+pub enum KvRows<'a> {
+    F32(&'a [f32]),
+    F16(&'a [f16]),
+}
+
+impl KvRows<'_> {
+    fn len(&self) -> usize {
+        match self {
+            KvRows::F32(x) => x.len(),
+            KvRows::F16(x) => x.len(),
+        }
+    }
+
+    /// Elements `[off, off + buf.len())` as f32: borrowed when stored as f32, else converted
+    /// into `buf`.
+    fn get<'b>(&'b self, off: usize, buf: &'b mut [f32]) -> &'b [f32] {
+        match self {
+            KvRows::F32(x) => &x[off..off + buf.len()],
+            KvRows::F16(x) => {
+                x[off..off + buf.len()].convert_to_f32_slice(buf);
+                buf
+            }
+        }
+    }
+}
 
 /// Shapes of one attention call.
 #[derive(Clone, Copy, Debug)]
@@ -16,8 +48,8 @@ pub struct AttnShape {
 /// `out`: `[n × n_heads·head_dim]`.
 pub fn attention(
     q: &[f32],
-    k: &[f32],
-    v: &[f32],
+    k: KvRows<'_>,
+    v: KvRows<'_>,
     positions: &[usize],
     s: AttnShape,
     out: &mut [f32],
@@ -36,9 +68,10 @@ pub fn attention(
             let qh = &q[i * q_dim + h * s.head_dim..][..s.head_dim];
             let kv_off = (h / group) * s.head_dim;
             let n_keys = positions[i] + 1;
+            let mut buf = vec![0.0f32; s.head_dim];
             let mut scores: Vec<f32> = (0..n_keys)
                 .map(|p| {
-                    let kh = &k[p * kv_dim + kv_off..][..s.head_dim];
+                    let kh = k.get(p * kv_dim + kv_off, &mut buf);
                     qh.iter().zip(kh).map(|(a, b)| a * b).sum::<f32>() * scale
                 })
                 .collect();
@@ -50,7 +83,7 @@ pub fn attention(
             }
             o.fill(0.0);
             for (p, &w) in scores.iter().enumerate() {
-                let vh = &v[p * kv_dim + kv_off..][..s.head_dim];
+                let vh = v.get(p * kv_dim + kv_off, &mut buf);
                 let w = w / sum;
                 for (a, &b) in o.iter_mut().zip(vh) {
                     *a += w * b;
@@ -77,7 +110,42 @@ mod tests {
         let positions = [2usize, 4];
         let q: Vec<f32> = (0..2 * 12).map(|i| f(i, 0.45)).collect();
         let mut out = vec![0.0f32; 24];
-        attention(&q, &k, &v, &positions, s, &mut out);
+        attention(
+            &q,
+            KvRows::F32(&k),
+            KvRows::F32(&v),
+            &positions,
+            s,
+            &mut out,
+        );
+        // The same keys and values stored as f16 give what their f32 values give.
+        let (k16, v16): (Vec<f16>, Vec<f16>) = (
+            k.iter().map(|&x| f16::from_f32(x)).collect(),
+            v.iter().map(|&x| f16::from_f32(x)).collect(),
+        );
+        let (k32, v32): (Vec<f32>, Vec<f32>) = (
+            k16.iter().map(|x| x.to_f32()).collect(),
+            v16.iter().map(|x| x.to_f32()).collect(),
+        );
+        let mut out16 = vec![0.0f32; 24];
+        let mut out32 = vec![0.0f32; 24];
+        attention(
+            &q,
+            KvRows::F16(&k16),
+            KvRows::F16(&v16),
+            &positions,
+            s,
+            &mut out16,
+        );
+        attention(
+            &q,
+            KvRows::F32(&k32),
+            KvRows::F32(&v32),
+            &positions,
+            s,
+            &mut out32,
+        );
+        assert_eq!(out16, out32);
         for (i, &p) in positions.iter().enumerate() {
             for h in 0..4 {
                 let kvh = h / 2;
