@@ -83,40 +83,72 @@ fn finish(acc: __m512, tail: Option<(__m256i, f32)>) -> f32 {
     _mm_cvtss_f32(s)
 }
 
+/// Two Q4_0 blocks' nibbles as unsigned bytes: [x0 low | x0 high | x1 low | x1 high].
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+fn nibbles_pair(x0: &BlockQ4_0, x1: &BlockQ4_0) -> __m512i {
+    // SAFETY: two 16-byte loads, each exactly one block's nibbles.
+    let q = unsafe {
+        let lo = _mm256_broadcastsi128_si256(_mm_loadu_si128(x0.qs.as_ptr().cast()));
+        let hi = _mm256_broadcastsi128_si256(_mm_loadu_si128(x1.qs.as_ptr().cast()));
+        _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1)
+    };
+    let shift = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
+    _mm512_and_si512(_mm512_srlv_epi64(q, shift), _mm512_set1_epi8(0x0F))
+}
+
+/// Σ x·y of two Q8_0 block pairs as i32 lanes: |x| · (y with x's sign), as the 256-bit kernels.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+fn dot_q8_pair(qx: __m512i, qy: __m512i) -> __m512i {
+    let zero = _mm512_setzero_si512();
+    let sy = _mm512_mask_sub_epi8(qy, _mm512_movepi8_mask(qx), zero, qy);
+    _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(qx), sy)
+}
+
+/// The odd last block of a Q4_0 row (256-bit): its integer sums and scale.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+fn tail_q4_0(xl: &BlockQ4_0, yl: &BlockQ8_0) -> (__m256i, f32) {
+    let qx = _mm256_sub_epi8(nibbles256(&xl.qs), _mm256_set1_epi8(8));
+    // SAFETY: reads exactly the 32 bytes of the block's quants.
+    let qy = unsafe { _mm256_loadu_si256(yl.qs.as_ptr().cast()) };
+    (dot_i8_256(qx, qy), f16(xl.d) * f16(yl.d))
+}
+
+/// The odd last block of a Q8_0 row (256-bit): its integer sums and scale.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+fn tail_q8_0(xl: &BlockQ8_0, yl: &BlockQ8_0) -> (__m256i, f32) {
+    // SAFETY: reads exactly the 32 bytes of each block's quants.
+    let (qx, qy) = unsafe {
+        (
+            _mm256_loadu_si256(xl.qs.as_ptr().cast()),
+            _mm256_loadu_si256(yl.qs.as_ptr().cast()),
+        )
+    };
+    (dot_i8_256(qx, qy), f16(xl.d) * f16(yl.d))
+}
+
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn q4_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
     let (x, y) = (as_blocks::<BlockQ4_0>(w), as_blocks::<BlockQ8_0>(a));
     assert_eq!(x.len(), y.len());
-    let shift = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
-    let m4 = _mm512_set1_epi8(0x0F);
     let eight = _mm512_set1_epi8(8);
+    let zero = _mm512_setzero_si512();
     let mut acc = _mm512_setzero_ps();
-    let pairs = x.len() / 2;
-    for p in 0..pairs {
+    for p in 0..x.len() / 2 {
         let (x0, x1, y0, y1) = (&x[2 * p], &x[2 * p + 1], &y[2 * p], &y[2 * p + 1]);
-        // SAFETY: two 16-byte loads, each exactly one block's nibbles.
-        let q = unsafe {
-            let lo = _mm256_broadcastsi128_si256(_mm_loadu_si128(x0.qs.as_ptr().cast()));
-            let hi = _mm256_broadcastsi128_si256(_mm_loadu_si128(x1.qs.as_ptr().cast()));
-            _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1)
-        };
-        let q = _mm512_and_si512(_mm512_srlv_epi64(q, shift), m4);
+        let q = nibbles_pair(x0, x1);
         let yv = load_pair(&y0.qs, &y1.qs);
         // Σ (q − 8)·y = Σ q·y − Σ 8·y, both with unsigned q.
-        let zero = _mm512_setzero_si512();
         let s = _mm512_sub_epi32(
             _mm512_dpbusd_epi32(zero, q, yv),
             _mm512_dpbusd_epi32(zero, eight, yv),
         );
         acc = _mm512_fmadd_ps(scales(x0.d, y0.d, x1.d, y1.d), _mm512_cvtepi32_ps(s), acc);
     }
-    let tail = (x.len() % 2 == 1).then(|| {
-        let (xl, yl) = (&x[x.len() - 1], &y[y.len() - 1]);
-        let qx = _mm256_sub_epi8(nibbles256(&xl.qs), _mm256_set1_epi8(8));
-        // SAFETY: reads exactly the 32 bytes of the block's quants.
-        let qy = unsafe { _mm256_loadu_si256(yl.qs.as_ptr().cast()) };
-        (dot_i8_256(qx, qy), f16(xl.d) * f16(yl.d))
-    });
+    let tail = (x.len() % 2 == 1).then(|| tail_q4_0(&x[x.len() - 1], &y[y.len() - 1]));
     finish(acc, tail)
 }
 
@@ -124,29 +156,13 @@ fn q4_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
 fn q8_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
     let (x, y) = (as_blocks::<BlockQ8_0>(w), as_blocks::<BlockQ8_0>(a));
     assert_eq!(x.len(), y.len());
-    let zero = _mm512_setzero_si512();
     let mut acc = _mm512_setzero_ps();
-    let pairs = x.len() / 2;
-    for p in 0..pairs {
+    for p in 0..x.len() / 2 {
         let (x0, x1, y0, y1) = (&x[2 * p], &x[2 * p + 1], &y[2 * p], &y[2 * p + 1]);
-        let qx = load_pair(&x0.qs, &x1.qs);
-        let qy = load_pair(&y0.qs, &y1.qs);
-        // |x| · (y with x's sign), as the 256-bit kernels.
-        let sy = _mm512_mask_sub_epi8(qy, _mm512_movepi8_mask(qx), zero, qy);
-        let s = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(qx), sy);
+        let s = dot_q8_pair(load_pair(&x0.qs, &x1.qs), load_pair(&y0.qs, &y1.qs));
         acc = _mm512_fmadd_ps(scales(x0.d, y0.d, x1.d, y1.d), _mm512_cvtepi32_ps(s), acc);
     }
-    let tail = (x.len() % 2 == 1).then(|| {
-        let (xl, yl) = (&x[x.len() - 1], &y[y.len() - 1]);
-        // SAFETY: reads exactly the 32 bytes of each block's quants.
-        let (qx, qy) = unsafe {
-            (
-                _mm256_loadu_si256(xl.qs.as_ptr().cast()),
-                _mm256_loadu_si256(yl.qs.as_ptr().cast()),
-            )
-        };
-        (dot_i8_256(qx, qy), f16(xl.d) * f16(yl.d))
-    });
+    let tail = (x.len() % 2 == 1).then(|| tail_q8_0(&x[x.len() - 1], &y[y.len() - 1]));
     finish(acc, tail)
 }
 
@@ -157,8 +173,6 @@ fn q4_0_q8_0_r4(w: [&[u8]; 4], a: &[u8]) -> [f32; 4] {
     let y = as_blocks::<BlockQ8_0>(a);
     let x = w.map(as_blocks::<BlockQ4_0>);
     assert!(x.iter().all(|r| r.len() == y.len()));
-    let shift = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
-    let m4 = _mm512_set1_epi8(0x0F);
     let eight = _mm512_set1_epi8(8);
     let zero = _mm512_setzero_si512();
     let mut acc = [_mm512_setzero_ps(); 4];
@@ -168,29 +182,13 @@ fn q4_0_q8_0_r4(w: [&[u8]; 4], a: &[u8]) -> [f32; 4] {
         let y8 = _mm512_dpbusd_epi32(zero, eight, yv);
         for (acc, x) in acc.iter_mut().zip(&x) {
             let (x0, x1) = (&x[2 * p], &x[2 * p + 1]);
-            // SAFETY: two 16-byte loads, each exactly one block's nibbles.
-            let q = unsafe {
-                let lo = _mm256_broadcastsi128_si256(_mm_loadu_si128(x0.qs.as_ptr().cast()));
-                let hi = _mm256_broadcastsi128_si256(_mm_loadu_si128(x1.qs.as_ptr().cast()));
-                _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1)
-            };
-            let q = _mm512_and_si512(_mm512_srlv_epi64(q, shift), m4);
-            let s = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, q, yv), y8);
+            let s = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, nibbles_pair(x0, x1), yv), y8);
             *acc = _mm512_fmadd_ps(scales(x0.d, y0.d, x1.d, y1.d), _mm512_cvtepi32_ps(s), *acc);
         }
     }
-    let mut out = [0f32; 4];
-    for r in 0..4 {
-        let tail = (y.len() % 2 == 1).then(|| {
-            let (xl, yl) = (&x[r][y.len() - 1], &y[y.len() - 1]);
-            let qx = _mm256_sub_epi8(nibbles256(&xl.qs), _mm256_set1_epi8(8));
-            // SAFETY: reads exactly the 32 bytes of the block's quants.
-            let qy = unsafe { _mm256_loadu_si256(yl.qs.as_ptr().cast()) };
-            (dot_i8_256(qx, qy), f16(xl.d) * f16(yl.d))
-        });
-        out[r] = finish(acc[r], tail);
-    }
-    out
+    // Only an odd number of blocks has a tail (and then `y` is not empty).
+    let tail = |r: usize| tail_q4_0(&x[r][y.len() - 1], &y[y.len() - 1]);
+    std::array::from_fn(|r| finish(acc[r], (y.len() % 2 == 1).then(|| tail(r))))
 }
 
 /// Four Q8_0 rows · one Q8_0 vector, bit-identical to four `q8_0_q8_0` calls.
@@ -199,35 +197,19 @@ fn q8_0_q8_0_r4(w: [&[u8]; 4], a: &[u8]) -> [f32; 4] {
     let y = as_blocks::<BlockQ8_0>(a);
     let x = w.map(as_blocks::<BlockQ8_0>);
     assert!(x.iter().all(|r| r.len() == y.len()));
-    let zero = _mm512_setzero_si512();
     let mut acc = [_mm512_setzero_ps(); 4];
     for p in 0..y.len() / 2 {
         let (y0, y1) = (&y[2 * p], &y[2 * p + 1]);
         let qy = load_pair(&y0.qs, &y1.qs);
         for (acc, x) in acc.iter_mut().zip(&x) {
             let (x0, x1) = (&x[2 * p], &x[2 * p + 1]);
-            let qx = load_pair(&x0.qs, &x1.qs);
-            let sy = _mm512_mask_sub_epi8(qy, _mm512_movepi8_mask(qx), zero, qy);
-            let s = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(qx), sy);
+            let s = dot_q8_pair(load_pair(&x0.qs, &x1.qs), qy);
             *acc = _mm512_fmadd_ps(scales(x0.d, y0.d, x1.d, y1.d), _mm512_cvtepi32_ps(s), *acc);
         }
     }
-    let mut out = [0f32; 4];
-    for r in 0..4 {
-        let tail = (y.len() % 2 == 1).then(|| {
-            let (xl, yl) = (&x[r][y.len() - 1], &y[y.len() - 1]);
-            // SAFETY: reads exactly the 32 bytes of each block's quants.
-            let (qx, qy) = unsafe {
-                (
-                    _mm256_loadu_si256(xl.qs.as_ptr().cast()),
-                    _mm256_loadu_si256(yl.qs.as_ptr().cast()),
-                )
-            };
-            (dot_i8_256(qx, qy), f16(xl.d) * f16(yl.d))
-        });
-        out[r] = finish(acc[r], tail);
-    }
-    out
+    // Only an odd number of blocks has a tail (and then `y` is not empty).
+    let tail = |r: usize| tail_q8_0(&x[r][y.len() - 1], &y[y.len() - 1]);
+    std::array::from_fn(|r| finish(acc[r], (y.len() % 2 == 1).then(|| tail(r))))
 }
 
 fn vec_dot_q4_0_q8_0_r4(w: [&[u8]; 4], a: &[u8]) -> [f32; 4] {
