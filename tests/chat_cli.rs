@@ -134,13 +134,17 @@ fn model_with_template(name: &str, template: Option<&str>) -> Option<PathBuf> {
     convert(work.path(), name)
 }
 
-/// Run `ouro chat -m MODEL ARGS` with `input` on stdin and a private data dir.
-fn chat(model: &Path, args: &[&str], input: &str) -> Output {
+/// Run `ouro chat -m MODEL ARGS` with `input` on stdin and a private data dir; with no model,
+/// `ouro chat ARGS` (the default model, `$OURO_MODEL` unset).
+fn chat(model: Option<&Path>, args: &[&str], input: &str) -> Output {
     let home = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(ouro())
-        .arg("chat")
-        .arg("-m")
-        .arg(model)
+    let mut cmd = Command::new(ouro());
+    cmd.arg("chat");
+    match model {
+        Some(m) => cmd.arg("-m").arg(m),
+        None => cmd.env_remove("OURO_MODEL"),
+    };
+    let mut child = cmd
         .args(args)
         .env("HOME", home.path())
         .env("XDG_DATA_HOME", home.path())
@@ -199,7 +203,7 @@ fn turns_reuse_the_cache_and_loops_setting_applies() {
         saved.display()
     );
     let out = chat(
-        &model,
+        Some(&model),
         &["--temp", "0", "-n", "6", "--ctx", "256", "-t", "1"],
         &input,
     );
@@ -260,7 +264,7 @@ fn bad_commands_do_not_end_the_session() {
          /load /nonexistent/conversation.json\n/depth maybe\n/set\n{PROMPT}\n/stats\n/exit\n"
     );
     let out = chat(
-        &model,
+        Some(&model),
         &["--temp", "0", "-n", "3", "--ctx", "128", "-t", "1"],
         &input,
     );
@@ -292,7 +296,7 @@ fn full_context_is_reported_and_reset_recovers() {
     // 16 prompt tokens + 4 answer tokens fill a 20-token context; the next turn cannot fit.
     let input = format!("{PROMPT}\n{PROMPT}\n/reset\n{PROMPT}\n/stats\n/exit\n");
     let out = chat(
-        &model,
+        Some(&model),
         &["--temp", "0", "-n", "50", "--ctx", "20", "-t", "1"],
         &input,
     );
@@ -319,21 +323,7 @@ fn full_context_is_reported_and_reset_recovers() {
 /// error line naming the file.
 #[test]
 fn default_model_answers_and_a_missing_model_is_reported() {
-    let mut child = Command::new(ouro())
-        .args(["chat", "--temp", "0"])
-        .env_remove("OURO_MODEL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run ouro chat");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"What is 2 + 2?\n")
-        .expect("write");
-    let out = child.wait_with_output().expect("ouro chat");
+    let out = chat(None, &["--temp", "0"], "What is 2 + 2?\n");
     assert!(
         out.status.success(),
         "{}",
@@ -467,7 +457,7 @@ fn thinking_text_is_shown_or_hidden_but_always_kept() {
             "/set think {mode}\n{PROMPT}\n/save {}\n/exit\n",
             saved.display()
         );
-        let out = chat(&model, &["--temp", "0", "-n", "8", "-t", "1"], &input);
+        let out = chat(Some(&model), &["--temp", "0", "-n", "8", "-t", "1"], &input);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             out.status.success(),
@@ -499,7 +489,7 @@ fn missing_template_falls_back_to_chatml_with_a_notice() {
         return;
     };
     let out = chat(
-        &model,
+        Some(&model),
         &["--temp", "0", "-n", "4", "-t", "1"],
         &format!("{PROMPT}\n/stats\n"),
     );
@@ -533,7 +523,7 @@ fn changed_history_is_prefilled_from_the_first_differing_token() {
         "{PROMPT}\n/system Be brief.\n{PROMPT}\n/stats\n/save {}\n/exit\n",
         saved.display()
     );
-    let out = chat(&model, &["--temp", "0", "-n", "5", "-t", "1"], &input);
+    let out = chat(Some(&model), &["--temp", "0", "-n", "5", "-t", "1"], &input);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
@@ -576,7 +566,7 @@ fn saved_conversation_loads_into_a_new_session() {
     let second = dir.path().join("second.json");
     let args = ["--temp", "0", "-n", "4", "-t", "1"];
     let out = chat(
-        &model,
+        Some(&model),
         &args,
         &format!("{PROMPT}\n/save {}\n", first.display()),
     );
@@ -586,7 +576,7 @@ fn saved_conversation_loads_into_a_new_session() {
         first.display(),
         second.display()
     );
-    let out = chat(&model, &args, &input);
+    let out = chat(Some(&model), &args, &input);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
@@ -614,7 +604,7 @@ fn depth_view_and_early_exit_savings_in_plain_text() {
     let Some(model) = model() else { return };
     let input = format!("{PROMPT}\n/stats\n");
     let out = chat(
-        &model,
+        Some(&model),
         &["--temp", "0", "-n", "6", "-t", "1", "--show-depth"],
         &input,
     );
@@ -633,7 +623,7 @@ fn depth_view_and_early_exit_savings_in_plain_text() {
     assert!(stderr.contains(", 0 saved (0.0%)"), "{stderr}");
 
     let out = chat(
-        &model,
+        Some(&model),
         &[
             "--temp",
             "0",
