@@ -117,9 +117,13 @@ def batchify(encoded):
     return x, y, w
 
 
+def per_loop_ce(logits, y):
+    """Cross-entropy of every loop's logits [T, B, S, V] against y [B, S]: [T, B, S]."""
+    return torch.stack([F.cross_entropy(lt.transpose(1, 2), y, reduction="none") for lt in logits])
+
+
 def stage1_loss(logits, gates, y, w, beta):
-    T = logits.shape[0]
-    ce = torch.stack([F.cross_entropy(logits[t].transpose(1, 2), y, reduction="none") for t in range(T)])
+    ce = per_loop_ce(logits, y)
     p = exit_distribution(gates)
     entropy = -(p * p.clamp_min(1e-9).log()).sum(0)
     per_pos = (p * ce).sum(0) - beta * entropy
@@ -131,8 +135,7 @@ def stage1_loss(logits, gates, y, w, beta):
 def stage2_loss(model, x, y, w):
     with torch.no_grad():
         logits, _, hidden = model(x, return_hidden=True)
-        T = logits.shape[0]
-        ce = torch.stack([F.cross_entropy(logits[t].transpose(1, 2), y, reduction="none") for t in range(T)])
+        ce = per_loop_ce(logits, y)
         improve = (ce[:-1] - ce[1:]).clamp_min(0.0)
         target = 1.0 - torch.sigmoid(50.0 * (improve - 0.005))
     lam = torch.sigmoid(model.model.early_exit_gate(hidden[:-1]).squeeze(-1))
