@@ -34,6 +34,12 @@ pub type VecDotX4Fn = fn(w: &[u8], a: [&[u8]; 4]) -> [f32; 4];
 /// Bit-identical to four calls of the matching [`VecDotFn`] of the same table.
 pub type VecDotR4Fn = fn(w: [&[u8]; 4], a: &[u8]) -> [f32; 4];
 
+/// Σ x·y of an f16 row and an f32 row of the same length, accumulated in f32 (attention q·k).
+pub type DotF16Fn = fn(x: &[half::f16], y: &[f32]) -> f32;
+
+/// y += a·x for an f16 row `x` of `y`'s length (attention's weighted sum of values).
+pub type MadF16Fn = fn(y: &mut [f32], a: f32, x: &[half::f16]);
+
 /// The kernel table. Every field has ggml's name; the scalar table is [`Kernels::SCALAR`].
 #[derive(Clone, Copy)]
 pub struct Kernels {
@@ -79,6 +85,10 @@ pub struct Kernels {
     pub vec_dot_q4_0_q8_0_r4: Option<VecDotR4Fn>,
     /// 4 rows of Q8_0 · one Q8_0 vector, if the path has it.
     pub vec_dot_q8_0_q8_0_r4: Option<VecDotR4Fn>,
+    /// f16 key row · f32 query row (attention scores over the f16 KV cache).
+    pub dot_f16_f32: DotF16Fn,
+    /// f32 output row += weight · f16 value row (ggml's `vec_mad`).
+    pub mad_f16_f32: MadF16Fn,
 }
 
 impl Kernels {
@@ -105,6 +115,8 @@ impl Kernels {
         vec_dot_q6_K_q8_K_x4: None,
         vec_dot_q4_0_q8_0_r4: None,
         vec_dot_q8_0_q8_0_r4: None,
+        dot_f16_f32: scalar::dot_f16_f32,
+        mad_f16_f32: scalar::mad_f16_f32,
     };
 
     /// The dot product for weights of type `wtype` against its `vec_dot_type`, if any.

@@ -91,6 +91,21 @@ pub fn vec_dot_f16_f32(w: &[u8], a: &[u8]) -> f32 {
     sum as f32
 }
 
+/// Σ x·y of an f16 row (a cached key) and an f32 row (a query), accumulated in f32 in order:
+/// attention's q·k. SIMD paths sum in a different order (tolerance, not bit-identity).
+pub fn dot_f16_f32(x: &[half::f16], y: &[f32]) -> f32 {
+    assert_eq!(x.len(), y.len(), "dot_f16_f32: row lengths differ");
+    x.iter().zip(y).fold(0f32, |s, (a, b)| s + a.to_f32() * b)
+}
+
+/// y += a·x for an f16 row `x` (a cached value): attention's weighted sum of values.
+pub fn mad_f16_f32(y: &mut [f32], a: f32, x: &[half::f16]) {
+    assert_eq!(x.len(), y.len(), "mad_f16_f32: row lengths differ");
+    for (y, x) in y.iter_mut().zip(x) {
+        *y += a * x.to_f32();
+    }
+}
+
 /// Σ w·x with bf16 weights and f32 activations, summed in f64.
 pub fn vec_dot_bf16_f32(w: &[u8], a: &[u8]) -> f32 {
     debug_assert_eq!(w.len() * 2, a.len());

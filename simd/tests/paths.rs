@@ -390,3 +390,55 @@ fn r4_rows_equal_single_dots() {
         assert!(checked > 0);
     }
 }
+
+/// The attention row kernels (f16 key · f32 query, f32 += w · f16 value) on every path against
+/// the scalar ones, for lengths around the SIMD widths (8, 16, 32) and the usual head sizes.
+/// Only the f32 summation order differs: |Δdot| ≤ 1e-5 · Σ|x·y| + 1e-30 (also against f64), and each mad element within
+/// one rounding of the two-step scalar result (|Δ| ≤ 2⁻²³ · (|y| + |a·x|)).
+#[test]
+fn attention_row_kernels_match_scalar() {
+    use half::f16;
+    let mut rng = Rng::new(11);
+    for n in [
+        1usize, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 80, 128, 129, 256,
+    ] {
+        let x: Vec<f16> = (0..n).map(|_| f16::from_f32(rng.normal(2.0))).collect();
+        let y: Vec<f32> = (0..n).map(|_| rng.normal(1.0)).collect();
+        let scale: f64 = x
+            .iter()
+            .zip(&y)
+            .map(|(a, b)| (a.to_f32() as f64 * *b as f64).abs())
+            .sum();
+        let want = ouro_simd::scalar::dot_f16_f32(&x, &y);
+        let exact: f64 = x
+            .iter()
+            .zip(&y)
+            .map(|(a, b)| a.to_f32() as f64 * *b as f64)
+            .sum();
+        assert!(
+            (want as f64 - exact).abs() <= 1e-5 * scale + 1e-30,
+            "scalar n={n}"
+        );
+        let a = rng.normal(0.5);
+        let mut want_y = y.clone();
+        ouro_simd::scalar::mad_f16_f32(&mut want_y, a, &x);
+        for (p, k) in paths() {
+            let got = (k.dot_f16_f32)(&x, &y);
+            assert!(
+                (got as f64 - want as f64).abs() <= 1e-5 * scale + 1e-30,
+                "{p:?} dot n={n}: {got} vs {want}"
+            );
+            let mut got_y = y.clone();
+            (k.mad_f16_f32)(&mut got_y, a, &x);
+            for i in 0..n {
+                let tol = f32::EPSILON * (y[i].abs() + (a * x[i].to_f32()).abs());
+                assert!(
+                    (got_y[i] - want_y[i]).abs() <= tol,
+                    "{p:?} mad n={n} i={i}: {} vs {}",
+                    got_y[i],
+                    want_y[i]
+                );
+            }
+        }
+    }
+}

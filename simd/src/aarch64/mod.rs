@@ -26,6 +26,8 @@ pub(crate) fn neon_kernels(base: Kernels) -> Kernels {
     k.vec_dot_bf16_f32 = neon::vec_dot_bf16_f32;
     k.vec_dot_q4_0_q8_0_x4 = Some(neon::vec_dot_q4_0_q8_0_x4);
     k.vec_dot_q8_0_q8_0_x4 = Some(neon::vec_dot_q8_0_q8_0_x4);
+    k.dot_f16_f32 = neon::dot_f16_f32;
+    k.mad_f16_f32 = neon::mad_f16_f32;
     k
 }
 

@@ -801,3 +801,57 @@ pub(super) fn vec_dot_bf16_f32(w: &[u8], a: &[u8]) -> f32 {
         )
     }
 }
+
+/// Attention q·k: f16 row · f32 row, four 4-lane FMA chains over 16 elements per step.
+pub(super) fn dot_f16_f32(x: &[half::f16], y: &[f32]) -> f32 {
+    assert_eq!(x.len(), y.len(), "dot_f16_f32: row lengths differ");
+    let n = x.len();
+    let body = n / 16 * 16;
+    // SAFETY: NEON is part of the aarch64 baseline; every load is of a bounds-checked
+    // sub-slice of exactly the loaded length (8 halves = 16 bytes, 4 f32 = 16 bytes).
+    let mut sum = unsafe {
+        let mut acc = [vdupq_n_f32(0.0); 4];
+        for i in (0..body).step_by(16) {
+            for h in 0..2 {
+                let e = i + 8 * h;
+                let xs = &x[e..e + 8];
+                let (lo, hi) = f16x8_to_f32(vld1q_u8(xs.as_ptr().cast()));
+                let ys = &y[e..e + 8];
+                acc[2 * h] = vfmaq_f32(acc[2 * h], lo, vld1q_f32(ys.as_ptr()));
+                acc[2 * h + 1] = vfmaq_f32(acc[2 * h + 1], hi, vld1q_f32(ys[4..].as_ptr()));
+            }
+        }
+        vaddvq_f32(vaddq_f32(
+            vaddq_f32(acc[0], acc[1]),
+            vaddq_f32(acc[2], acc[3]),
+        ))
+    };
+    for e in body..n {
+        sum += x[e].to_f32() * y[e];
+    }
+    sum
+}
+
+/// Attention's value sum: y += a·x for an f16 row, eight lanes per step.
+pub(super) fn mad_f16_f32(y: &mut [f32], a: f32, x: &[half::f16]) {
+    assert_eq!(x.len(), y.len(), "mad_f16_f32: row lengths differ");
+    let n = x.len();
+    let body = n / 8 * 8;
+    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a bounds-checked
+    // sub-slice of exactly the accessed length (8 halves, 8 f32).
+    unsafe {
+        let av = vdupq_n_f32(a);
+        for e in (0..body).step_by(8) {
+            let xs = &x[e..e + 8];
+            let (lo, hi) = f16x8_to_f32(vld1q_u8(xs.as_ptr().cast()));
+            let ys = &mut y[e..e + 8];
+            let r0 = vfmaq_f32(vld1q_f32(ys.as_ptr()), lo, av);
+            let r1 = vfmaq_f32(vld1q_f32(ys[4..].as_ptr()), hi, av);
+            vst1q_f32(ys.as_mut_ptr(), r0);
+            vst1q_f32(ys[4..].as_mut_ptr(), r1);
+        }
+    }
+    for e in body..n {
+        y[e] += a * x[e].to_f32();
+    }
+}

@@ -552,6 +552,71 @@ macro_rules! kernels_256 {
                 )
             }
 
+            /// Eight f16 of `x` from `at`, widened (F16C; exact).
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn load8_f16(x: &[half::f16], at: usize) -> __m256 {
+                let x = &x[at..at + 8];
+                // SAFETY: exactly the 8 halves (16 bytes) of the checked subslice.
+                unsafe { _mm256_cvtph_ps(_mm_loadu_si128(x.as_ptr().cast())) }
+            }
+
+            /// Attention q·k: four 8-lane FMA chains over 32 elements per step, then 8 at a
+            /// time, then a scalar tail.
+            #[target_feature(enable = $feat)]
+            fn dot_f16(x: &[half::f16], y: &[f32]) -> f32 {
+                assert_eq!(x.len(), y.len(), "dot_f16_f32: row lengths differ");
+                let n = x.len();
+                let mut acc = [_mm256_setzero_ps(); 4];
+                let body = n / 32 * 32;
+                for i in (0..body).step_by(32) {
+                    for (k, acc) in acc.iter_mut().enumerate() {
+                        let e = i + 8 * k;
+                        *acc = _mm256_fmadd_ps(load8_f16(x, e), load8(y, e), *acc);
+                    }
+                }
+                let body8 = n / 8 * 8;
+                for e in (body..body8).step_by(8) {
+                    acc[0] = _mm256_fmadd_ps(load8_f16(x, e), load8(y, e), acc[0]);
+                }
+                let mut sum = hsum_ps(_mm256_add_ps(
+                    _mm256_add_ps(acc[0], acc[1]),
+                    _mm256_add_ps(acc[2], acc[3]),
+                ));
+                for e in body8..n {
+                    sum += x[e].to_f32() * y[e];
+                }
+                sum
+            }
+
+            /// Attention's value sum: y += a·x, eight lanes per FMA.
+            #[target_feature(enable = $feat)]
+            fn mad_f16(y: &mut [f32], a: f32, x: &[half::f16]) {
+                assert_eq!(x.len(), y.len(), "mad_f16_f32: row lengths differ");
+                let n = x.len();
+                let av = _mm256_set1_ps(a);
+                let body8 = n / 8 * 8;
+                for e in (0..body8).step_by(8) {
+                    let r = _mm256_fmadd_ps(load8_f16(x, e), av, load8(y, e));
+                    let out = &mut y[e..e + 8];
+                    // SAFETY: exactly the 8 f32 of the checked subslice.
+                    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), r) };
+                }
+                for e in body8..n {
+                    y[e] += a * x[e].to_f32();
+                }
+            }
+
+            fn dot_f16_f32(x: &[half::f16], y: &[f32]) -> f32 {
+                // SAFETY: installed only after the features were detected.
+                unsafe { dot_f16(x, y) }
+            }
+
+            fn mad_f16_f32(y: &mut [f32], a: f32, x: &[half::f16]) {
+                // SAFETY: installed only after the features were detected.
+                unsafe { mad_f16(y, a, x) }
+            }
+
             /// Eight f32 of `x` from `at`.
             #[target_feature(enable = $feat)]
             #[inline]
@@ -765,6 +830,8 @@ macro_rules! kernels_256 {
                     vec_dot_q6_K_q8_K_x4: Some(vec_dot_q6_K_q8_K_x4),
                     vec_dot_q4_0_q8_0_r4: None,
                     vec_dot_q8_0_q8_0_r4: None,
+                    dot_f16_f32,
+                    mad_f16_f32,
                 }
             }
         }
