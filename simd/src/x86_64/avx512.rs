@@ -166,6 +166,22 @@ fn q8_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
     finish(acc, tail)
 }
 
+/// A prefetch hint for the line `ahead` bytes past `at`.
+///
+/// The four-row GEMV kernels call it with `ahead` = four rows: a matrix's rows are contiguous,
+/// so that is the same offset in the rows the next call reads. Decode streams the weights from
+/// DRAM once per token, and the unpack-and-dot work per byte keeps the out-of-order window from
+/// reaching far enough ahead on its own: measured on the 1.4B shape (Q4_0, 1 loop, 2 threads)
+/// tg32 went from 8.2–8.8 to 11.9–13.3 tok/s (6.5 → 9.5–10.7 GB/s); 1 KiB ahead did nothing,
+/// 4.5 KiB to 32 KiB all gave about the same.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+fn prefetch_ahead(at: *const u8, ahead: usize) {
+    // A prefetch never faults, whatever the address; `wrapping_add` keeps the arithmetic
+    // defined past the end of the allocation.
+    _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(ahead).cast())
+}
+
 /// Four Q4_0 rows · one Q8_0 vector: per row exactly the operations of `q4_0_q8_0` in the same
 /// order (so bit-identical to it); the activation loads and the Σ 8·y term are shared.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -176,7 +192,14 @@ fn q4_0_q8_0_r4(w: [&[u8]; 4], a: &[u8]) -> [f32; 4] {
     let eight = _mm512_set1_epi8(8);
     let zero = _mm512_setzero_si512();
     let mut acc = [_mm512_setzero_ps(); 4];
+    let ahead = 4 * w[0].len();
     for p in 0..y.len() / 2 {
+        for r in &w {
+            prefetch_ahead(
+                r.as_ptr().wrapping_add(2 * size_of::<BlockQ4_0>() * p),
+                ahead,
+            );
+        }
         let (y0, y1) = (&y[2 * p], &y[2 * p + 1]);
         let yv = load_pair(&y0.qs, &y1.qs);
         let y8 = _mm512_dpbusd_epi32(zero, eight, yv);
@@ -198,7 +221,14 @@ fn q8_0_q8_0_r4(w: [&[u8]; 4], a: &[u8]) -> [f32; 4] {
     let x = w.map(as_blocks::<BlockQ8_0>);
     assert!(x.iter().all(|r| r.len() == y.len()));
     let mut acc = [_mm512_setzero_ps(); 4];
+    let ahead = 4 * w[0].len();
     for p in 0..y.len() / 2 {
+        for r in &w {
+            prefetch_ahead(
+                r.as_ptr().wrapping_add(2 * size_of::<BlockQ8_0>() * p),
+                ahead,
+            );
+        }
         let (y0, y1) = (&y[2 * p], &y[2 * p + 1]);
         let qy = load_pair(&y0.qs, &y1.qs);
         for (acc, x) in acc.iter_mut().zip(&x) {
