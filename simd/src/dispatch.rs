@@ -40,6 +40,28 @@ pub type DotF16Fn = fn(x: &[half::f16], y: &[f32]) -> f32;
 /// y += a·x for an f16 row `x` of `y`'s length (attention's weighted sum of values).
 pub type MadF16Fn = fn(y: &mut [f32], a: f32, x: &[half::f16]);
 
+/// Four prepared weight rows × four prepared activation rows → `[row][vector]`.
+pub type TileFn = fn(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4];
+
+/// A prefill tile: four weight rows × four activation rows in one call, weights and
+/// activations first rearranged into the path's own layouts. Bit-identical to sixteen calls of the matching
+/// [`VecDotFn`] of the same table.
+#[derive(Clone, Copy)]
+pub struct Tile4x4 {
+    /// Bytes of one prepared activation row made from `a_row` bytes of the weight type's
+    /// `vec_dot_type`, or `None` if this tile cannot take such rows (then use the other kernels).
+    pub prepared_bytes: fn(a_row: usize) -> Option<usize>,
+    /// Activation row bytes → prepared bytes (`out.len()` as `prepared_bytes` says).
+    pub prepare: fn(a: &[u8], out: &mut [u8]),
+    /// Bytes of four prepared weight rows of `w_row` bytes each.
+    pub prepared_w_bytes: fn(w_row: usize) -> usize,
+    /// Four weight rows → prepared bytes (`out.len()` as `prepared_w_bytes` says): done once
+    /// per four-row group, then read by the tiles of every group of four vectors.
+    pub prepare_w: fn(w: [&[u8]; 4], out: &mut [u8]),
+    /// Four prepared weight rows × four prepared activation rows → `[row][vector]`.
+    pub tile: TileFn,
+}
+
 /// The kernel table. Every field has ggml's name; the scalar table is [`Kernels::SCALAR`].
 #[derive(Clone, Copy)]
 pub struct Kernels {
@@ -85,6 +107,10 @@ pub struct Kernels {
     pub vec_dot_q4_0_q8_0_r4: Option<VecDotR4Fn>,
     /// 4 rows of Q8_0 · one Q8_0 vector, if the path has it.
     pub vec_dot_q8_0_q8_0_r4: Option<VecDotR4Fn>,
+    /// Q4_0 prefill tile (4 rows × 4 vectors), if the path has one.
+    pub gemm_q4_0_q8_0_4x4: Option<Tile4x4>,
+    /// Q8_0 prefill tile (4 rows × 4 vectors), if the path has one.
+    pub gemm_q8_0_q8_0_4x4: Option<Tile4x4>,
     /// f16 key row · f32 query row (attention scores over the f16 KV cache).
     pub dot_f16_f32: DotF16Fn,
     /// f32 output row += weight · f16 value row (ggml's `vec_mad`).
@@ -115,6 +141,8 @@ impl Kernels {
         vec_dot_q6_K_q8_K_x4: None,
         vec_dot_q4_0_q8_0_r4: None,
         vec_dot_q8_0_q8_0_r4: None,
+        gemm_q4_0_q8_0_4x4: None,
+        gemm_q8_0_q8_0_4x4: None,
         dot_f16_f32: scalar::dot_f16_f32,
         mad_f16_f32: scalar::mad_f16_f32,
     };
@@ -154,6 +182,15 @@ impl Kernels {
         match wtype {
             GgmlType::Q4_0 => self.vec_dot_q4_0_q8_0_r4,
             GgmlType::Q8_0 => self.vec_dot_q8_0_q8_0_r4,
+            _ => None,
+        }
+    }
+
+    /// The 4×4 prefill tile for weights of type `wtype`, if this path has one.
+    pub fn tile_4x4(&self, wtype: GgmlType) -> Option<Tile4x4> {
+        match wtype {
+            GgmlType::Q4_0 => self.gemm_q4_0_q8_0_4x4,
+            GgmlType::Q8_0 => self.gemm_q8_0_q8_0_4x4,
             _ => None,
         }
     }

@@ -221,6 +221,68 @@ fn x4_tiles_equal_single_dots() {
     }
 }
 
+/// The 4×4 prefill tiles (prepared weights × prepared activations) equal sixteen single dots
+/// bit for bit; a tile refuses rows it cannot take (an odd number of blocks).
+#[test]
+fn tiles_4x4_equal_single_dots() {
+    let mut rng = Rng::new(12);
+    let mut checked = 0;
+    for (path, k) in paths() {
+        for ty in [Q4_0, Q8_0] {
+            let (Some(t), Some(dot)) = (k.tile_4x4(ty), k.vec_dot(ty)) else {
+                continue;
+            };
+            let a_type = ouro_simd::vec_dot_type(ty);
+            for nb in LENGTHS {
+                let n = nb * ty.block_size();
+                let a_row = a_type.row_bytes(n as u64).unwrap() as usize;
+                let Some(pb) = (t.prepared_bytes)(a_row) else {
+                    assert!(
+                        nb % 2 == 1,
+                        "{ty} {}: tile refused {nb} blocks",
+                        path.name()
+                    );
+                    continue;
+                };
+                let w: Vec<Vec<u8>> = (0..4)
+                    .map(|_| random_blocks(&mut rng, ty, *nb, 15))
+                    .collect();
+                let a: Vec<Vec<u8>> = (0..4)
+                    .map(|_| {
+                        let x: Vec<f32> = (0..n).map(|_| rng.normal(1.0)).collect();
+                        quantize(&k, a_type, &x)
+                    })
+                    .collect();
+                let mut pw = vec![0u8; (t.prepared_w_bytes)(w[0].len())];
+                (t.prepare_w)([&w[0], &w[1], &w[2], &w[3]], &mut pw);
+                let pa: Vec<Vec<u8>> = a
+                    .iter()
+                    .map(|a| {
+                        let mut out = vec![0u8; pb];
+                        (t.prepare)(a, &mut out);
+                        out
+                    })
+                    .collect();
+                let got = (t.tile)(&pw, [&pa[0], &pa[1], &pa[2], &pa[3]]);
+                for r in 0..4 {
+                    for v in 0..4 {
+                        assert_eq!(
+                            got[r][v].to_bits(),
+                            dot(&w[r], &a[v]).to_bits(),
+                            "{ty} path {} n={n} row {r} vec {v}",
+                            path.name()
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    if Path::available().contains(&Path::Avx512) {
+        assert!(checked > 0);
+    }
+}
+
 /// Activation quantizers are bit-identical to the scalar reference on every path.
 #[test]
 fn activation_quantizers_are_bit_identical() {
@@ -269,7 +331,7 @@ fn matmul_is_bit_identical_across_threads_and_close_to_scalar() {
     let (rows, cols) = (67, 512);
     for &ty in WEIGHT_TYPES {
         let w = random_blocks(&mut rng, ty, rows * cols / ty.block_size(), 15);
-        for n_vecs in [1usize, 3, 8] {
+        for n_vecs in [1usize, 3, 6, 8] {
             let x: Vec<f32> = (0..n_vecs * cols).map(|_| rng.normal(1.0)).collect();
             for (path, k) in paths() {
                 let mut first: Option<Vec<f32>> = None;

@@ -9,7 +9,7 @@ use std::arch::x86_64::*;
 
 use super::avx2::F16_TO_F32;
 use crate::blocks::{as_blocks, BlockQ4_0, BlockQ8_0, Half};
-use crate::dispatch::Kernels;
+use crate::dispatch::{Kernels, Tile4x4};
 
 /// Four adjacent u8·i8 products summed into i32 lanes (`vpdpbusd`, no intermediate i16).
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -242,6 +242,187 @@ fn q8_0_q8_0_r4(w: [&[u8]; 4], a: &[u8]) -> [f32; 4] {
     std::array::from_fn(|r| finish(acc[r], (y.len() % 2 == 1).then(|| tail(r))))
 }
 
+/// Bytes of one block pair in the prefill tiles' activation layout: 64 quants, the two scales
+/// as f32 ×8 each, and −8·Σ of each group of four quants as i32 (Q4_0's offset, folded into
+/// the accumulator `vpdpbusd` starts from).
+const TILE_PAIR_BYTES: usize = 192;
+
+/// Prepared bytes for a Q8_0 activation row of `a_row` bytes (an even number of blocks).
+fn tile_prepared_bytes(a_row: usize) -> Option<usize> {
+    let nb = a_row / size_of::<BlockQ8_0>();
+    (nb.is_multiple_of(2) && nb > 0).then_some(nb / 2 * TILE_PAIR_BYTES)
+}
+
+/// A Q8_0 activation row → the tile layout (plain code: once per row and product).
+fn tile_prepare(a: &[u8], out: &mut [u8]) {
+    let y = as_blocks::<BlockQ8_0>(a);
+    assert_eq!(Some(out.len()), tile_prepared_bytes(a.len()));
+    for (yp, o) in y.chunks_exact(2).zip(out.chunks_exact_mut(TILE_PAIR_BYTES)) {
+        for (h, yb) in yp.iter().enumerate() {
+            for (j, &q) in yb.qs.iter().enumerate() {
+                o[32 * h + j] = q as u8;
+            }
+            let d = f16(yb.d).to_le_bytes();
+            for l in 0..8 {
+                o[64 + 32 * h + 4 * l..][..4].copy_from_slice(&d);
+                let sum: i32 = yb.qs[4 * l..4 * l + 4].iter().map(|&q| q as i32).sum();
+                o[128 + 32 * h + 4 * l..][..4].copy_from_slice(&(-8 * sum).to_le_bytes());
+            }
+        }
+    }
+}
+
+/// [a ×8 | b ×8].
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+fn pair_ps(a: f32, b: f32) -> __m512 {
+    _mm512_mask_broadcastss_ps(_mm512_set1_ps(a), 0xFF00, _mm_set_ss(b))
+}
+
+/// One prepared block pair: (quants, scales, −8·Σ quads).
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+fn load_prepared(a: &[u8], p: usize) -> (__m512i, __m512, __m512i) {
+    let b = &a[p * TILE_PAIR_BYTES..(p + 1) * TILE_PAIR_BYTES];
+    // SAFETY: three unaligned 64-byte loads inside the checked 192-byte subslice.
+    unsafe {
+        (
+            _mm512_loadu_si512(b.as_ptr().cast()),
+            _mm512_loadu_ps(b[64..].as_ptr().cast()),
+            _mm512_loadu_si512(b[128..].as_ptr().cast()),
+        )
+    }
+}
+
+/// Bytes of one block pair of four rows in the Q4_0 tile's weight layout: per row the 64
+/// unpacked (unsigned) nibbles and the two scales as f32 ×8 each.
+const Q4_0_W_PAIR_BYTES: usize = 4 * 128;
+
+/// Prepared bytes for four Q4_0 rows of `w_row` bytes each.
+fn q4_0_tile_w_bytes(w_row: usize) -> usize {
+    w_row / size_of::<BlockQ4_0>() / 2 * Q4_0_W_PAIR_BYTES
+}
+
+/// Four Q4_0 rows → the tile's weight layout: unpacked once per four-row group and product,
+/// then read by every four-vector tile of the group (the unpacking was half the tile's work).
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn q4_0_tile_prepare_w(w: [&[u8]; 4], out: &mut [u8]) {
+    let x = w.map(as_blocks::<BlockQ4_0>);
+    let np = x[0].len() / 2;
+    assert!(x.iter().all(|r| r.len() == 2 * np));
+    assert_eq!(out.len(), np * Q4_0_W_PAIR_BYTES);
+    // The next four rows (contiguous after these) into L2 now: their loads then overlap the
+    // tiles that use this group instead of stalling the next `prepare_w`.
+    let next = w[0].as_ptr().wrapping_add(4 * w[0].len());
+    for off in (0..4 * w[0].len()).step_by(64) {
+        _mm_prefetch::<_MM_HINT_T1>(next.wrapping_add(off).cast());
+    }
+    for (p, o) in out.chunks_exact_mut(Q4_0_W_PAIR_BYTES).enumerate() {
+        for (x, o) in x.iter().zip(o.chunks_exact_mut(128)) {
+            let q = nibbles_pair(&x[2 * p], &x[2 * p + 1]);
+            let d = pair_ps(f16(x[2 * p].d), f16(x[2 * p + 1].d));
+            // SAFETY: two 64-byte stores into the 128-byte chunk `o`.
+            unsafe {
+                _mm512_storeu_si512(o.as_mut_ptr().cast(), q);
+                _mm512_storeu_ps(o[64..].as_mut_ptr().cast(), d);
+            }
+        }
+    }
+}
+
+/// Prefill tile: four prepared Q4_0 rows × four prepared Q8_0 vectors, sixteen 512-bit
+/// accumulators. Per row and vector exactly the operations of `q4_0_q8_0` (the −8·Σy term
+/// enters as the accumulator `vpdpbusd` adds to: the same integer), so bit-identical to it;
+/// per row, vector and block pair: one `vpdpbusd`, one convert, one multiply, one FMA.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn q4_0_q8_0_4x4(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
+    let np = w.len() / Q4_0_W_PAIR_BYTES;
+    assert_eq!(w.len(), np * Q4_0_W_PAIR_BYTES);
+    assert!(a.iter().all(|a| a.len() == np * TILE_PAIR_BYTES));
+    let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+    for (p, wp) in w.chunks_exact(Q4_0_W_PAIR_BYTES).enumerate() {
+        // SAFETY: 64-byte loads at 128·r inside the checked 512-byte chunk.
+        let q: [__m512i; 4] =
+            std::array::from_fn(|r| unsafe { _mm512_loadu_si512(wp[128 * r..].as_ptr().cast()) });
+        for (v, a) in a.iter().enumerate() {
+            let (yv, dy, n8) = load_prepared(a, p);
+            for r in 0..4 {
+                let s = _mm512_dpbusd_epi32(n8, q[r], yv);
+                // SAFETY: a 64-byte load at 128·r + 64 inside the 512-byte chunk.
+                let dw = unsafe { _mm512_loadu_ps(wp[128 * r + 64..].as_ptr().cast()) };
+                acc[r][v] =
+                    _mm512_fmadd_ps(_mm512_mul_ps(dw, dy), _mm512_cvtepi32_ps(s), acc[r][v]);
+            }
+        }
+    }
+    acc.map(|row| row.map(|a| finish(a, None)))
+}
+
+/// Prefill tile: four Q8_0 rows × four prepared Q8_0 vectors (|x| and x's sign mask once per
+/// row, then per vector as `q8_0_q8_0`: bit-identical to it).
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn q8_0_q8_0_4x4(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
+    let w_row = w.len() / 4;
+    let w: [&[u8]; 4] = std::array::from_fn(|r| &w[r * w_row..(r + 1) * w_row]);
+    let x = w.map(as_blocks::<BlockQ8_0>);
+    let np = x[0].len() / 2;
+    assert!(x.iter().all(|r| r.len() == 2 * np));
+    assert!(a.iter().all(|a| a.len() == np * TILE_PAIR_BYTES));
+    let ahead = 4 * w[0].len();
+    let zero = _mm512_setzero_si512();
+    let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+    for p in 0..np {
+        for r in &w {
+            prefetch_ahead(
+                r.as_ptr().wrapping_add(2 * size_of::<BlockQ8_0>() * p),
+                ahead,
+            );
+        }
+        let qx: [__m512i; 4] =
+            std::array::from_fn(|r| load_pair(&x[r][2 * p].qs, &x[r][2 * p + 1].qs));
+        let neg = qx.map(|q| _mm512_movepi8_mask(q));
+        let ax = qx.map(|q| _mm512_abs_epi8(q));
+        let dw: [__m512; 4] =
+            std::array::from_fn(|r| pair_ps(f16(x[r][2 * p].d), f16(x[r][2 * p + 1].d)));
+        for (v, a) in a.iter().enumerate() {
+            let (yv, dy, _) = load_prepared(a, p);
+            for r in 0..4 {
+                let sy = _mm512_mask_sub_epi8(yv, neg[r], zero, yv);
+                let s = _mm512_dpbusd_epi32(zero, ax[r], sy);
+                acc[r][v] =
+                    _mm512_fmadd_ps(_mm512_mul_ps(dw[r], dy), _mm512_cvtepi32_ps(s), acc[r][v]);
+            }
+        }
+    }
+    acc.map(|row| row.map(|a| finish(a, None)))
+}
+
+fn gemm_q4_0_q8_0_4x4(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
+    // SAFETY: installed only after the AVX-512 features were detected.
+    unsafe { q4_0_q8_0_4x4(w, a) }
+}
+
+fn gemm_q4_0_prepare_w(w: [&[u8]; 4], out: &mut [u8]) {
+    // SAFETY: installed only after the AVX-512 features were detected.
+    unsafe { q4_0_tile_prepare_w(w, out) }
+}
+
+/// Q8_0 tile weights: the four rows copied next to each other (the tile reads them raw).
+fn q8_0_tile_w_bytes(w_row: usize) -> usize {
+    4 * w_row
+}
+
+fn q8_0_tile_prepare_w(w: [&[u8]; 4], out: &mut [u8]) {
+    for (o, r) in out.chunks_exact_mut(w[0].len()).zip(w) {
+        o.copy_from_slice(r);
+    }
+}
+
+fn gemm_q8_0_q8_0_4x4(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
+    // SAFETY: installed only after the AVX-512 features were detected.
+    unsafe { q8_0_q8_0_4x4(w, a) }
+}
+
 fn vec_dot_q4_0_q8_0_r4(w: [&[u8]; 4], a: &[u8]) -> [f32; 4] {
     // SAFETY: installed only after the AVX-512 features were detected.
     unsafe { q4_0_q8_0_r4(w, a) }
@@ -269,6 +450,20 @@ pub(crate) fn kernels() -> Kernels {
         vec_dot_q8_0_q8_0,
         vec_dot_q4_0_q8_0_r4: Some(vec_dot_q4_0_q8_0_r4),
         vec_dot_q8_0_q8_0_r4: Some(vec_dot_q8_0_q8_0_r4),
+        gemm_q4_0_q8_0_4x4: Some(Tile4x4 {
+            prepared_bytes: tile_prepared_bytes,
+            prepare: tile_prepare,
+            prepared_w_bytes: q4_0_tile_w_bytes,
+            prepare_w: gemm_q4_0_prepare_w,
+            tile: gemm_q4_0_q8_0_4x4,
+        }),
+        gemm_q8_0_q8_0_4x4: Some(Tile4x4 {
+            prepared_bytes: tile_prepared_bytes,
+            prepare: tile_prepare,
+            prepared_w_bytes: q8_0_tile_w_bytes,
+            prepare_w: q8_0_tile_prepare_w,
+            tile: gemm_q8_0_q8_0_4x4,
+        }),
         ..k::kernels()
     }
 }
