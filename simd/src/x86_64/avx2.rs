@@ -129,8 +129,18 @@ macro_rules! kernels_256 {
             ) -> f32 {
                 assert_eq!(x.len(), y.len());
                 let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+                // Software prefetch four rows ahead (rows are contiguous: the row four calls
+                // from now, in GEMV), one hint per 64 bytes of each block pair; see
+                // `prefetch_ahead` in avx512.rs for the measurement.
+                let base = x.as_ptr().cast::<u8>();
+                let ahead = 4 * std::mem::size_of_val(x);
+                let pair = 2 * size_of::<X>();
                 let mut i = 0;
                 while i + 2 <= x.len() {
+                    for off in (0..pair).step_by(64) {
+                        let at = base.wrapping_add(i * size_of::<X>() + off + ahead);
+                        _mm_prefetch::<_MM_HINT_T0>(at.cast());
+                    }
                     a0 = step(a0, &x[i], &y[i]);
                     a1 = step(a1, &x[i + 1], &y[i + 1]);
                     i += 2;
