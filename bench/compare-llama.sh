@@ -11,7 +11,9 @@
 #
 # Environment: THREADS (2), REPS (3, repetitions per invocation), PASSES (2, alternating passes;
 # 0 = only build and prepare the models),
-# PP (128), TG (64), TYPES ("q4_0 q8_0"), LOOPS ("4 1"), PRESET (ouro-1.4b), SEED (0),
+# PP (128), TG (64), DEPTH (0: tokens already in the cache when each test starts, llama-bench's
+# -d; e.g. DEPTH=512 PP=0 LOOPS=1 PASSES=1 for the long-context decode rows),
+# TYPES ("q4_0 q8_0"), LOOPS ("4 1"), PRESET (ouro-1.4b), SEED (0),
 # WORK (target/bench-compare), BW_GBS (skip the read-bandwidth measurement), SKIP_BUILD (0),
 # CARGO_TARGET_DIR (target), LLAMA_CPP_DIR (target/llama.cpp, see scripts/llama-cpp.sh).
 # Needs: cargo, cmake, a C compiler with OpenMP, python3 with `gguf` (pip install gguf).
@@ -22,6 +24,7 @@ REPS="${REPS:-3}"
 PASSES="${PASSES:-2}"
 PP="${PP:-128}"
 TG="${TG:-64}"
+DEPTH="${DEPTH:-0}"
 TYPES="${TYPES:-q4_0 q8_0}"
 LOOPS="${LOOPS:-4 1}"
 PRESET="${PRESET:-ouro-1.4b}"
@@ -103,13 +106,13 @@ for pass in $(seq 1 "$PASSES"); do
             nb="$(nb_file "$ty" "$k")"
             log "pass $pass: $ty, $k loops: llama-bench"
             "${PY[@]}" measure "$RES/$pass-llama-$ty-L$k.json" -- "$LLAMA_BIN/llama-bench" -m "$nb" \
-                -t "$THREADS" -p "$PP" -n "$TG" -r "$REPS" -o json
+                -t "$THREADS" -p "$PP" -n "$TG" -d "$DEPTH" -r "$REPS" -o json
             log "pass $pass: $ty, $k loops: ouro bench, nanbeige file"
             "${PY[@]}" measure "$RES/$pass-ours-nb-$ty-L$k.json" -- "$OURO" bench -m "$nb" \
-                -t "$THREADS" -p "$PP" -n "$TG" -r "$REPS" --json
+                -t "$THREADS" -p "$PP" -n "$TG" -d "$DEPTH" -r "$REPS" --json
             log "pass $pass: $ty, $k loops: ouro bench, ouro file"
             "${PY[@]}" measure "$RES/$pass-ours-ouro-$ty-L$k.json" -- "$OURO" bench -m "$WORK/ouro-$ty.gguf" \
-                --loops "$k" -t "$THREADS" -p "$PP" -n "$TG" -r "$REPS" --json
+                --loops "$k" -t "$THREADS" -p "$PP" -n "$TG" -d "$DEPTH" -r "$REPS" --json
         done
     done
 done

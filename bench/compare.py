@@ -96,9 +96,13 @@ def table(results: str, bw_gbs: float) -> None:
     print("|---|---|---:|---:|---:|---:|---:|")
     for ty, loops in keys:
         g = lambda e, t: runs.get((ty, loops, e), {}).get(t, [])
+        depth = any_ours.get("n_depth", 0)
+        at = f" @ d{depth}" if depth else ""
         for t, n in (("pp", any_ours["n_prompt"]), ("tg", any_ours["n_gen"])):
             ll, nb, ou = g("llama", t), g("ours-nb", t), g("ours-ouro", t)
-            print(f"| {ty.upper()}, {loops} loop{'s' if loops > 1 else ''} | {t}{n} | {fmt(ll)} | "
+            if not (ll or nb or ou):
+                continue
+            print(f"| {ty.upper()}, {loops} loop{'s' if loops > 1 else ''} | {t}{n}{at} | {fmt(ll)} | "
                   f"{fmt(nb)} | {ratio(nb, ll)} | {fmt(ou)} | {ratio(ou, ll)} |")
     print(f"\nDecode bandwidth (weight bytes per token × tg tok/s) as a share of the measured "
           f"{bw_gbs:.1f} GB/s read bandwidth ({threads} threads), and peak RSS:\n")
