@@ -129,18 +129,9 @@ macro_rules! kernels_256 {
             ) -> f32 {
                 assert_eq!(x.len(), y.len());
                 let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-                // Software prefetch four rows ahead (rows are contiguous: the row four calls
-                // from now, in GEMV), one hint per 64 bytes of each block pair; see
-                // `prefetch_ahead` in avx512.rs for the measurement.
-                let base = x.as_ptr().cast::<u8>();
-                let ahead = 4 * std::mem::size_of_val(x);
-                let pair = 2 * size_of::<X>();
                 let mut i = 0;
                 while i + 2 <= x.len() {
-                    for off in (0..pair).step_by(64) {
-                        let at = base.wrapping_add(i * size_of::<X>() + off + ahead);
-                        _mm_prefetch::<_MM_HINT_T0>(at.cast());
-                    }
+                    prefetch_rows_ahead(x, i, 2);
                     a0 = step(a0, &x[i], &y[i]);
                     a1 = step(a1, &x[i + 1], &y[i + 1]);
                     i += 2;
@@ -149,6 +140,21 @@ macro_rules! kernels_256 {
                     a0 = step(a0, &x[i], &y[i]);
                 }
                 hsum_ps(_mm256_add_ps(a0, a1))
+            }
+
+            /// Software prefetch of blocks `i..i + n` of the row `x` four rows ahead (a
+            /// matrix's rows are contiguous: in GEMV that is what the call four rows later
+            /// reads), one hint per 64 bytes; see `prefetch_ahead` in avx512.rs for the
+            /// measurement. A hint never faults; `wrapping_add` keeps the address arithmetic
+            /// defined past the allocation.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn prefetch_rows_ahead<X>(x: &[X], i: usize, n: usize) {
+                let at = x.as_ptr().cast::<u8>().wrapping_add(i * size_of::<X>());
+                let ahead = 4 * std::mem::size_of_val(x);
+                for off in (0..n * size_of::<X>()).step_by(64) {
+                    _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(off + ahead).cast());
+                }
             }
 
             /// `sum_blocks` for one weight row and four activation rows: `step` updates the
@@ -365,8 +371,9 @@ macro_rules! kernels_256 {
                 assert!(y.iter().all(|y| y.len() == x.len()));
                 let mut acc = [_mm256_setzero_ps(); N];
                 let mut acc_m = [_mm256_setzero_ps(); N];
-                for (b, x) in x.iter().enumerate() {
-                    let (q, s, mins, xd, xdmin) = unpack(x);
+                for (b, xb) in x.iter().enumerate() {
+                    prefetch_rows_ahead(x, b, 1);
+                    let (q, s, mins, xd, xdmin) = unpack(xb);
                     for v in 0..N {
                         let y = &y[v][b];
                         let mut sumi = _mm256_setzero_si256();
@@ -420,7 +427,9 @@ macro_rules! kernels_256 {
                 let mc = _mm256_set1_epi8(0x0C);
                 let m30 = _mm256_set1_epi8(0x30);
                 let mut acc = [_mm256_setzero_ps(); N];
-                for (b, x) in x.iter().enumerate() {
+                for (b, xb) in x.iter().enumerate() {
+                    prefetch_rows_ahead(x, b, 1);
+                    let x = xb;
                     // SAFETY: reads exactly the 16 scale bytes.
                     let scales = unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) };
                     let scales2 = _mm256_broadcastsi128_si256(scales);
