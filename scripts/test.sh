@@ -15,6 +15,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace --no-fail-fast
+echo "== cargo bench --no-run (benchmarks are built, never run, in CI)"
+cargo bench --workspace --no-run
 if [ "${OURO_SKIP_NEON:-0}" != 1 ]; then
     echo "== aarch64 NEON tests under QEMU (Pi 4 = cortex-a72, Pi 5 = cortex-a76)"
     bash scripts/neon-ci.sh
