@@ -131,7 +131,7 @@ macro_rules! kernels_256 {
                 let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
                 let mut i = 0;
                 while i + 2 <= x.len() {
-                    prefetch_rows_ahead(x, i, 2);
+                    crate::x86_64::prefetch_rows_ahead(x, i, 2);
                     a0 = step(a0, &x[i], &y[i]);
                     a1 = step(a1, &x[i + 1], &y[i + 1]);
                     i += 2;
@@ -140,21 +140,6 @@ macro_rules! kernels_256 {
                     a0 = step(a0, &x[i], &y[i]);
                 }
                 hsum_ps(_mm256_add_ps(a0, a1))
-            }
-
-            /// Software prefetch of blocks `i..i + n` of the row `x` four rows ahead (a
-            /// matrix's rows are contiguous: in GEMV that is what the call four rows later
-            /// reads), one hint per 64 bytes; see `prefetch_ahead` in avx512.rs for the
-            /// measurement. A hint never faults; `wrapping_add` keeps the address arithmetic
-            /// defined past the allocation.
-            #[target_feature(enable = $feat)]
-            #[inline]
-            fn prefetch_rows_ahead<X>(x: &[X], i: usize, n: usize) {
-                let at = x.as_ptr().cast::<u8>().wrapping_add(i * size_of::<X>());
-                let ahead = 4 * std::mem::size_of_val(x);
-                for off in (0..n * size_of::<X>()).step_by(64) {
-                    _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(off + ahead).cast());
-                }
             }
 
             /// `sum_blocks` for one weight row and four activation rows: `step` updates the
@@ -372,7 +357,7 @@ macro_rules! kernels_256 {
                 let mut acc = [_mm256_setzero_ps(); N];
                 let mut acc_m = [_mm256_setzero_ps(); N];
                 for (b, xb) in x.iter().enumerate() {
-                    prefetch_rows_ahead(x, b, 1);
+                    crate::x86_64::prefetch_rows_ahead(x, b, 1);
                     let (q, s, mins, xd, xdmin) = unpack(xb);
                     for v in 0..N {
                         let y = &y[v][b];
@@ -428,7 +413,7 @@ macro_rules! kernels_256 {
                 let m30 = _mm256_set1_epi8(0x30);
                 let mut acc = [_mm256_setzero_ps(); N];
                 for (b, xb) in x.iter().enumerate() {
-                    prefetch_rows_ahead(x, b, 1);
+                    crate::x86_64::prefetch_rows_ahead(x, b, 1);
                     let x = xb;
                     // SAFETY: reads exactly the 16 scale bytes.
                     let scales = unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) };

@@ -8,6 +8,7 @@
 use std::arch::x86_64::*;
 
 use super::avx2::F16_TO_F32;
+use super::{prefetch_next_group_l2, prefetch_rows_ahead};
 use crate::blocks::{as_blocks, BlockQ4_0, BlockQ8_0, Half};
 use crate::dispatch::{Kernels, Tile4x4};
 
@@ -166,22 +167,6 @@ fn q8_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
     finish(acc, tail)
 }
 
-/// A prefetch hint for the line `ahead` bytes past `at`.
-///
-/// The four-row GEMV kernels call it with `ahead` = four rows: a matrix's rows are contiguous,
-/// so that is the same offset in the rows the next call reads. Decode streams the weights from
-/// DRAM once per token, and the unpack-and-dot work per byte keeps the out-of-order window from
-/// reaching far enough ahead on its own: measured on the 1.4B shape (Q4_0, 1 loop, 2 threads)
-/// tg32 went from 8.2–8.8 to 11.9–13.3 tok/s (6.5 → 9.5–10.7 GB/s); 1 KiB ahead did nothing,
-/// 4.5 KiB to 32 KiB all gave about the same.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-#[inline]
-fn prefetch_ahead(at: *const u8, ahead: usize) {
-    // A prefetch never faults, whatever the address; `wrapping_add` keeps the arithmetic
-    // defined past the end of the allocation.
-    _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(ahead).cast())
-}
-
 /// Four Q4_0 rows · one Q8_0 vector: per row exactly the operations of `q4_0_q8_0` in the same
 /// order (so bit-identical to it); the activation loads and the Σ 8·y term are shared.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -192,13 +177,9 @@ fn q4_0_q8_0_r4(w: [&[u8]; 4], a: &[u8]) -> [f32; 4] {
     let eight = _mm512_set1_epi8(8);
     let zero = _mm512_setzero_si512();
     let mut acc = [_mm512_setzero_ps(); 4];
-    let ahead = 4 * w[0].len();
     for p in 0..y.len() / 2 {
-        for r in &w {
-            prefetch_ahead(
-                r.as_ptr().wrapping_add(2 * size_of::<BlockQ4_0>() * p),
-                ahead,
-            );
+        for r in &x {
+            prefetch_rows_ahead(r, 2 * p, 2);
         }
         let (y0, y1) = (&y[2 * p], &y[2 * p + 1]);
         let yv = load_pair(&y0.qs, &y1.qs);
@@ -221,13 +202,9 @@ fn q8_0_q8_0_r4(w: [&[u8]; 4], a: &[u8]) -> [f32; 4] {
     let x = w.map(as_blocks::<BlockQ8_0>);
     assert!(x.iter().all(|r| r.len() == y.len()));
     let mut acc = [_mm512_setzero_ps(); 4];
-    let ahead = 4 * w[0].len();
     for p in 0..y.len() / 2 {
-        for r in &w {
-            prefetch_ahead(
-                r.as_ptr().wrapping_add(2 * size_of::<BlockQ8_0>() * p),
-                ahead,
-            );
+        for r in &x {
+            prefetch_rows_ahead(r, 2 * p, 2);
         }
         let (y0, y1) = (&y[2 * p], &y[2 * p + 1]);
         let qy = load_pair(&y0.qs, &y1.qs);
@@ -311,12 +288,7 @@ fn q4_0_tile_prepare_w(w: [&[u8]; 4], out: &mut [u8]) {
     let np = x[0].len() / 2;
     assert!(x.iter().all(|r| r.len() == 2 * np));
     assert_eq!(out.len(), np * Q4_0_W_PAIR_BYTES);
-    // The next four rows (contiguous after these) into L2 now: their loads then overlap the
-    // tiles that use this group instead of stalling the next `prepare_w`.
-    let next = w[0].as_ptr().wrapping_add(4 * w[0].len());
-    for off in (0..4 * w[0].len()).step_by(64) {
-        _mm_prefetch::<_MM_HINT_T1>(next.wrapping_add(off).cast());
-    }
+    prefetch_next_group_l2(w);
     for (p, o) in out.chunks_exact_mut(Q4_0_W_PAIR_BYTES).enumerate() {
         for (x, o) in x.iter().zip(o.chunks_exact_mut(128)) {
             let q = nibbles_pair(&x[2 * p], &x[2 * p + 1]);
@@ -368,16 +340,9 @@ fn q8_0_q8_0_4x4(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
     let np = x[0].len() / 2;
     assert!(x.iter().all(|r| r.len() == 2 * np));
     assert!(a.iter().all(|a| a.len() == np * TILE_PAIR_BYTES));
-    let ahead = 4 * w[0].len();
     let zero = _mm512_setzero_si512();
     let mut acc = [[_mm512_setzero_ps(); 4]; 4];
     for p in 0..np {
-        for r in &w {
-            prefetch_ahead(
-                r.as_ptr().wrapping_add(2 * size_of::<BlockQ8_0>() * p),
-                ahead,
-            );
-        }
         let qx: [__m512i; 4] =
             std::array::from_fn(|r| load_pair(&x[r][2 * p].qs, &x[r][2 * p + 1].qs));
         let neg = qx.map(|q| _mm512_movepi8_mask(q));
@@ -412,10 +377,17 @@ fn q8_0_tile_w_bytes(w_row: usize) -> usize {
     4 * w_row
 }
 
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn q8_0_tile_prepare_w(w: [&[u8]; 4], out: &mut [u8]) {
+    prefetch_next_group_l2(w);
     for (o, r) in out.chunks_exact_mut(w[0].len()).zip(w) {
         o.copy_from_slice(r);
     }
+}
+
+fn gemm_q8_0_prepare_w(w: [&[u8]; 4], out: &mut [u8]) {
+    // SAFETY: installed only after the AVX-512 features were detected.
+    unsafe { q8_0_tile_prepare_w(w, out) }
 }
 
 fn gemm_q8_0_q8_0_4x4(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
@@ -461,7 +433,7 @@ pub(crate) fn kernels() -> Kernels {
             prepared_bytes: tile_prepared_bytes,
             prepare: tile_prepare,
             prepared_w_bytes: q8_0_tile_w_bytes,
-            prepare_w: q8_0_tile_prepare_w,
+            prepare_w: gemm_q8_0_prepare_w,
             tile: gemm_q8_0_q8_0_4x4,
         }),
         ..k::kernels()

@@ -3,7 +3,39 @@
 mod avx2;
 mod avx512;
 
+use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
+
 use crate::dispatch::Kernels;
+
+/// Software prefetch of blocks `i..i + n` of the weight row `x`, four rows ahead, one hint per
+/// 64 bytes. A matrix's rows are contiguous, so in GEMV that is what the call four rows later
+/// reads. Decode streams the weights from DRAM once per token, and the unpack-and-dot work per
+/// byte keeps the out-of-order window from reaching far enough ahead on its own: measured on
+/// the 1.4B shape (Q4_0, 1 loop, 2 threads) tg32 went from 8.2–8.8 to 11.9–13.3 tok/s
+/// (6.5 → 9.5–10.7 GB/s); 1 KiB ahead did nothing, 4.5 KiB to 32 KiB all gave about the same.
+/// A prefetch never faults, whatever the address; `wrapping_add` keeps the arithmetic defined
+/// past the end of the allocation.
+#[target_feature(enable = "sse")]
+#[inline]
+pub(crate) fn prefetch_rows_ahead<X>(x: &[X], i: usize, n: usize) {
+    let at = x.as_ptr().cast::<u8>().wrapping_add(i * size_of::<X>());
+    let ahead = 4 * size_of_val(x);
+    for off in (0..n * size_of::<X>()).step_by(64) {
+        _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(off + ahead).cast());
+    }
+}
+
+/// The four rows after `w` (which are contiguous, as in a matrix) into L2: a prefill tile's
+/// next weight group loads while the current one is multiplied.
+#[target_feature(enable = "sse")]
+#[inline]
+pub(crate) fn prefetch_next_group_l2(w: [&[u8]; 4]) {
+    let bytes = 4 * w[0].len();
+    let next = w[0].as_ptr().wrapping_add(bytes);
+    for off in (0..bytes).step_by(64) {
+        _mm_prefetch::<_MM_HINT_T1>(next.wrapping_add(off).cast());
+    }
+}
 
 /// The first feature of the AVX2 path this CPU lacks.
 pub(crate) fn missing_avx2() -> Option<&'static str> {
