@@ -7,6 +7,7 @@
 use std::cell::RefCell;
 
 use half::f16;
+use ouro_simd::Kernels;
 use rayon::prelude::*;
 
 /// Cached keys or values, `[n_pos × n_kv_heads·head_dim]`, in the cache's own element type
@@ -25,21 +26,21 @@ impl KvRows<'_> {
         }
     }
 
-    /// `row[off..off + y.len()] · y`.
+    /// `row[off..off + y.len()] · y` (`kern`: the kernel table, looked up once per call).
     #[inline]
-    fn dot(&self, off: usize, y: &[f32]) -> f32 {
+    fn dot(&self, kern: &Kernels, off: usize, y: &[f32]) -> f32 {
         match self {
             KvRows::F32(x) => x[off..off + y.len()]
                 .iter()
                 .zip(y)
                 .fold(0f32, |s, (a, b)| s + a * b),
-            KvRows::F16(x) => (ouro_simd::kernels().dot_f16_f32)(&x[off..off + y.len()], y),
+            KvRows::F16(x) => (kern.dot_f16_f32)(&x[off..off + y.len()], y),
         }
     }
 
     /// `y += a · row[off..off + y.len()]`.
     #[inline]
-    fn mad(&self, off: usize, a: f32, y: &mut [f32]) {
+    fn mad(&self, kern: &Kernels, off: usize, a: f32, y: &mut [f32]) {
         match self {
             KvRows::F32(x) => {
                 let n = y.len();
@@ -47,7 +48,7 @@ impl KvRows<'_> {
                     *y += a * x;
                 }
             }
-            KvRows::F16(x) => (ouro_simd::kernels().mad_f16_f32)(y, a, &x[off..off + y.len()]),
+            KvRows::F16(x) => (kern.mad_f16_f32)(y, a, &x[off..off + y.len()]),
         }
     }
 }
@@ -81,6 +82,7 @@ pub fn attention(
     let kv_dim = s.n_kv_heads * hd;
     let group = s.n_heads / s.n_kv_heads;
     let scale = 1.0 / (hd as f32).sqrt();
+    let kern = ouro_simd::kernels();
     debug_assert_eq!(q.len(), positions.len() * q_dim);
     debug_assert_eq!(out.len(), q.len());
     debug_assert!(positions.iter().all(|&p| (p + 1) * kv_dim <= k.len()));
@@ -99,7 +101,7 @@ pub fn attention(
                 // Scores, head-major: scores[h·n_keys + p]; each key row read once for the group.
                 for p in 0..n_keys {
                     for (h, qh) in qg.chunks_exact(hd).enumerate() {
-                        scores[h * n_keys + p] = k.dot(p * kv_dim + kv_off, qh) * scale;
+                        scores[h * n_keys + p] = k.dot(kern, p * kv_dim + kv_off, qh) * scale;
                     }
                 }
                 for sc in scores.chunks_exact_mut(n_keys) {
@@ -117,7 +119,7 @@ pub fn attention(
                 o.fill(0.0);
                 for p in 0..n_keys {
                     for (h, oh) in o.chunks_exact_mut(hd).enumerate() {
-                        v.mad(p * kv_dim + kv_off, scores[h * n_keys + p], oh);
+                        v.mad(kern, p * kv_dim + kv_off, scores[h * n_keys + p], oh);
                     }
                 }
             });
