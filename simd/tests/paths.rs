@@ -244,17 +244,13 @@ fn tiles_4x4_equal_single_dots() {
                     );
                     continue;
                 };
-                let w: Vec<Vec<u8>> = (0..4)
-                    .map(|_| random_blocks(&mut rng, ty, *nb, 15))
+                // Four of the usual activation rows (random, +max, alternating, spike) against
+                // every window of four of the usual weight rows (random, near-limit scales,
+                // adversarial bytes).
+                let a: Vec<Vec<u8>> = activations(&mut rng, n)
+                    .iter()
+                    .map(|x| quantize(&k, a_type, x))
                     .collect();
-                let a: Vec<Vec<u8>> = (0..4)
-                    .map(|_| {
-                        let x: Vec<f32> = (0..n).map(|_| rng.normal(1.0)).collect();
-                        quantize(&k, a_type, &x)
-                    })
-                    .collect();
-                let mut pw = vec![0u8; (t.prepared_w_bytes)(w[0].len())];
-                (t.prepare_w)([&w[0], &w[1], &w[2], &w[3]], &mut pw);
                 let pa: Vec<Vec<u8>> = a
                     .iter()
                     .map(|a| {
@@ -263,16 +259,22 @@ fn tiles_4x4_equal_single_dots() {
                         out
                     })
                     .collect();
-                let got = (t.tile)(&pw, [&pa[0], &pa[1], &pa[2], &pa[3]]);
-                for r in 0..4 {
-                    for v in 0..4 {
-                        assert_eq!(
-                            got[r][v].to_bits(),
-                            dot(&w[r], &a[v]).to_bits(),
-                            "{ty} path {} n={n} row {r} vec {v}",
-                            path.name()
-                        );
-                        checked += 1;
+                let mut w = weights(&mut rng, ty, *nb);
+                w.extend(weights(&mut rng, ty, *nb));
+                for rows in w.windows(4) {
+                    let mut pw = vec![0u8; (t.prepared_w_bytes)(rows[0].len())];
+                    (t.prepare_w)([&rows[0], &rows[1], &rows[2], &rows[3]], &mut pw);
+                    let got = (t.tile)(&pw, [&pa[0], &pa[1], &pa[2], &pa[3]]);
+                    for r in 0..4 {
+                        for v in 0..4 {
+                            assert_eq!(
+                                got[r][v].to_bits(),
+                                dot(&rows[r], &a[v]).to_bits(),
+                                "{ty} path {} n={n} row {r} vec {v}",
+                                path.name()
+                            );
+                            checked += 1;
+                        }
                     }
                 }
             }
