@@ -1,9 +1,11 @@
-//! The `ouro` binary: a small dispatcher over the subcommands in `ouro::cli`.
+//! The `ouro` binary: a small dispatcher over the subcommands in `cli/` (the command-line front
+//! end lives here, not in the library).
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ouro::cli;
+
+mod cli;
 
 #[derive(Parser)]
 #[command(

@@ -30,6 +30,43 @@ impl Default for SamplerConfig {
     }
 }
 
+/// SplitMix64 (Steele, Lea, Flood 2014): the seed expander of PCG32 here, and a small portable
+/// generator of its own (seeded token ids in `ouro bench`, noise in `ouro-convert synth`).
+#[derive(Clone, Debug)]
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+impl SamplerConfig {
+    /// Check every setting; the error names the command-line option and the value.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.temp >= 0.0 && self.temp.is_finite()) {
+            return Err(format!("--temp must be >= 0, got {}", self.temp));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(format!("--top-p must be in (0, 1], got {}", self.top_p));
+        }
+        if !(0.0..=1.0).contains(&self.min_p) {
+            return Err(format!("--min-p must be in [0, 1], got {}", self.min_p));
+        }
+        if !(self.repeat_penalty > 0.0 && self.repeat_penalty.is_finite()) {
+            return Err(format!(
+                "--repeat-penalty must be > 0, got {}",
+                self.repeat_penalty
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// PCG32 (XSH RR), seeded through SplitMix64: small, portable and reproducible.
 #[derive(Clone, Debug)]
 pub struct Pcg32 {
@@ -42,16 +79,9 @@ impl Pcg32 {
 
     /// The generator of `seed`: state and stream drawn from SplitMix64(seed).
     pub fn new(seed: u64) -> Self {
-        let mut sm = seed;
-        let mut splitmix = || {
-            sm = sm.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = sm;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        };
-        let init_state = splitmix();
-        let init_seq = splitmix();
+        let mut sm = SplitMix64(seed);
+        let init_state = sm.next_u64();
+        let init_seq = sm.next_u64();
         Self::with_stream(init_state, init_seq)
     }
 
@@ -208,6 +238,47 @@ mod tests {
         assert_ne!(Pcg32::new(43).next_u32(), xs[0]);
         let u = a.next_f64();
         assert!((0.0..1.0).contains(&u));
+    }
+
+    #[test]
+    fn splitmix64_matches_the_reference() {
+        // splitmix64.c (Vigna), seed 1234567: the first three outputs.
+        let mut r = SplitMix64(1234567);
+        assert_eq!(r.next_u64(), 6457827717110365317);
+        assert_eq!(r.next_u64(), 3203168211198807973);
+        assert_eq!(r.next_u64(), 9817491932198370423);
+    }
+
+    #[test]
+    fn validate_names_the_bad_option() {
+        let ok = SamplerConfig::default();
+        assert_eq!(ok.validate(), Ok(()));
+        let bad = |c: SamplerConfig| c.validate().expect_err("invalid");
+        let e = bad(SamplerConfig {
+            top_p: 0.0,
+            ..ok.clone()
+        });
+        assert_eq!(e, "--top-p must be in (0, 1], got 0");
+        assert!(bad(SamplerConfig {
+            temp: -0.5,
+            ..ok.clone()
+        })
+        .starts_with("--temp "));
+        assert!(bad(SamplerConfig {
+            temp: f32::NAN,
+            ..ok.clone()
+        })
+        .starts_with("--temp "));
+        assert!(bad(SamplerConfig {
+            min_p: 1.5,
+            ..ok.clone()
+        })
+        .starts_with("--min-p "));
+        let e = bad(SamplerConfig {
+            repeat_penalty: 0.0,
+            ..ok
+        });
+        assert!(e.starts_with("--repeat-penalty "), "{e}");
     }
 
     #[test]

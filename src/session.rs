@@ -3,10 +3,10 @@
 
 use std::time::Instant;
 
-use crate::model::forward::{forward, BatchOutput, Depth};
+use crate::model::forward::{forward, BatchOutput};
 use crate::model::{KvCache, Model, ModelError};
 
-pub use crate::model::forward::ExitMode;
+pub use crate::model::forward::{Depth, ExitMode};
 pub use crate::model::KvType;
 
 /// Tokens per prefill batch (one matrix–matrix product per weight per batch).
@@ -41,29 +41,9 @@ impl Default for SessionOptions {
     }
 }
 
-/// Physical cores (distinct (package, core) pairs in /proc/cpuinfo), else the logical count.
+/// Physical cores (`num_cpus::get_physical`, portable), at least 1.
 pub fn default_threads() -> usize {
-    let logical = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
-        return logical;
-    };
-    let mut cores = std::collections::BTreeSet::new();
-    let mut package = String::new();
-    for line in info.lines() {
-        let mut kv = line.splitn(2, ':').map(str::trim);
-        match (kv.next(), kv.next()) {
-            (Some("physical id"), Some(v)) => package = v.to_owned(),
-            (Some("core id"), Some(v)) => {
-                cores.insert((package.clone(), v.to_owned()));
-            }
-            _ => {}
-        }
-    }
-    if cores.is_empty() {
-        logical
-    } else {
-        cores.len().min(logical)
-    }
+    num_cpus::get_physical().max(1)
 }
 
 /// Counters since the session started (or [`Session::reset_stats`]).
@@ -166,7 +146,7 @@ impl<'m> Session<'m> {
         let s = Session {
             model,
             ctx: opts.ctx,
-            cache: KvCache::new(opts.kv_type, c.n_loops, c.n_layers, c.kv_dim(), opts.ctx),
+            cache: KvCache::new(opts.kv_type, c.n_loops, c.n_layers, c.kv_dim()),
             pool,
             loops: opts.loops,
             exit_threshold: opts.exit_threshold,
@@ -223,8 +203,8 @@ impl<'m> Session<'m> {
         &self.stats
     }
 
-    /// The effective depth policy: see [`SessionOptions`].
-    fn depth(&self) -> Result<Depth, ModelError> {
+    /// The effective depth policy (loops, resolved threshold, mode): see [`SessionOptions`].
+    pub fn depth(&self) -> Result<Depth, ModelError> {
         let c = self.model.config();
         let loops = self.loops.unwrap_or(c.n_loops);
         if loops == 0 {

@@ -202,49 +202,79 @@ impl Tokenizer {
     }
 }
 
-/// Incremental detokenizer: emits text only when the pending ids decode to complete UTF-8.
-#[derive(Debug, Default)]
-pub struct StreamDecoder {
-    ids: Vec<u32>,
-    /// Start of the window re-decoded for context.
-    prefix: usize,
-    /// Ids before this are already emitted.
-    read: usize,
+/// Incremental detokenizer over the `tokenizers` crate's own `decode_stream`: emits text only
+/// when the ids so far decode to complete UTF-8. With `skip_special`, special tokens
+/// (`<|im_start|>`, …) produce no text.
+pub struct StreamDecoder<'t> {
+    tok: &'t Tokenizer,
+    inner: tokenizers::DecodeStream<
+        't,
+        tokenizers::ModelWrapper,
+        tokenizers::NormalizerWrapper,
+        tokenizers::PreTokenizerWrapper,
+        tokenizers::PostProcessorWrapper,
+        tokenizers::DecoderWrapper,
+    >,
+    skip_special: bool,
+    /// Ids pushed since the last emitted piece (what `flush` still owes).
+    pending: Vec<u32>,
+    /// The ids of the last emitted piece (left context for `flush`).
+    context: Vec<u32>,
 }
 
-impl StreamDecoder {
-    pub fn new() -> Self {
-        Self::default()
+impl<'t> StreamDecoder<'t> {
+    pub fn new(tok: &'t Tokenizer, skip_special: bool) -> Self {
+        StreamDecoder {
+            tok,
+            inner: tok.parse_special.decode_stream(skip_special),
+            skip_special,
+            pending: Vec::new(),
+            context: Vec::new(),
+        }
     }
 
-    /// Add `id`; returns the newly completed text (possibly empty).
-    pub fn push(&mut self, tok: &Tokenizer, id: u32) -> String {
-        self.ids.push(id);
-        let prefix_text = tok.decode(&self.ids[self.prefix..self.read]);
-        let new_text = tok.decode(&self.ids[self.prefix..]);
-        if new_text.len() > prefix_text.len()
-            && !new_text.ends_with('\u{FFFD}')
-            && new_text.is_char_boundary(prefix_text.len())
-        {
-            let out = new_text[prefix_text.len()..].to_owned();
-            // Keep only the ids still needed as left context.
-            let drop = self.read;
-            self.ids.drain(..drop);
-            self.prefix = 0;
-            self.read = self.ids.len();
-            out
-        } else {
-            String::new()
+    /// Add `id`; returns the newly completed text (possibly empty). Ids outside the
+    /// vocabulary produce no text.
+    pub fn push(&mut self, id: u32) -> String {
+        if id as usize >= self.tok.vocab_size {
+            return String::new();
+        }
+        self.pending.push(id);
+        match self.inner.step(id) {
+            Ok(Some(text)) => {
+                self.context = std::mem::take(&mut self.pending);
+                text
+            }
+            Ok(None) => String::new(),
+            // The crate refuses a stream whose re-decoded prefix changed (some decoders strip
+            // leading spaces); start a fresh stream and emit what the pending ids decode to.
+            Err(_) => {
+                self.inner = self.tok.parse_special.decode_stream(self.skip_special);
+                self.flush()
+            }
         }
     }
 
     /// Whatever is still pending (possibly with replacement characters), at end of stream.
-    pub fn flush(&mut self, tok: &Tokenizer) -> String {
-        let prefix_text = tok.decode(&self.ids[self.prefix..self.read]);
-        let text = tok.decode(&self.ids[self.prefix..]);
-        self.ids.clear();
-        self.prefix = 0;
-        self.read = 0;
-        text.get(prefix_text.len()..).unwrap_or("").to_owned()
+    pub fn flush(&mut self) -> String {
+        if self.pending.is_empty() {
+            return String::new();
+        }
+        let decode = |ids: &[u32]| {
+            self.tok
+                .parse_special
+                .decode(ids, self.skip_special)
+                .unwrap_or_default()
+        };
+        let before = decode(&self.context);
+        let mut all = self.context.clone();
+        all.extend_from_slice(&self.pending);
+        let text = decode(&all);
+        self.context = std::mem::take(&mut self.pending);
+        self.inner = self.tok.parse_special.decode_stream(self.skip_special);
+        match text.strip_prefix(before.as_str()) {
+            Some(rest) => rest.to_owned(),
+            None => decode(&self.context),
+        }
     }
 }

@@ -159,18 +159,41 @@ fn skip_mode_reports_loops_actually_run() {
     positive(&v, "gb_per_s");
     assert_eq!(v["loops"], 3);
     assert_eq!(v["exit_mode"], "skip");
-    let mean_loops = positive(&v, "mean_loops");
-    let evals = v["layer_evals"].as_u64().expect("layer_evals");
+    // Spec: exit at the first loop whose CDF ≥ q; with q = 0 that is loop 0 for every token,
+    // so each of the 2 reps × 4 tokens runs the 3 layers once.
     assert_eq!(
-        mean_loops,
-        evals as f64 / (2.0 * 4.0 * 3.0),
-        "evals / (reps × tokens × layers)"
+        v["layer_evals"],
+        2 * 4 * 3,
+        "reps × tokens × layers × 1 loop"
     );
-    // Spec: exit at the first loop whose CDF ≥ q; with q = 0 that is loop 0 for every token.
+    let mean_loops = positive(&v, "mean_loops");
     assert_eq!(mean_loops, 1.0, "mean_loops");
     let (stack, head) = tensor_bytes(&model);
     let want = (stack as f64 * mean_loops) as u64 + head;
     assert_eq!(v["weight_bytes_per_token"].as_u64(), Some(want));
+}
+
+/// `--exit-mode skip` without `--exit-threshold` uses the file's threshold, as generate and
+/// chat do (ouro-tiny-b ships 0.6), and so runs fewer loops than full depth.
+#[test]
+fn skip_mode_uses_the_files_threshold() {
+    let model = common::converted("ouro-tiny-b", "q8_0");
+    let v = bench(&model, &["--exit-mode", "skip"]);
+    let q = v["exit_threshold"]
+        .as_f64()
+        .expect("exit_threshold from the file");
+    assert!((q - 0.6).abs() < 1e-6, "{q}");
+    let mean_loops = positive(&v, "mean_loops");
+    assert!(mean_loops < 3.0, "mean_loops {mean_loops}");
+    let evals = v["layer_evals"].as_u64().expect("layer_evals");
+    assert!(
+        evals < 2 * 4 * 3 * 3,
+        "{evals} layer evaluations at full depth or more"
+    );
+    // --loops fixes the depth and, as in generate, turns the file's threshold off.
+    let v = bench(&model, &["--exit-mode", "skip", "--loops", "3"]);
+    assert!(v["exit_threshold"].is_null());
+    assert_eq!(v["layer_evals"], 2 * 4 * 3 * 3);
 }
 
 #[test]

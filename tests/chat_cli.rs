@@ -293,7 +293,8 @@ fn bad_commands_do_not_end_the_session() {
 #[test]
 fn full_context_is_reported_and_reset_recovers() {
     let Some(model) = model() else { return };
-    // 16 prompt tokens + 4 answer tokens fill a 20-token context; the next turn cannot fit.
+    // 16 prompt tokens + 4 answer tokens fill a 20-token context; the next turn fits only
+    // once the first question and answer are dropped (as llama-cli and Ollama do).
     let input = format!("{PROMPT}\n{PROMPT}\n/reset\n{PROMPT}\n/stats\n/exit\n");
     let out = chat(
         Some(&model),
@@ -308,15 +309,83 @@ fn full_context_is_reported_and_reset_recovers() {
     );
     assert!(stderr.contains("[context full at 20 tokens"), "{stderr}");
     assert!(
-        stderr.contains("context full: this turn needs 18 tokens"),
+        stderr.contains("[context full: dropped the 2 oldest message(s) to make room]"),
         "{stderr}"
     );
+    let answers = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(answers.lines().count(), 3, "three answers: {answers:?}");
     assert!(stderr.contains("conversation cleared"), "{stderr}");
     // After /reset the third turn prefills P2 from an empty cache.
     assert_eq!(
         numbers_after(&stderr, "last turn: prompt "),
         [P2_TOKENS as f64]
     );
+}
+
+/// A question that cannot fit even alone is refused with a clear message; the session goes on.
+#[test]
+fn a_question_longer_than_the_context_is_refused() {
+    let Some(model) = model() else { return };
+    let input = format!("{PROMPT}\n/stats\n");
+    let out = chat(
+        Some(&model),
+        &["--temp", "0", "--ctx", "8", "-t", "1"],
+        &input,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("context full: this message needs 16 tokens and the context holds 8"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("0 of 8 positions"), "{stderr}");
+}
+
+/// `ouro chat` and `ouro generate --chat` are one engine: the same prompt, seed and sampling
+/// settings give the same text (sampled, not greedy, so the RNG path is covered too).
+#[test]
+fn chat_and_generate_chat_give_the_same_text() {
+    let Some(model) = model() else { return };
+    let settings = [
+        "--temp",
+        "0.9",
+        "--top-k",
+        "40",
+        "--top-p",
+        "0.95",
+        "--min-p",
+        "0.02",
+        "--repeat-penalty",
+        "1.1",
+        "--seed",
+        "7",
+        "-n",
+        "24",
+        "-t",
+        "1",
+    ];
+    let out = chat(Some(&model), &settings, &format!("{PROMPT}\n"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let chat_text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let gen = Command::new(ouro())
+        .args(["generate", "--chat", "-m"])
+        .arg(&model)
+        .args(["-p", PROMPT])
+        .args(settings)
+        .output()
+        .expect("run ouro generate");
+    assert!(
+        gen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gen.stderr)
+    );
+    let gen_text = String::from_utf8_lossy(&gen.stdout).into_owned();
+    assert!(chat_text.trim().chars().count() > 3, "{chat_text:?}");
+    assert_eq!(chat_text, gen_text);
 }
 
 /// Without -m the demo model answers (models/README.md); a missing `$OURO_MODEL` is one clean
@@ -532,17 +601,16 @@ fn changed_history_is_prefilled_from_the_first_differing_token() {
     );
 
     let m = ouro::model::Model::load(&model).expect("load the converted fixture");
-    let template = ouro::chat::ChatTemplate::new(
-        m.chat_template().expect("the fixture has a template"),
-        "",
-        "",
-    )
-    .expect("template compiles");
-    let mut conversation = vec![ouro::chat::Message::new("system", "Be brief.")];
+    assert!(
+        m.chat_template_source().is_some(),
+        "the fixture has a template"
+    );
+    let (template, _) = m.chat_template().expect("template compiles");
+    let mut conversation = vec![ouro::chat_template::Message::new("system", "Be brief.")];
     conversation.extend(
         saved_messages(&saved)
             .into_iter()
-            .map(|(role, content)| ouro::chat::Message::new(role, content)),
+            .map(|(role, content)| ouro::chat_template::Message::new(role, content)),
     );
     conversation.pop(); // the second answer came after the prefill being checked
     let rendered = template.render(&conversation, true).expect("render");

@@ -4,7 +4,7 @@
 //! tests/golden/chat_templates.json (ChatML, a Llama-3-style and a Thinking-style template,
 //! including two conversations that the Thinking template rejects with `raise_exception`).
 
-use ouro::chat::{ChatTemplate, Message};
+use ouro::chat_template::{ChatTemplate, Message};
 use serde_json::Value as Json;
 
 fn golden() -> Json {
@@ -96,7 +96,7 @@ fn templates_match_python_jinja2() {
 fn chatml_fallback_matches_recorded_chatml() {
     let g = golden();
     let source = g["templates"]["chatml"].as_str().expect("chatml source");
-    assert_eq!(source, ouro::chat::CHATML_TEMPLATE);
+    assert_eq!(source, ouro::chat_template::CHATML_TEMPLATE);
     let (t, notice) = ChatTemplate::from_source_or_chatml(None, "<|im_start|>", "<|im_end|>")
         .expect("fallback compiles");
     assert!(t.is_fallback());

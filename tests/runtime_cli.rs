@@ -265,3 +265,125 @@ fn ouro_simd_override_is_checked() {
     ]));
     assert_eq!(ids(&scalar["tokens"]), ids(&best["tokens"]));
 }
+
+fn ouro_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ouro"));
+    cmd.args(args).env_remove("OURO_MODEL");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run ouro")
+}
+
+/// Each cause is printed once; a directory and a bad `$OURO_MODEL` are named as such.
+#[test]
+fn model_errors_name_their_cause_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = dir.path().join("fake.gguf");
+    std::fs::write(&fake, b"hello, this is not a model").expect("write");
+    let o = ouro(&["generate", "-m", fake.to_str().unwrap(), "-p", "hi"]);
+    assert_clean_failure(&o, "not a GGUF file");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("not a GGUF file").count(), 1, "{err}");
+    assert_eq!(err.matches("fake.gguf").count(), 1, "{err}");
+
+    let d = dir.path().to_str().unwrap();
+    let o = ouro(&["generate", "-m", d, "-p", "hi"]);
+    assert_clean_failure(&o, "is a directory");
+
+    let o = ouro_env(
+        &["generate", "-p", "hi"],
+        &[("OURO_MODEL", "/nonexistent/env-model.gguf")],
+    );
+    assert_clean_failure(&o, "(from $OURO_MODEL) not found");
+    // info, bench, perplexity and logits resolve the model the same way.
+    for cmd in [
+        &["info"][..],
+        &["bench", "-r", "1"],
+        &["perplexity", "-f", "Cargo.toml"],
+    ] {
+        let o = ouro_env(cmd, &[("OURO_MODEL", "/nonexistent/env-model.gguf")]);
+        assert_clean_failure(&o, "$OURO_MODEL");
+    }
+}
+
+/// `-n -1` (llama.cpp's "until the end of the turn") works; `-n 0` is refused by generate and
+/// chat with the same message; the sampling options name the bad flag.
+#[test]
+fn token_counts_and_sampling_options_are_checked_alike() {
+    let demo = ["--temp", "0", "-t", "1"];
+    let o = ouro_env(
+        &[
+            &[
+                "generate",
+                "--chat",
+                "-p",
+                "What is 2 + 3?",
+                "-n",
+                "-1",
+                "--json",
+            ][..],
+            &demo,
+        ]
+        .concat(),
+        &[],
+    );
+    let v = json_of(&o);
+    assert_eq!(v["stop_reason"], "stop", "{v}");
+    assert!(!ids(&v["tokens"]).is_empty());
+    for cmd in ["generate", "chat"] {
+        let o = ouro_env(&[cmd, "-p", "hi", "-n", "0"], &[]);
+        let o = if cmd == "chat" {
+            ouro_env(&[cmd, "-n", "0"], &[])
+        } else {
+            o
+        };
+        assert_clean_failure(
+            &o,
+            "-n must be -1 (until end of turn / context) or a count >= 1, got 0",
+        );
+        let args: Vec<&str> = if cmd == "chat" {
+            vec![cmd, "--top-p", "0"]
+        } else {
+            vec![cmd, "-p", "hi", "--top-p", "0"]
+        };
+        assert_clean_failure(&ouro_env(&args, &[]), "--top-p must be in (0, 1], got 0");
+    }
+}
+
+/// Special tokens are not printed as text unless `--special` asks for them: with
+/// `--ignore-eos` the demo model's `<|im_end|>` is generated but hidden.
+#[test]
+fn special_tokens_are_hidden_unless_asked_for() {
+    let base = [
+        "generate",
+        "--chat",
+        "-p",
+        "What is 2 + 3?",
+        "--temp",
+        "0",
+        "-t",
+        "1",
+        "-n",
+        "24",
+        "--ignore-eos",
+    ];
+    let hidden = ouro_env(&base, &[]);
+    assert!(
+        hidden.status.success(),
+        "{}",
+        String::from_utf8_lossy(&hidden.stderr)
+    );
+    let shown = ouro_env(&[&base[..], &["--special"]].concat(), &[]);
+    assert!(shown.status.success());
+    let (hidden, shown) = (
+        String::from_utf8_lossy(&hidden.stdout).into_owned(),
+        String::from_utf8_lossy(&shown.stdout).into_owned(),
+    );
+    assert!(shown.contains("<|im_end|>"), "{shown:?}");
+    assert!(!hidden.contains("<|im_"), "{hidden:?}");
+    assert_eq!(
+        hidden,
+        shown.replace("<|im_end|>", "").replace("<|im_start|>", "")
+    );
+}

@@ -5,8 +5,6 @@
 mod common;
 
 use common::*;
-use ouro::gguf::GgufFile;
-use ouro::mmap::Mmap;
 use ouro::model::Model;
 use ouro::sampler::argmax;
 use ouro::session::{ExitMode, KvType, Session, SessionOptions};
@@ -47,17 +45,32 @@ fn opts(loops: Option<usize>, q: Option<f32>, mode: ExitMode, kv: KvType) -> Ses
     }
 }
 
-/// `output.weight` of a GGUF as f32 ([vocab × dim]).
-fn output_weight(path: &std::path::Path) -> (Vec<f32>, usize) {
-    let map = Mmap::open(path).expect("map");
-    let g = GgufFile::parse(map.as_bytes()).expect("parse");
-    let t = g.tensor("output.weight").expect("output.weight");
-    assert_eq!(t.ty, ouro::gguf::GgmlType::F32);
-    let dim = t.dims[0] as usize;
-    let w = g
-        .tensor_data(t)
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+/// `lm_head.weight` as f32 ([vocab × dim]), read from the fixture's own Hugging Face
+/// safetensors (bf16, exact) — not from our converted file, so a converter that mangled the
+/// head cannot make the reference agree with itself.
+fn output_weight(fixture: &str) -> (Vec<f32>, usize) {
+    let dir = fixture_dir(fixture);
+    let index = dir.join("model.safetensors.index.json");
+    let file = if index.is_file() {
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&index).expect("index")).expect("json");
+        dir.join(
+            doc["weight_map"]["lm_head.weight"]
+                .as_str()
+                .expect("lm_head in index"),
+        )
+    } else {
+        dir.join("model.safetensors")
+    };
+    let bytes = std::fs::read(&file).expect("safetensors");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("parse safetensors");
+    let t = st.tensor("lm_head.weight").expect("lm_head.weight");
+    assert_eq!(t.dtype(), safetensors::Dtype::BF16);
+    let dim = t.shape()[1];
+    let w = t
+        .data()
+        .chunks_exact(2)
+        .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
         .collect();
     (w, dim)
 }
@@ -85,7 +98,7 @@ fn per_loop_logits_match(f: &Fixture) {
     let path = converted(f.name, "f32");
     let model = Model::load(&path).expect("load");
     assert_eq!(model.config().n_loops, f.n_loops);
-    let (w, dim) = output_weight(&path);
+    let (w, dim) = output_weight(f.name);
     let vocab = model.config().vocab_size;
     for (p, ids) in prompts() {
         let hidden_all = read_npy(&expected(f.name, &format!("hidden_all_{p}.npy")));
@@ -133,7 +146,7 @@ fn gates_and_exit_steps_match(f: &Fixture) {
     let path = converted(f.name, "f32");
     let model = Model::load(&path).expect("load");
     let vocab = model.config().vocab_size;
-    let (w, dim) = output_weight(&path);
+    let (w, dim) = output_weight(f.name);
     for (p, ids) in prompts() {
         // Default options: the file's early_exit_threshold, select mode (the reference).
         let mut s =

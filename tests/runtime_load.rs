@@ -112,13 +112,20 @@ fn stream_decoder_emits_only_complete_utf8() {
     let ids = tok.encode(text, true).expect("encode");
     // Multi-byte characters are split over several byte-level tokens.
     assert!(ids.len() > text.chars().count() / 2);
-    let mut dec = StreamDecoder::new();
+    // With special tokens shown the stream is the text itself, piece by piece.
+    let mut dec = StreamDecoder::new(tok, false);
     let mut out = String::new();
     for &id in &ids {
-        let piece = dec.push(tok, id);
+        let piece = dec.push(id);
         assert!(!piece.contains('\u{FFFD}'), "{piece:?}");
         out.push_str(&piece);
     }
-    out.push_str(&dec.flush(tok));
+    out.push_str(&dec.flush());
     assert_eq!(out, text);
+    assert_eq!(out, tok.decode(&ids));
+    // Hidden, the control token produces no text and the rest is unchanged.
+    let mut dec = StreamDecoder::new(tok, true);
+    let mut hidden: String = ids.iter().map(|&id| dec.push(id)).collect();
+    hidden.push_str(&dec.flush());
+    assert_eq!(hidden, text.replace("<|im_end|>", ""));
 }

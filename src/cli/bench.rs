@@ -8,8 +8,11 @@
 //!
 //! Each test is warmed up untimed as `llama-bench` does (the whole prompt for pp, one token for
 //! tg: page faults, cache allocation), then runs `-r` times; the rate of every repetition is
-//! `tokens / seconds`, and the mean and sample standard deviation of those rates are reported. Without `--exit-threshold` every token runs the full depth
-//! (`--loops`, else the file's `n_loops`), whatever threshold the file ships.
+//! `tokens / seconds`, and the mean and sample standard deviation of those rates are reported.
+//! Bench times the session directly (random tokens, no sampling, as `llama-bench` does) but
+//! resolves depth exactly as `generate` and `chat` do: `select` (the default) computes every
+//! loop; `--exit-mode skip` cuts loops at `--exit-threshold`, else at the file's
+//! `ouro.early_exit_threshold` (unless `--loops` is given).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,15 +21,17 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::cli::generate::{load_model, RunArgs};
-use crate::model::{Model, WeightTensor};
-use crate::session::{ExitMode, KvType, Session};
+use ouro::model::{Model, WeightTensor};
+use ouro::sampler::SplitMix64;
+use ouro::session::{ExitMode, KvType, Session};
+
+use super::common::{file_name, load_model, RunArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// GGUF model file.
+    /// GGUF model file (default: $OURO_MODEL, else the demo model models/ouro-demo.gguf).
     #[arg(short = 'm', long)]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     /// Prompt tokens for the prompt-processing test (0 = skip it).
     #[arg(short = 'p', long = "n-prompt", default_value_t = 128)]
     pub n_prompt: usize,
@@ -109,31 +114,25 @@ pub struct Report {
     pub mean_loops: f64,
 }
 
-/// splitmix64: portable seeded token ids.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn tokens(&mut self, n: usize, vocab_size: usize) -> Vec<u32> {
-        (0..n)
-            .map(|_| (self.next() % vocab_size as u64) as u32)
-            .collect()
-    }
+/// `n` seeded token ids below `vocab_size`, the same on every machine.
+fn random_tokens(rng: &mut SplitMix64, n: usize, vocab_size: usize) -> Vec<u32> {
+    (0..n)
+        .map(|_| (rng.next_u64() % vocab_size as u64) as u32)
+        .collect()
 }
 
-/// VmHWM (peak resident set) of this process from /proc/self/status.
+/// VmHWM (peak resident set) of this process from /proc/self/status (Linux; None elsewhere).
+#[cfg(target_os = "linux")]
 fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn peak_rss_bytes() -> Option<u64> {
+    None
 }
 
 fn matrix_bytes(layer_matrices: &[&WeightTensor]) -> u64 {
@@ -210,13 +209,6 @@ fn si_bytes(b: u64) -> String {
     }
 }
 
-fn file_name(path: &Path) -> String {
-    path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
-}
-
 pub fn run(args: Args) -> Result<()> {
     if args.repetitions == 0 {
         bail!("-r must be at least 1");
@@ -224,32 +216,32 @@ pub fn run(args: Args) -> Result<()> {
     if args.n_prompt == 0 && args.n_gen == 0 {
         bail!("nothing to measure: -p and -n are both 0");
     }
-    let model = load_model(&args.model)?;
+    let (model, path) = load_model(args.model.as_deref())?;
     let c = model.config();
     let ctx = args.n_prompt.max(args.n_gen) + args.n_depth;
-    let mut opts = args.run.session_options(&model, ctx, KvType::F16)?;
-    let loops = opts.loops.unwrap_or(c.n_loops);
-    if opts.exit_threshold.is_none() {
-        // Full depth: a fixed `loops` disables the file's default exit threshold.
-        opts.loops = Some(loops);
-    }
+    let opts = args.run.session_options(&model, ctx, KvType::F16)?;
     let threads = opts.threads;
-    let exit_threshold = opts.exit_threshold;
-    let exit_mode = opts.exit_mode;
     let mut session = Session::new(&model, opts).context("cannot start a session")?;
-    let mut rng = Rng(args.seed);
+    // The depth policy as generate and chat resolve it (the file's threshold included).
+    let resolved = session.depth()?;
+    let (loops, exit_threshold, exit_mode) = (resolved.loops, resolved.threshold, resolved.mode);
+    let mut rng = SplitMix64(args.seed);
     let vocab_size = c.vocab_size;
-    let depth = rng.tokens(args.n_depth, vocab_size);
+    let depth = random_tokens(&mut rng, args.n_depth, vocab_size);
 
     let mut pp = None;
     if args.n_prompt > 0 {
-        time_pp(&mut session, &depth, &rng.tokens(args.n_prompt, vocab_size))?;
+        time_pp(
+            &mut session,
+            &depth,
+            &random_tokens(&mut rng, args.n_prompt, vocab_size),
+        )?;
         let mut samples = Vec::with_capacity(args.repetitions);
         for _ in 0..args.repetitions {
             samples.push(time_pp(
                 &mut session,
                 &depth,
-                &rng.tokens(args.n_prompt, vocab_size),
+                &random_tokens(&mut rng, args.n_prompt, vocab_size),
             )?);
         }
         pp = Some(Rate::from_samples(samples));
@@ -258,13 +250,17 @@ pub fn run(args: Args) -> Result<()> {
     let mut tg = None;
     let (mut layer_evals, mut gen_tokens) = (0u64, 0u64);
     if args.n_gen > 0 {
-        time_tg(&mut session, &depth, &rng.tokens(1, vocab_size))?;
+        time_tg(
+            &mut session,
+            &depth,
+            &random_tokens(&mut rng, 1, vocab_size),
+        )?;
         let mut samples = Vec::with_capacity(args.repetitions);
         for _ in 0..args.repetitions {
             samples.push(time_tg(
                 &mut session,
                 &depth,
-                &rng.tokens(args.n_gen, vocab_size),
+                &random_tokens(&mut rng, args.n_gen, vocab_size),
             )?);
             layer_evals += session.stats().layer_evals;
             gen_tokens += session.stats().gen_tokens as u64;
@@ -283,7 +279,7 @@ pub fn run(args: Args) -> Result<()> {
         .as_ref()
         .map(|r| weight_bytes_per_token as f64 * r.mean / 1e9);
     let report = Report {
-        model: args.model.display().to_string(),
+        model: path.display().to_string(),
         arch: c.arch.name(),
         weight_type: model
             .weights()
@@ -318,7 +314,7 @@ pub fn run(args: Args) -> Result<()> {
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&report)?)?;
     } else {
-        print_table(&mut out, &args.model, &report)?;
+        print_table(&mut out, &path, &report)?;
     }
     Ok(())
 }

@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::generate::{kv_type, load_model, KvTypeArg, RunArgs};
-use crate::session::Session;
+use super::common::{kv_type, load_model, KvTypeArg, RunArgs};
+use ouro::session::Session;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// GGUF model file.
+    /// GGUF model file (default: $OURO_MODEL, else the demo model models/ouro-demo.gguf).
     #[arg(short = 'm', long)]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     /// Prompt text (special tokens are parsed).
     #[arg(
         short = 'p',
@@ -63,7 +63,7 @@ pub fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let model = load_model(&args.model)?;
+    let (model, _) = load_model(args.model.as_deref())?;
     let ids: Vec<u32> = match (&args.prompt, &args.tokens) {
         (Some(p), _) => {
             let tok = model.tokenizer();

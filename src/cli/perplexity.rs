@@ -5,14 +5,14 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
-use super::generate::{kv_type, load_model, KvTypeArg, RunArgs};
-use crate::session::Session;
+use super::common::{kv_type, load_model, KvTypeArg, RunArgs};
+use ouro::session::Session;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// GGUF model file.
+    /// GGUF model file (default: $OURO_MODEL, else the demo model models/ouro-demo.gguf).
     #[arg(short = 'm', long)]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     /// Text file to score.
     #[arg(short = 'f', long)]
     pub file: PathBuf,
@@ -36,7 +36,7 @@ fn nll(logits: &[f32], target: usize) -> f64 {
 pub fn run(args: Args) -> Result<()> {
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let model = load_model(&args.model)?;
+    let (model, _) = load_model(args.model.as_deref())?;
     let opts = args
         .run
         .session_options(&model, args.ctx, kv_type(args.kv_type))?;

@@ -4,23 +4,6 @@
 //! the rest, p_{T−1} = Π_{j<T−1}(1 − λ_j) (its own gate is ignored). A token exits at the first
 //! t whose CDF Σ_{k≤t} p_k reaches the threshold Q, else at T−1.
 
-/// Exit probabilities p_t for the gates of `gates.len()` loops.
-pub fn exit_pdf(gates: &[f32]) -> Vec<f32> {
-    let mut tracker = ExitTracker::new(gates.len(), f32::INFINITY);
-    gates.iter().map(|&g| tracker.push(g).0).collect()
-}
-
-/// The 0-based exit loop for `gates` at threshold `q`.
-pub fn exit_step(gates: &[f32], q: f32) -> usize {
-    let mut tracker = ExitTracker::new(gates.len(), q);
-    for &g in gates {
-        if let (_, Some(t)) = tracker.push(g) {
-            return t;
-        }
-    }
-    gates.len().saturating_sub(1)
-}
-
 /// The exit rule applied one loop at a time, as the forward pass meets the gates.
 #[derive(Clone, Debug)]
 pub struct ExitTracker {
@@ -82,6 +65,23 @@ pub fn sigmoid(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Exit probabilities p_t for the gates of `gates.len()` loops.
+    fn exit_pdf(gates: &[f32]) -> Vec<f32> {
+        let mut tracker = ExitTracker::new(gates.len(), f32::INFINITY);
+        gates.iter().map(|&g| tracker.push(g).0).collect()
+    }
+
+    /// The 0-based exit loop for `gates` at threshold `q`.
+    fn exit_step(gates: &[f32], q: f32) -> usize {
+        let mut tracker = ExitTracker::new(gates.len(), q);
+        for &g in gates {
+            if let (_, Some(t)) = tracker.push(g) {
+                return t;
+            }
+        }
+        gates.len().saturating_sub(1)
+    }
 
     #[test]
     fn pdf_sums_to_one_and_last_takes_the_rest() {

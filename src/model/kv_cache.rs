@@ -1,11 +1,11 @@
 //! The KV cache: one slot per (loop, layer) at index `loop · n_layers + layer`, holding the
 //! rotated keys and the values of every cached position. Memory grows with the tokens actually
-//! stored; `ctx` bounds it.
+//! stored; the session bounds it by its context size.
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 
-use crate::ops::attention::KvRows;
+use crate::tensor::KvRows;
 
 /// Element type of the cached keys and values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -91,7 +91,6 @@ pub struct KvCache {
     ty: KvType,
     n_layers: usize,
     kv_dim: usize,
-    ctx: usize,
     /// `n_loop_slots × n_layers` slots.
     slots: Vec<Slot>,
     /// Positions committed in every slot.
@@ -99,13 +98,7 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    pub fn new(
-        ty: KvType,
-        n_loop_slots: usize,
-        n_layers: usize,
-        kv_dim: usize,
-        ctx: usize,
-    ) -> Self {
+    pub fn new(ty: KvType, n_loop_slots: usize, n_layers: usize, kv_dim: usize) -> Self {
         let slot = Slot {
             k: Buf::new(ty),
             v: Buf::new(ty),
@@ -114,7 +107,6 @@ impl KvCache {
             ty,
             n_layers,
             kv_dim,
-            ctx,
             slots: vec![slot; n_loop_slots * n_layers],
             n_tokens: 0,
         }
@@ -122,10 +114,6 @@ impl KvCache {
 
     pub fn kv_type(&self) -> KvType {
         self.ty
-    }
-
-    pub fn ctx(&self) -> usize {
-        self.ctx
     }
 
     /// Positions stored (committed) in every slot.
@@ -216,7 +204,7 @@ mod tests {
 
     #[test]
     fn slots_grow_truncate_and_copy() {
-        let mut c = KvCache::new(KvType::F16, 2, 3, 4, 16);
+        let mut c = KvCache::new(KvType::F16, 2, 3, 4);
         assert_eq!(c.bytes(), 0);
         for lp in 0..2 {
             for l in 0..3 {

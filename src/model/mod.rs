@@ -9,23 +9,27 @@ pub mod weights;
 
 use std::path::{Path, PathBuf};
 
+use crate::chat_template::{ChatError, ChatTemplate, END_OF_TURN_STRINGS};
 use crate::gguf::{GgmlType, GgufError, GgufFile};
 use crate::mmap::Mmap;
 use crate::tokenizer::{Tokenizer, TokenizerError};
 
+pub use crate::tensor::WeightTensor;
 pub use config::{Arch, Config};
 pub use kv_cache::{KvCache, KvType};
-pub use weights::{WeightTensor, Weights};
+pub use weights::Weights;
 
 /// Everything that can go wrong loading or running a model.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("cannot open model file {path}: {source}")]
+    // The io error is shown in the message and deliberately not exposed as `source()`, so a
+    // `{:#}` chain prints it once.
+    #[error("cannot open model file {path}: {error}")]
     Open {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Gguf(#[from] GgufError),
     #[error("missing metadata key {0}")]
     MissingKey(String),
@@ -52,7 +56,7 @@ pub enum ModelError {
     },
     #[error("tensor {name}: type {ty} is not supported here")]
     TensorType { name: String, ty: GgmlType },
-    #[error("tokenizer: {0}")]
+    #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
     #[error("context full: {needed} tokens needed but the context holds {ctx} (raise --ctx)")]
     ContextFull { needed: usize, ctx: usize },
@@ -70,27 +74,37 @@ pub struct Model {
     tokenizer: Tokenizer,
     stop_tokens: Vec<u32>,
     chat_template: Option<String>,
+    /// `bos_token` / `eos_token` strings for the chat template.
+    bos_text: String,
+    eos_text: String,
 }
 
 impl Model {
     /// Map `path`, parse it and resolve every tensor. Nothing is copied except norm weights.
     pub fn load(path: &Path) -> Result<Model, ModelError> {
-        let map = Mmap::open(path).map_err(|source| ModelError::Open {
+        let map = Mmap::open(path).map_err(|error| ModelError::Open {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
-        let (config, weights, tokenizer, stop_tokens, chat_template) = {
-            let g = GgufFile::parse(map.as_bytes())?;
-            let config = Config::from_gguf(&g)?;
-            let weights = Weights::resolve(&g, &config)?;
-            let tokenizer = Tokenizer::from_gguf(&g)?;
-            let stop_tokens = stop_tokens(&g, &tokenizer);
-            let chat_template = g
-                .get("tokenizer.chat_template")
-                .and_then(|v| v.as_str())
-                .map(str::to_owned);
-            (config, weights, tokenizer, stop_tokens, chat_template)
+        let g = GgufFile::parse(map.as_bytes())?;
+        let config = Config::from_gguf(&g)?;
+        let weights = Weights::resolve(&g, &config)?;
+        let tokenizer = Tokenizer::from_gguf(&g)?;
+        let stop_tokens = stop_tokens(&g, &tokenizer);
+        let chat_template = g
+            .get("tokenizer.chat_template")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        let token_text = |key: &str| {
+            g.get(key)
+                .and_then(|v| v.as_u64())
+                .and_then(|id| u32::try_from(id).ok())
+                .and_then(|id| tokenizer.token_str(id))
+                .unwrap_or_default()
         };
+        let bos_text = token_text("tokenizer.ggml.bos_token_id");
+        let eos_text = token_text("tokenizer.ggml.eos_token_id");
+        drop(g);
         Ok(Model {
             map,
             config,
@@ -98,6 +112,8 @@ impl Model {
             tokenizer,
             stop_tokens,
             chat_template,
+            bos_text,
+            eos_text,
         })
     }
 
@@ -114,13 +130,27 @@ impl Model {
         self.map.as_bytes()
     }
 
-    /// Token ids that end generation: eos, eot and `<|im_end|>` when the vocabulary has them.
+    /// Token ids that end generation, computed once at load: eos and eot from the metadata,
+    /// `<|endoftext|>`, and every end-of-turn marker of the chat formats we know
+    /// ([`END_OF_TURN_STRINGS`]: ChatML's `<|im_end|>`, Llama 3, Phi, Gemma) that is a single
+    /// token in the vocabulary.
     pub fn stop_tokens(&self) -> &[u32] {
         &self.stop_tokens
     }
 
-    pub fn chat_template(&self) -> Option<&str> {
+    /// The Jinja source of `tokenizer.chat_template`, if the file has one.
+    pub fn chat_template_source(&self) -> Option<&str> {
         self.chat_template.as_deref()
+    }
+
+    /// The model's chat template compiled (ChatML when the file has none, with a one-line
+    /// notice to show), with the file's bos / eos strings.
+    pub fn chat_template(&self) -> Result<(ChatTemplate, Option<&'static str>), ChatError> {
+        ChatTemplate::from_source_or_chatml(
+            self.chat_template.as_deref(),
+            &self.bos_text,
+            &self.eos_text,
+        )
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
@@ -135,7 +165,7 @@ fn stop_tokens(g: &GgufFile, tok: &Tokenizer) -> Vec<u32> {
             out.push(id as u32);
         }
     }
-    for special in ["<|im_end|>", "<|endoftext|>", "<|eot_id|>"] {
+    for special in END_OF_TURN_STRINGS.iter().chain(&["<|endoftext|>"]) {
         out.extend(tok.token_to_id(special));
     }
     out.retain(|&id| (id as usize) < tok.vocab_size());

@@ -1,32 +1,10 @@
 //! Every tensor the forward pass uses, resolved by GGUF name and shape-checked once at load.
 //! Matrices stay in the map (byte ranges); norm weights and the exit gate are copied to f32.
 
-use crate::gguf::{GgmlType, GgufFile, TensorInfo};
+use crate::gguf::{GgufFile, TensorInfo};
+use crate::tensor::WeightTensor;
 
 use super::{Config, ModelError};
-
-/// A weight matrix in the mapped file: `rows` rows of `cols` elements of type `ty`.
-#[derive(Clone, Debug)]
-pub struct WeightTensor {
-    pub name: String,
-    pub ty: GgmlType,
-    pub rows: usize,
-    pub cols: usize,
-    /// Absolute byte range in the file.
-    pub offset: usize,
-    pub n_bytes: usize,
-}
-
-impl WeightTensor {
-    pub fn data<'a>(&self, file: &'a [u8]) -> &'a [u8] {
-        &file[self.offset..self.offset + self.n_bytes]
-    }
-
-    /// Bytes of one row.
-    pub fn row_bytes(&self) -> usize {
-        self.n_bytes / self.rows
-    }
-}
 
 /// One physical layer (shared by every loop).
 #[derive(Debug)]

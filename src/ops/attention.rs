@@ -6,52 +6,9 @@
 
 use std::cell::RefCell;
 
-use half::f16;
-use ouro_simd::Kernels;
 use rayon::prelude::*;
 
-/// Cached keys or values, `[n_pos × n_kv_heads·head_dim]`, in the cache's own element type
-/// (f16 rows are read in place, never copied to f32).
-#[derive(Clone, Copy, Debug)]
-pub enum KvRows<'a> {
-    F32(&'a [f32]),
-    F16(&'a [f16]),
-}
-
-impl KvRows<'_> {
-    fn len(&self) -> usize {
-        match self {
-            KvRows::F32(x) => x.len(),
-            KvRows::F16(x) => x.len(),
-        }
-    }
-
-    /// `row[off..off + y.len()] · y` (`kern`: the kernel table, looked up once per call).
-    #[inline]
-    fn dot(&self, kern: &Kernels, off: usize, y: &[f32]) -> f32 {
-        match self {
-            KvRows::F32(x) => x[off..off + y.len()]
-                .iter()
-                .zip(y)
-                .fold(0f32, |s, (a, b)| s + a * b),
-            KvRows::F16(x) => (kern.dot_f16_f32)(&x[off..off + y.len()], y),
-        }
-    }
-
-    /// `y += a · row[off..off + y.len()]`.
-    #[inline]
-    fn mad(&self, kern: &Kernels, off: usize, a: f32, y: &mut [f32]) {
-        match self {
-            KvRows::F32(x) => {
-                let n = y.len();
-                for (y, x) in y.iter_mut().zip(&x[off..off + n]) {
-                    *y += a * x;
-                }
-            }
-            KvRows::F16(x) => (kern.mad_f16_f32)(y, a, &x[off..off + y.len()]),
-        }
-    }
-}
+use crate::tensor::KvRows;
 
 /// Shapes of one attention call.
 #[derive(Clone, Copy, Debug)]
@@ -128,6 +85,8 @@ pub fn attention(
 
 #[cfg(test)]
 mod tests {
+    use half::f16;
+
     use super::*;
 
     /// GQA attention against an f64 reference, for head sizes below, at and across the SIMD

@@ -1,6 +1,6 @@
 //! Matrix products against a weight tensor in the map, through `ouro_simd::matmul`.
 
-use crate::model::WeightTensor;
+use crate::tensor::WeightTensor;
 
 /// y[v·rows + r] = W[r] · x[v·cols ..][..cols] for `n_vecs` input vectors (rows split across
 /// the current rayon pool).

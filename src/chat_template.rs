@@ -1,4 +1,4 @@
-//! Chat templates and end-of-turn tokens.
+//! Chat templates, end-of-turn strings and the think-block splitter.
 //!
 //! A GGUF stores its chat template as Jinja source in `tokenizer.chat_template`. We render it the
 //! way transformers' `apply_chat_template` does: `trim_blocks` + `lstrip_blocks`, the loop
@@ -172,17 +172,65 @@ fn describe(e: &JinjaError) -> String {
     }
 }
 
-/// End-of-turn token ids: the model's stop tokens (eos / eot from metadata) plus every known
-/// end-of-turn string that is a single token in the vocabulary (`token_to_id`).
-pub fn end_of_turn_tokens(
-    model_stops: &[u32],
-    token_to_id: impl Fn(&str) -> Option<u32>,
-) -> Vec<u32> {
-    let mut out: Vec<u32> = model_stops.to_vec();
-    out.extend(END_OF_TURN_STRINGS.iter().filter_map(|s| token_to_id(s)));
-    out.sort_unstable();
-    out.dedup();
-    out
+/// Splits streamed text into thinking (`<think>…</think>`, tags included) and answer pieces,
+/// holding back a possible partial tag at the end.
+#[derive(Debug, Default)]
+pub struct ThinkSplitter {
+    in_think: bool,
+    pending: String,
+}
+
+impl ThinkSplitter {
+    /// A splitter that starts inside a think block when the prompt ended with `<think>`.
+    pub fn new(prompt: &str) -> Self {
+        ThinkSplitter {
+            in_think: prompt.trim_end().ends_with(Self::OPEN),
+            pending: String::new(),
+        }
+    }
+
+    pub const OPEN: &'static str = "<think>";
+    pub const CLOSE: &'static str = "</think>";
+
+    /// Split `text` (the next streamed piece) into `(is_thinking, text)` pieces appended to `out`.
+    pub fn push(&mut self, text: &str, out: &mut Vec<(bool, String)>) {
+        self.pending.push_str(text);
+        loop {
+            let tag = if self.in_think {
+                Self::CLOSE
+            } else {
+                Self::OPEN
+            };
+            if let Some(i) = self.pending.find(tag) {
+                let before: String = self.pending.drain(..i).collect();
+                let tag_text: String = self.pending.drain(..tag.len()).collect();
+                if self.in_think {
+                    out.push((true, before + &tag_text));
+                } else {
+                    out.push((false, before));
+                    out.push((true, tag_text));
+                }
+                self.in_think = !self.in_think;
+                continue;
+            }
+            // Keep the longest tail that could still grow into `tag`.
+            let keep = (1..tag.len().min(self.pending.len() + 1))
+                .rev()
+                .find(|&k| {
+                    self.pending.is_char_boundary(self.pending.len() - k)
+                        && tag.starts_with(&self.pending[self.pending.len() - k..])
+                })
+                .unwrap_or(0);
+            let emit: String = self.pending.drain(..self.pending.len() - keep).collect();
+            out.push((self.in_think, emit));
+            return;
+        }
+    }
+
+    /// The held-back tail, at end of stream.
+    pub fn flush(&mut self, out: &mut Vec<(bool, String)>) {
+        out.push((self.in_think, std::mem::take(&mut self.pending)));
+    }
 }
 
 #[cfg(test)]
@@ -213,9 +261,46 @@ mod tests {
         assert!(matches!(err, ChatError::Compile(_)));
     }
 
+    fn split(chunks: &[&str], in_think: bool) -> Vec<(bool, String)> {
+        let mut s = ThinkSplitter::new(if in_think { "q <think>\n" } else { "q" });
+        let mut out = Vec::new();
+        for c in chunks {
+            s.push(c, &mut out);
+        }
+        s.flush(&mut out);
+        // Merge neighbours of the same kind; drop empties.
+        let mut merged: Vec<(bool, String)> = Vec::new();
+        for (k, t) in out.into_iter().filter(|(_, t)| !t.is_empty()) {
+            match merged.last_mut() {
+                Some((lk, lt)) if *lk == k => lt.push_str(&t),
+                _ => merged.push((k, t)),
+            }
+        }
+        merged
+    }
+
     #[test]
-    fn end_of_turn_merges_and_dedups() {
-        let ids = end_of_turn_tokens(&[0, 2], |s| (s == "<|im_end|>").then_some(2));
-        assert_eq!(ids, vec![0, 2]);
+    fn think_tags_split_across_chunks() {
+        let got = split(&["Hi <th", "ink>why", " not</thi", "nk> ok <", "3"], false);
+        assert_eq!(
+            got,
+            vec![
+                (false, "Hi ".to_owned()),
+                (true, "<think>why not</think>".to_owned()),
+                (false, " ok <3".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn starts_inside_thinking_after_a_think_prompt() {
+        let got = split(&["plan…", "</think>\n\nAnswer"], true);
+        assert_eq!(
+            got,
+            vec![
+                (true, "plan…</think>".to_owned()),
+                (false, "\n\nAnswer".to_owned())
+            ]
+        );
     }
 }
