@@ -282,7 +282,7 @@ fn bad_commands_do_not_end_the_session() {
         "/set exit_mode: \"sideways\" is not select or skip (unchanged)",
         "cannot load /nonexistent/conversation.json",
         "usage: /depth on|off",
-        "temp 0 | top_p 0.7 | top_k 0 | seed 42 | loops default | threshold default | exit_mode select",
+        "temp 0 | top_p 0.7 | top_k 0 | min_p 0 | repeat_penalty 1 | seed 42 | loops default | threshold default | exit_mode select",
         "last turn: prompt 16 tokens",
     ] {
         assert!(stderr.contains(needle), "stderr lacks {needle:?}:\n{stderr}");
@@ -688,7 +688,10 @@ fn depth_view_and_early_exit_savings_in_plain_text() {
         stderr.contains("loops/token 1:0 2:0 3:0 4:6 | mean 4.00 over 6 tokens"),
         "{stderr}"
     );
-    assert!(stderr.contains(", 0 saved (0.0%)"), "{stderr}");
+    assert!(
+        stderr.contains("early exit: off (no threshold: every token runs 4 loops"),
+        "{stderr}"
+    );
 
     let out = chat(
         Some(&model),
@@ -717,4 +720,24 @@ fn depth_view_and_early_exit_savings_in_plain_text() {
     assert_eq!(loops[0], 1.0, "{stderr}");
     let saved_pct = numbers_after(&stderr, " saved (");
     assert_eq!(saved_pct, [75.0], "{stderr}");
+
+    // The same threshold in select mode reads out at loop 1 but computes every loop, and
+    // /stats says so instead of "0 saved".
+    let out = chat(
+        Some(&model),
+        &["--temp", "0", "-n", "6", "-t", "1", "--exit-threshold", "0"],
+        &input,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        numbers_after(&stderr, "mean loops/token ")[0],
+        1.0,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("early exit: select mode computes every loop")
+            && stderr.contains("`/set exit_mode skip` stops computing at the exit loop"),
+        "{stderr}"
+    );
 }

@@ -235,26 +235,39 @@ fn text_output_and_tensor_listing() {
 
 #[test]
 fn usage_errors_exit_2_and_runtime_errors_exit_1() {
-    for args in [
-        &["info"][..],
-        &["no-such-command"],
-        &["info", "--bogus", "x"],
-        &[],
-    ] {
+    for args in [&["no-such-command"][..], &["info", "--bogus", "x"], &[]] {
         let out = ouro(args, None);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
     }
+    // Without a path `info` describes the demo model, as generate and chat use it.
+    let out = Command::new(env!("CARGO_BIN_EXE_ouro"))
+        .arg("info")
+        .env_remove("OURO_MODEL")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run ouro info");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ouro"));
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.gguf");
     let out = ouro(&["info"], Some(&missing));
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("error: cannot open "), "{stderr}");
+    assert!(
+        stderr.starts_with("error: model file ") && stderr.contains("missing.gguf not found"),
+        "{stderr}"
+    );
     let out = ouro(&["info"], Some(dir.path()));
     assert_eq!(
         out.status.code(),
         Some(1),
         "a directory is not a model file"
     );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("is a directory, not a GGUF file"), "{stderr}");
 }

@@ -282,7 +282,7 @@ fn model_errors_name_their_cause_once() {
     let fake = dir.path().join("fake.gguf");
     std::fs::write(&fake, b"hello, this is not a model").expect("write");
     let o = ouro(&["generate", "-m", fake.to_str().unwrap(), "-p", "hi"]);
-    assert_clean_failure(&o, "not a GGUF file");
+    assert_clean_failure(&o, "not a gguf file");
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.matches("not a GGUF file").count(), 1, "{err}");
     assert_eq!(err.matches("fake.gguf").count(), 1, "{err}");
@@ -295,7 +295,7 @@ fn model_errors_name_their_cause_once() {
         &["generate", "-p", "hi"],
         &[("OURO_MODEL", "/nonexistent/env-model.gguf")],
     );
-    assert_clean_failure(&o, "(from $OURO_MODEL) not found");
+    assert_clean_failure(&o, "(from $ouro_model) not found");
     // info, bench, perplexity and logits resolve the model the same way.
     for cmd in [
         &["info"][..],
@@ -303,7 +303,7 @@ fn model_errors_name_their_cause_once() {
         &["perplexity", "-f", "Cargo.toml"],
     ] {
         let o = ouro_env(cmd, &[("OURO_MODEL", "/nonexistent/env-model.gguf")]);
-        assert_clean_failure(&o, "$OURO_MODEL");
+        assert_clean_failure(&o, "$ouro_model");
     }
 }
 
