@@ -322,6 +322,41 @@ fn full_context_is_reported_and_reset_recovers() {
     );
 }
 
+/// Lines pasted at the prompt in one go, and a line typed while an answer streams, are queued
+/// and run in order, as a terminal user expects (none is lost).
+#[test]
+fn pty_lines_typed_or_pasted_ahead_are_queued() {
+    let Some(model) = model() else { return };
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(ouro());
+    cmd.arg("chat")
+        .arg("-m")
+        .arg(&model)
+        .args(["--temp", "0", "-n", "400", "-t", "1", "--no-color"])
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path())
+        .env("TERM", "xterm");
+    let mut p = rexpect::session::spawn_command(cmd, Some(120_000)).expect("spawn under a pty");
+    p.exp_string("> ").expect("prompt");
+    // A non-bracketed paste of a question and a command.
+    p.send(&format!("{PROMPT}\r/stats\r")).expect("paste");
+    p.flush().expect("flush");
+    p.exp_string("last turn: prompt 16 tokens")
+        .expect("the pasted /stats ran");
+    p.exp_string("> ").expect("prompt");
+    // A command typed while the (400-token) answer streams.
+    p.send(&format!("{PROMPT}\r")).expect("send prompt");
+    p.flush().expect("flush");
+    p.exp_string(PROMPT).expect("echo");
+    p.exp_regex(r"\n.{8}").expect("answer text");
+    p.send("/stats\r").expect("type ahead");
+    p.flush().expect("flush");
+    p.exp_string("answer 400 tokens")
+        .expect("the typed /stats ran after the answer");
+    p.send_control('d').expect("Ctrl-D");
+    p.exp_eof().expect("exit on Ctrl-D");
+}
+
 /// A question that cannot fit even alone is refused with a clear message; the session goes on.
 #[test]
 fn a_question_longer_than_the_context_is_refused() {

@@ -269,5 +269,8 @@ fn usage_errors_exit_2_and_runtime_errors_exit_1() {
         "a directory is not a model file"
     );
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("is a directory, not a GGUF file"), "{stderr}");
+    assert!(
+        stderr.contains("is a directory, not a GGUF file"),
+        "{stderr}"
+    );
 }

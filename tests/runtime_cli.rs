@@ -387,3 +387,48 @@ fn special_tokens_are_hidden_unless_asked_for() {
         shown.replace("<|im_end|>", "").replace("<|im_start|>", "")
     );
 }
+
+/// Ctrl-C (SIGINT) during `generate` ends the line, prints the timings so far and exits 130.
+#[test]
+fn generate_interrupted_prints_newline_and_timings() {
+    use std::io::Read;
+    let model = converted("ouro-tiny-a", "f32");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ouro"))
+        .args(["generate", "-m", model.to_str().unwrap(), "-p", P2_TEXT])
+        .args([
+            "--temp",
+            "0",
+            "-n",
+            "-1",
+            "--ignore-eos",
+            "--ctx",
+            "60000",
+            "-t",
+            "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ouro generate");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 16];
+    stdout
+        .read_exact(&mut first)
+        .expect("some text streams first");
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(kill.success());
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).expect("read stdout");
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert_eq!(rest.last(), Some(&b'\n'), "the text ends with a newline");
+    assert!(err.contains("[interrupted]"), "{err}");
+    assert!(
+        err.contains("generated: ") && err.contains("tok/s"),
+        "{err}"
+    );
+}
