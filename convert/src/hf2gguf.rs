@@ -1,6 +1,7 @@
 //! `ouro-convert hf2gguf`: a Hugging Face Ouro or Llama checkpoint → GGUF, tensor by tensor.
 
 use crate::config::{Arch, HfConfig};
+use crate::kquant_plan::{self, FileShape};
 use crate::names::{self, TensorSpec};
 use crate::plan::{self, FileType};
 use crate::progress::Progress;
@@ -118,6 +119,7 @@ fn plan_tensors<'s>(
     if !extra.is_empty() {
         bail!("unexpected tensors: {}", name_list(&extra));
     }
+    let shape = FileShape::from_names(specs.iter().map(|s| s.gguf_name.as_str()), cfg.n_layers);
     let mut planned = Vec::with_capacity(specs.len());
     for spec in specs {
         let src = source
@@ -131,7 +133,14 @@ fn plan_tensors<'s>(
                 src.shape
             );
         }
-        let ty = plan::tensor_type(ftype, spec.role, spec.shape.len(), spec.row_len());
+        let ty = plan::tensor_type_in(
+            ftype,
+            &shape,
+            &spec.gguf_name,
+            spec.role,
+            spec.shape.len(),
+            spec.row_len(),
+        );
         let n_bytes = plan::tensor_bytes(ty, spec.n_elements(), spec.row_len())
             .ok_or_else(|| anyhow!("tensor {}: size overflow", spec.gguf_name))?;
         planned.push(Planned {
@@ -307,7 +316,7 @@ fn convert_tensor(source: &Source, p: &Planned) -> Result<Vec<u8>> {
                 None => r,
             };
             decode_f32(src_ty, &src[s * in_row_bytes..(s + 1) * in_row_bytes], buf);
-            ouro_simd::quantize_row(ty, buf, dst);
+            kquant_plan::quantize_row(ty, buf, dst);
         },
     );
     Ok(out)

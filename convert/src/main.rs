@@ -3,6 +3,7 @@
 
 mod config;
 mod hf2gguf;
+mod kquant_plan;
 mod names;
 mod plan;
 mod progress;
@@ -37,6 +38,11 @@ Types: norms are always f32; 2-D weights take --type; in q4_0 files token_embd a
 Q8_0 (at 4 bits they lose the most: on SmolLM2-135M's embedding Q4_0 leaves 11% relative RMS
 weight error, and llama.cpp's own Q4_1 file keeps it Q8_0); rows whose length is not a multiple of
 32 fall back to f16. --dry-run prints this plan with the bytes per tensor.
+K-quant mixtures (q4_k_m, q4_k_s, q5_k_m, q5_k_s, q6_k) follow llama-quantize's per-tensor
+rules (no imatrix): output (and a tied token_embd) Q6_K; attn_v and ffn_down Q6_K in the
+use_more_bits layers of _m files (Q5_K in the first layers of q4_k_s); rows not a multiple of
+256 fall back to Q5_0 / Q5_1 / Q8_0 (Q4_K / Q5_K / Q6_K), then f16. The bytes are those of
+llama-quantize's reference quantizers.
 
 Tokenizer: tokenizer.ggml.* (gpt2 / smollm, tokens with added tokens by id, token types 1 normal,
 3 control for special added tokens, 4 user-defined, 5 unused padding; merges) plus the whole
@@ -50,7 +56,8 @@ The output is written to a temporary file and renamed into place; on any error n
 
 const QUANTIZE_HELP: &str = "\
 The same plan as hf2gguf: 1-D tensors are f32; for q4_0/q4_1/q5_0/q5_1, token_embd and output are
-Q8_0; rows that do not split into 32-blocks become f16. Tensors already in their target type are
+Q8_0; rows that do not split into 32-blocks become f16; the K-quant mixtures follow
+llama-quantize's rules (see hf2gguf --help). Tensors already in their target type are
 copied unchanged; other quantized tensors are dequantized and quantized again (with a warning).";
 
 const SYNTH_HELP: &str = "\
@@ -69,7 +76,7 @@ enum Command {
         /// Output GGUF file.
         #[arg(short, long)]
         output: Option<PathBuf>,
-        /// Weight type: f32, f16, bf16, q8_0, q4_0.
+        /// Weight type: f32, f16, bf16, q8_0, q4_0, q4_k_m, q4_k_s, q5_k_m, q5_k_s, q6_k.
         #[arg(long = "type", value_name = "TYPE", value_parser = parse_hf_type, default_value = "f16")]
         ty: FileType,
         /// Print the plan (name, shape, type, bytes per tensor and the total), write nothing.
@@ -84,7 +91,7 @@ enum Command {
     Quantize {
         input: PathBuf,
         output: PathBuf,
-        /// Target type: q8_0, q4_0, q4_1, q5_0, q5_1, f16, f32.
+        /// Target type: q8_0, q4_0, q4_1, q5_0, q5_1, q4_k_m, q4_k_s, q5_k_m, q5_k_s, q6_k, f16, f32.
         #[arg(long = "type", value_name = "TYPE", value_parser = parse_quant_type)]
         ty: FileType,
     },
@@ -117,11 +124,22 @@ fn parse_type(s: &str, allowed: &[&str]) -> Result<FileType, String> {
 }
 
 fn parse_hf_type(s: &str) -> Result<FileType, String> {
-    parse_type(s, &["f32", "f16", "bf16", "q8_0", "q4_0"])
+    parse_type(
+        s,
+        &[
+            "f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m", "q4_k_s", "q5_k_m", "q5_k_s", "q6_k",
+        ],
+    )
 }
 
 fn parse_quant_type(s: &str) -> Result<FileType, String> {
-    parse_type(s, &["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "f16", "f32"])
+    parse_type(
+        s,
+        &[
+            "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k_m", "q4_k_s", "q5_k_m", "q5_k_s", "q6_k",
+            "f16", "f32",
+        ],
+    )
 }
 
 fn run(cli: Cli) -> Result<()> {

@@ -6,7 +6,11 @@
 //! * for 4- and 5-bit files, `token_embd` and `output` are Q8_0 (llama.cpp likewise keeps the
 //!   embeddings at a higher precision in its low-bit presets);
 //! * a quantized type needs a row length divisible by its block size (32); other rows fall back to F16.
+//!
+//! The K-quant mixtures (`q4_k_m`, `q4_k_s`, `q5_k_m`, `q5_k_s`, `q6_k`) follow llama-quantize's
+//! per-tensor rules instead: see [`crate::kquant_plan`].
 
+use crate::kquant_plan::{self, FileShape, Mixture};
 use crate::names::Role;
 use ouro_simd::GgmlType;
 
@@ -21,6 +25,11 @@ pub enum FileType {
     Q4_1,
     Q5_0,
     Q5_1,
+    Q4KM,
+    Q4KS,
+    Q5KM,
+    Q5KS,
+    Q6K,
 }
 
 impl FileType {
@@ -34,6 +43,11 @@ impl FileType {
             "q4_1" => FileType::Q4_1,
             "q5_0" => FileType::Q5_0,
             "q5_1" => FileType::Q5_1,
+            "q4_k_m" => FileType::Q4KM,
+            "q4_k_s" => FileType::Q4KS,
+            "q5_k_m" => FileType::Q5KM,
+            "q5_k_s" => FileType::Q5KS,
+            "q6_k" => FileType::Q6K,
             _ => return None,
         })
     }
@@ -49,7 +63,22 @@ impl FileType {
             FileType::Q4_1 => GgmlType::Q4_1,
             FileType::Q5_0 => GgmlType::Q5_0,
             FileType::Q5_1 => GgmlType::Q5_1,
+            FileType::Q4KM | FileType::Q4KS => GgmlType::Q4_K,
+            FileType::Q5KM | FileType::Q5KS => GgmlType::Q5_K,
+            FileType::Q6K => GgmlType::Q6_K,
         }
+    }
+
+    /// The llama-quantize mixture of a K-quant file type.
+    pub fn mixture(self) -> Option<Mixture> {
+        Some(match self {
+            FileType::Q4KM => Mixture::Q4KM,
+            FileType::Q4KS => Mixture::Q4KS,
+            FileType::Q5KM => Mixture::Q5KM,
+            FileType::Q5KS => Mixture::Q5KS,
+            FileType::Q6K => Mixture::Q6K,
+            _ => return None,
+        })
     }
 
     /// llama.cpp's `LLAMA_FTYPE` number for `general.file_type`.
@@ -62,6 +91,11 @@ impl FileType {
             FileType::Q8_0 => 7,
             FileType::Q5_0 => 8,
             FileType::Q5_1 => 9,
+            FileType::Q4KS => 14,
+            FileType::Q4KM => 15,
+            FileType::Q5KS => 16,
+            FileType::Q5KM => 17,
+            FileType::Q6K => 18,
             FileType::Bf16 => 32,
         }
     }
@@ -88,6 +122,24 @@ pub fn tensor_type(ft: FileType, role: Role, n_dims: usize, row_len: usize) -> G
         GgmlType::F16
     } else {
         ty
+    }
+}
+
+/// The type of one tensor named `gguf_name` in a file of `shape`: the K-quant mixture rules for
+/// K-quant file types (1-D tensors and norms stay f32), [`tensor_type`] for the others.
+pub fn tensor_type_in(
+    ft: FileType,
+    shape: &FileShape,
+    gguf_name: &str,
+    role: Role,
+    n_dims: usize,
+    row_len: usize,
+) -> GgmlType {
+    match ft.mixture() {
+        Some(mix) if role != Role::Norm && n_dims >= 2 => {
+            kquant_plan::tensor_type(mix, shape, gguf_name, row_len)
+        }
+        _ => tensor_type(ft, role, n_dims, row_len),
     }
 }
 

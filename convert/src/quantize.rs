@@ -2,6 +2,7 @@
 //! (only `general.file_type` changes). Tensors already in the target type are copied byte for byte;
 //! quantized sources are dequantized first (with a warning: the error adds up).
 
+use crate::kquant_plan::{self, FileShape};
 use crate::plan::{self, FileType};
 use crate::progress::Progress;
 use anyhow::{anyhow, bail, Context, Result};
@@ -19,12 +20,13 @@ pub fn run(input: &Path, output: &Path, ftype: FileType) -> Result<()> {
     let map = Mmap::open(input).with_context(|| format!("cannot open {}", input.display()))?;
     let g = GgufFile::parse(map.as_bytes()).with_context(|| format!("{}", input.display()))?;
 
+    let shape = FileShape::from_names(g.tensors.iter().map(|t| t.name.as_str()), n_layers(&g));
     let mut plan: Vec<(&TensorInfo, GgmlType)> = Vec::with_capacity(g.tensors.len());
     let mut requantized = Vec::new();
     for t in &g.tensors {
         let row_len = t.dims.first().copied().unwrap_or(1) as usize;
         let role = plan::role_of(&t.name, t.dims.len());
-        let ty = plan::tensor_type(ftype, role, t.dims.len(), row_len);
+        let ty = plan::tensor_type_in(ftype, &shape, &t.name, role, t.dims.len(), row_len);
         if ty != t.ty {
             if !ouro_simd::is_supported(t.ty) {
                 bail!(
@@ -85,6 +87,28 @@ pub fn run(input: &Path, output: &Path, ftype: FileType) -> Result<()> {
     Ok(())
 }
 
+/// Physical layers: `{arch}.block_count`, else one more than the highest `blk.N` index.
+fn n_layers(g: &GgufFile) -> usize {
+    g.architecture()
+        .and_then(|a| g.get(&format!("{a}.block_count")))
+        .and_then(Value::as_u64)
+        .map(|n| n as usize)
+        .unwrap_or_else(|| {
+            g.tensors
+                .iter()
+                .filter_map(|t| {
+                    t.name
+                        .strip_prefix("blk.")?
+                        .split('.')
+                        .next()?
+                        .parse::<usize>()
+                        .ok()
+                })
+                .max()
+                .map_or(0, |m| m + 1)
+        })
+}
+
 fn convert(t: &TensorInfo, src: &[u8], ty: GgmlType) -> Result<Vec<u8>> {
     let row_len = t.dims.first().copied().unwrap_or(1);
     let bad = || {
@@ -114,7 +138,7 @@ fn convert(t: &TensorInfo, src: &[u8], ty: GgmlType) -> Result<Vec<u8>> {
             || vec![0f32; row_len as usize],
             |buf, (dst, s)| {
                 ouro_simd::dequantize_row(t.ty, s, buf);
-                ouro_simd::quantize_row(ty, buf, dst);
+                kquant_plan::quantize_row(ty, buf, dst);
             },
         );
     Ok(out)

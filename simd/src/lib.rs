@@ -8,6 +8,7 @@
 
 pub mod blocks;
 pub mod dispatch;
+pub mod quantize_k;
 pub mod scalar;
 pub mod types;
 
