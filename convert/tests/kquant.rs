@@ -74,7 +74,11 @@ fn kquant_bytes_match_ggml_golden() {
 #[test]
 fn kquant_round_trip_error_bounds() {
     let x = read_f32(&golden("kquant-input.f32"));
-    let bounds = [(GgmlType::Q4_K, 0.12), (GgmlType::Q5_K, 0.06), (GgmlType::Q6_K, 0.03)];
+    let bounds = [
+        (GgmlType::Q4_K, 0.12),
+        (GgmlType::Q5_K, 0.06),
+        (GgmlType::Q6_K, 0.03),
+    ];
     for ((ty, _, q), (bty, bound)) in TYPES.into_iter().zip(bounds) {
         assert_eq!(ty, bty);
         for r in [0, 1, 2, 3, 11, 14, 15] {
@@ -89,7 +93,10 @@ fn kquant_round_trip_error_bounds() {
                 .sum();
             let norm: f64 = row.iter().map(|&a| (a as f64).powi(2)).sum();
             let rel = (err / norm).sqrt();
-            assert!(rel < bound, "{ty} row {r}: relative RMS error {rel:.4} ≥ {bound}");
+            assert!(
+                rel < bound,
+                "{ty} row {r}: relative RMS error {rel:.4} ≥ {bound}"
+            );
         }
         // Zero and constant rows come back exactly.
         for r in [6, 8] {
