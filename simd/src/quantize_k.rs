@@ -23,133 +23,199 @@ fn nearest_int(x: f32) -> i32 {
     (bits & 0x007f_ffff) - 0x0040_0000
 }
 
-/// ggml's `make_qkx2_quants`: levels `l` in 0..=nmax and a (scale, min) with x ≈ scale·l − min,
-/// searched over `nstep + 1` candidate scales around nmax/(max − min), minimising the
-/// weighted squared error. Returns (scale, min as stored: −min of the fit).
-#[allow(clippy::too_many_arguments)]
-fn make_qkx2_quants(
+/// ggml's `make_qkx2_quants` for the 8 sub-blocks of 32 of one super-block at once, one lane per
+/// sub-block (`x[i][lane]` = element i of sub-block `lane`): levels in 0..=nmax and a
+/// (scale, min) with x ≈ scale·l − min, searched over `nstep + 1` candidate scales around
+/// nmax/(max − min), minimising the weighted squared error. Each lane performs exactly ggml's
+/// operations in ggml's order (lanes never mix), so the results are ggml's bit for bit; the
+/// lane loops are what the compiler vectorizes. Returns (scales, mins as stored: −min of the fit).
+fn make_qkx2_quants_x8(
     nmax: i32,
-    x: &[f32; 32],
-    weights: &[f32; 32],
-    l_out: &mut [u8],
+    x: &[[f32; 8]; 32],
+    w: &[[f32; 8]; 32],
+    l_out: &mut [[u8; 8]; 32],
     rmin: f32,
     rdelta: f32,
     nstep: i32,
-) -> (f32, f32) {
+) -> ([f32; 8], [f32; 8]) {
     let mut min = x[0];
     let mut max = x[0];
-    let mut sum_w = weights[0];
-    let mut sum_x = sum_w * x[0];
+    let mut sum_w = w[0];
+    let mut sum_x: [f32; 8] = std::array::from_fn(|k| sum_w[k] * x[0][k]);
     for i in 1..32 {
-        if x[i] < min {
-            min = x[i];
+        for k in 0..8 {
+            if x[i][k] < min[k] {
+                min[k] = x[i][k];
+            }
+            if x[i][k] > max[k] {
+                max[k] = x[i][k];
+            }
+            sum_w[k] += w[i][k];
+            sum_x[k] += w[i][k] * x[i][k];
         }
-        if x[i] > max {
-            max = x[i];
+    }
+    for m in &mut min {
+        if *m > 0.0 {
+            *m = 0.0;
         }
-        let w = weights[i];
-        sum_w += w;
-        sum_x += w * x[i];
     }
-    if min > 0.0 {
-        min = 0.0;
-    }
-    if max == min {
-        l_out[..32].fill(0);
-        return (0.0, -min);
-    }
-    let mut iscale = nmax as f32 / (max - min);
-    let mut scale = 1.0 / iscale;
-    let mut best_error = 0.0f32;
+    // Lanes with max == min are all levels 0, scale 0 (they ignore the search below).
+    let flat: [bool; 8] = std::array::from_fn(|k| max[k] == min[k]);
+    let iscale: [f32; 8] = std::array::from_fn(|k| nmax as f32 / (max[k] - min[k]));
+    let mut scale: [f32; 8] = std::array::from_fn(|k| 1.0 / iscale[k]);
+    let mut best_error = [0.0f32; 8];
     for i in 0..32 {
-        let l = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
-        l_out[i] = l as u8;
-        let diff = scale * l as f32 + min - x[i];
-        best_error += weights[i] * (diff * diff);
+        for k in 0..8 {
+            let l = nearest_int(iscale[k] * (x[i][k] - min[k])).clamp(0, nmax);
+            l_out[i][k] = l as u8;
+            let diff = scale[k] * l as f32 + min[k] - x[i][k];
+            best_error[k] += w[i][k] * (diff * diff);
+        }
     }
-    let mut laux = [0u8; 32];
+    let mut laux = [[0u8; 8]; 32];
     for is in 0..=nstep {
-        iscale = (rmin + rdelta * is as f32 + nmax as f32) / (max - min);
-        let (mut sum_l, mut sum_l2, mut sum_xl) = (0.0f32, 0.0f32, 0.0f32);
+        let num = rmin + rdelta * is as f32 + nmax as f32;
+        // `min` is the best fit so far: ggml's later candidates start from it.
+        let iscale: [f32; 8] = std::array::from_fn(|k| num / (max[k] - min[k]));
+        let (mut sum_l, mut sum_l2, mut sum_xl) = ([0.0f32; 8], [0.0f32; 8], [0.0f32; 8]);
         for i in 0..32 {
-            let l = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
-            laux[i] = l as u8;
-            let (w, lf) = (weights[i], l as f32);
-            sum_l += w * lf;
-            sum_l2 += w * lf * lf;
-            sum_xl += w * lf * x[i];
+            for k in 0..8 {
+                let l = nearest_int(iscale[k] * (x[i][k] - min[k])).clamp(0, nmax);
+                laux[i][k] = l as u8;
+                let lf = l as f32;
+                sum_l[k] += w[i][k] * lf;
+                sum_l2[k] += w[i][k] * lf * lf;
+                sum_xl[k] += w[i][k] * lf * x[i][k];
+            }
         }
-        let d = sum_w * sum_l2 - sum_l * sum_l;
-        if d > 0.0 {
-            let mut this_scale = (sum_w * sum_xl - sum_x * sum_l) / d;
-            let mut this_min = (sum_l2 * sum_x - sum_l * sum_xl) / d;
-            if this_min > 0.0 {
-                this_min = 0.0;
-                this_scale = sum_xl / sum_l2;
+        let mut this_scale = [0.0f32; 8];
+        let mut this_min = [0.0f32; 8];
+        let mut valid = [false; 8];
+        for k in 0..8 {
+            let d = sum_w[k] * sum_l2[k] - sum_l[k] * sum_l[k];
+            valid[k] = d > 0.0 && !flat[k];
+            this_scale[k] = (sum_w[k] * sum_xl[k] - sum_x[k] * sum_l[k]) / d;
+            this_min[k] = (sum_l2[k] * sum_x[k] - sum_l[k] * sum_xl[k]) / d;
+            if this_min[k] > 0.0 {
+                this_min[k] = 0.0;
+                this_scale[k] = sum_xl[k] / sum_l2[k];
             }
-            let mut cur_error = 0.0f32;
-            for i in 0..32 {
-                let diff = this_scale * laux[i] as f32 + this_min - x[i];
-                cur_error += weights[i] * (diff * diff);
+        }
+        if !valid.iter().any(|&v| v) {
+            continue;
+        }
+        let mut cur_error = [0.0f32; 8];
+        for i in 0..32 {
+            for k in 0..8 {
+                let diff = this_scale[k] * laux[i][k] as f32 + this_min[k] - x[i][k];
+                cur_error[k] += w[i][k] * (diff * diff);
             }
-            if cur_error < best_error {
-                l_out[..32].copy_from_slice(&laux);
-                best_error = cur_error;
-                scale = this_scale;
-                min = this_min;
+        }
+        let better: [bool; 8] = std::array::from_fn(|k| valid[k] && cur_error[k] < best_error[k]);
+        for i in 0..32 {
+            for k in 0..8 {
+                if better[k] {
+                    l_out[i][k] = laux[i][k];
+                }
+            }
+        }
+        for k in 0..8 {
+            if better[k] {
+                best_error[k] = cur_error[k];
+                scale[k] = this_scale[k];
+                min[k] = this_min[k];
             }
         }
     }
-    (scale, -min)
+    for k in 0..8 {
+        if flat[k] {
+            for row in l_out.iter_mut() {
+                row[k] = 0;
+            }
+            scale[k] = 0.0;
+        }
+    }
+    (scale, min.map(|m| -m))
 }
 
-/// ggml's `make_qx_quants` with `rmse_type = 1` and no importance weights (weights x²), for
-/// groups of 16 and `nmax` = 32: levels `l + nmax` in 0..2·nmax and the fitted scale, trying
-/// 18 scales around −nmax/max.
-fn make_qx_quants_16(nmax: i32, x: &[f32], l_out: &mut [u8]) -> f32 {
-    let mut max = 0.0f32;
-    let mut amax = 0.0f32;
-    for &v in &x[..16] {
-        let ax = v.abs();
-        if ax > amax {
-            amax = ax;
-            max = v;
+/// ggml's `make_qx_quants` with `rmse_type = 1` and no importance weights (weights x²), for the
+/// 16 groups of 16 of a Q6_K super-block at once (`x[i][lane]` = element i of group `lane`), with
+/// nmax = 32: levels `l + nmax` in 0..64 and the fitted scale per group, trying 18 scales around
+/// −nmax/max. Lanes never mix: each is ggml's arithmetic in ggml's order.
+fn make_qx_quants_x16(x: &[[f32; 16]; 16], l_out: &mut [[u8; 16]; 16]) -> [f32; 16] {
+    const NMAX: i32 = 32;
+    let mut max = [0.0f32; 16];
+    let mut amax = [0.0f32; 16];
+    for row in x {
+        for k in 0..16 {
+            let ax = row[k].abs();
+            if ax > amax[k] {
+                amax[k] = ax;
+                max[k] = row[k];
+            }
         }
     }
-    if amax < GROUP_MAX_EPS {
-        l_out[..16].fill(0);
-        return 0.0;
-    }
-    let fit = |iscale: f32| {
-        let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
-        for &v in &x[..16] {
-            let l = nearest_int(iscale * v).clamp(-nmax, nmax - 1) as f32;
-            let w = v * v;
-            sumlx += w * v * l;
-            suml2 += w * l * l;
+    let zero: [bool; 16] = std::array::from_fn(|k| amax[k] < GROUP_MAX_EPS);
+    let fit = |iscale: &[f32; 16]| {
+        let (mut sumlx, mut suml2) = ([0.0f32; 16], [0.0f32; 16]);
+        for row in x {
+            for k in 0..16 {
+                let v = row[k];
+                let l = nearest_int(iscale[k] * v).clamp(-NMAX, NMAX - 1) as f32;
+                let w = v * v;
+                sumlx[k] += w * v * l;
+                suml2[k] += w * l * l;
+            }
         }
         (sumlx, suml2)
     };
-    let levels = |iscale: f32, l_out: &mut [u8]| {
-        for (q, &v) in l_out[..16].iter_mut().zip(&x[..16]) {
-            *q = (nmax + nearest_int(iscale * v).clamp(-nmax, nmax - 1)) as u8;
+    let levels = |iscale: &[f32; 16], take: &[bool; 16], l_out: &mut [[u8; 16]; 16]| {
+        for (q, row) in l_out.iter_mut().zip(x) {
+            for k in 0..16 {
+                if take[k] {
+                    q[k] = (NMAX + nearest_int(iscale[k] * row[k]).clamp(-NMAX, NMAX - 1)) as u8;
+                }
+            }
         }
     };
-    let iscale = -(nmax as f32) / max;
-    levels(iscale, l_out);
-    let (sumlx, suml2) = fit(iscale);
-    let mut scale = if suml2 != 0.0 { sumlx / suml2 } else { 0.0 };
-    let mut best = scale * sumlx;
+    let iscale: [f32; 16] = std::array::from_fn(|k| -(NMAX as f32) / max[k]);
+    levels(&iscale, &[true; 16], l_out);
+    let (sumlx, suml2) = fit(&iscale);
+    let mut scale: [f32; 16] = std::array::from_fn(|k| {
+        if suml2[k] != 0.0 {
+            sumlx[k] / suml2[k]
+        } else {
+            0.0
+        }
+    });
+    let mut best: [f32; 16] = std::array::from_fn(|k| scale[k] * sumlx[k]);
     for is in -9..=9 {
         if is == 0 {
             continue;
         }
-        let iscale = -(nmax as f32 + 0.1f32 * is as f32) / max;
-        let (sumlx, suml2) = fit(iscale);
-        if suml2 > 0.0 && sumlx * sumlx > best * suml2 {
-            levels(iscale, l_out);
-            scale = sumlx / suml2;
-            best = scale * sumlx;
+        let num = -(NMAX as f32 + 0.1f32 * is as f32);
+        let iscale: [f32; 16] = std::array::from_fn(|k| num / max[k]);
+        let (sumlx, suml2) = fit(&iscale);
+        let better: [bool; 16] = std::array::from_fn(|k| {
+            !zero[k] && suml2[k] > 0.0 && sumlx[k] * sumlx[k] > best[k] * suml2[k]
+        });
+        if !better.iter().any(|&b| b) {
+            continue;
+        }
+        levels(&iscale, &better, l_out);
+        for k in 0..16 {
+            if better[k] {
+                scale[k] = sumlx[k] / suml2[k];
+                best[k] = scale[k] * sumlx[k];
+            }
+        }
+    }
+    for k in 0..16 {
+        if zero[k] {
+            for row in l_out.iter_mut() {
+                row[k] = 0;
+            }
+            scale[k] = 0.0;
         }
     }
     scale
@@ -164,26 +230,32 @@ fn quantize_block_qkx(
     nstep: i32,
     l: &mut [u8; QK_K],
 ) -> (Half, Half, [u8; 12]) {
-    let mut scales = [0f32; 8];
-    let mut mins = [0f32; 8];
+    // Transposed: xt[i][j] = element i of sub-block j.
+    let xt: [[f32; 8]; 32] = std::array::from_fn(|i| std::array::from_fn(|j| x[32 * j + i]));
+    let mut sum_x2 = [0.0f32; 8];
+    for row in &xt {
+        for j in 0..8 {
+            sum_x2[j] += row[j] * row[j];
+        }
+    }
+    let av_x = sum_x2.map(|s| (s / 32.0).sqrt());
+    let weights: [[f32; 8]; 32] =
+        std::array::from_fn(|i| std::array::from_fn(|j| av_x[j] + xt[i][j].abs()));
+    let mut lt = [[0u8; 8]; 32];
+    let (scales, mins) = make_qkx2_quants_x8(nmax, &xt, &weights, &mut lt, rmin, 0.1, nstep);
+    for (i, row) in lt.iter().enumerate() {
+        for j in 0..8 {
+            l[32 * j + i] = row[j];
+        }
+    }
     let mut max_scale = 0.0f32;
     let mut max_min = 0.0f32;
     for j in 0..QK_K / 32 {
-        let xs: &[f32; 32] = x[32 * j..32 * j + 32].try_into().expect("32 elements");
-        let mut sum_x2 = 0.0f32;
-        for &v in xs {
-            sum_x2 += v * v;
+        if scales[j] > max_scale {
+            max_scale = scales[j];
         }
-        let av_x = (sum_x2 / 32.0).sqrt();
-        let weights: [f32; 32] = std::array::from_fn(|i| av_x + xs[i].abs());
-        let (scale, min) = make_qkx2_quants(nmax, xs, &weights, &mut l[32 * j..], rmin, 0.1, nstep);
-        scales[j] = scale;
-        mins[j] = min;
-        if scale > max_scale {
-            max_scale = scale;
-        }
-        if min > max_min {
-            max_min = min;
+        if mins[j] > max_min {
+            max_min = mins[j];
         }
     }
     let inv_scale = if max_scale > 0.0 {
@@ -294,12 +366,17 @@ pub fn quantize_row_q6_K(src: &[f32], dst: &mut [u8]) {
     assert_eq!(dst.len(), src.len() / QK_K * Q6_K_BYTES);
     let mut l = [0u8; QK_K];
     for (x, out) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(Q6_K_BYTES)) {
-        let mut scales = [0f32; QK_K / 16];
+        let xt: [[f32; 16]; 16] = std::array::from_fn(|i| std::array::from_fn(|g| x[16 * g + i]));
+        let mut lt = [[0u8; 16]; 16];
+        let scales = make_qx_quants_x16(&xt, &mut lt);
+        for (i, row) in lt.iter().enumerate() {
+            for g in 0..16 {
+                l[16 * g + i] = row[g];
+            }
+        }
         let mut max_scale = 0.0f32;
         let mut max_abs_scale = 0.0f32;
-        for ib in 0..QK_K / 16 {
-            let scale = make_qx_quants_16(32, &x[16 * ib..16 * ib + 16], &mut l[16 * ib..]);
-            scales[ib] = scale;
+        for &scale in &scales {
             let abs_scale = scale.abs();
             if abs_scale > max_abs_scale {
                 max_abs_scale = abs_scale;
