@@ -17,7 +17,7 @@ const Q6_K_BYTES: usize = std::mem::size_of::<BlockQ6_K>();
 
 /// ggml's `nearest_int`: adds 1.5·2^23 and reads the low mantissa bits (round half to even for
 /// |x| < 2^22; outside that range the same bits as ggml, whatever they mean).
-#[inline]
+#[inline(always)]
 fn nearest_int(x: f32) -> i32 {
     let bits = (x + 12_582_912.0f32).to_bits() as i32;
     (bits & 0x007f_ffff) - 0x0040_0000
@@ -29,6 +29,7 @@ fn nearest_int(x: f32) -> i32 {
 /// nmax/(max − min), minimising the weighted squared error. Each lane performs exactly ggml's
 /// operations in ggml's order (lanes never mix), so the results are ggml's bit for bit; the
 /// lane loops are what the compiler vectorizes. Returns (scales, mins as stored: −min of the fit).
+#[inline(always)]
 fn make_qkx2_quants_x8(
     nmax: i32,
     x: &[[f32; 8]; 32],
@@ -142,6 +143,7 @@ fn make_qkx2_quants_x8(
 /// 16 groups of 16 of a Q6_K super-block at once (`x[i][lane]` = element i of group `lane`), with
 /// nmax = 32: levels `l + nmax` in 0..64 and the fitted scale per group, trying 18 scales around
 /// −nmax/max. Lanes never mix: each is ggml's arithmetic in ggml's order.
+#[inline(always)]
 fn make_qx_quants_x16(x: &[[f32; 16]; 16], l_out: &mut [[u8; 16]; 16]) -> [f32; 16] {
     const NMAX: i32 = 32;
     let mut max = [0.0f32; 16];
@@ -223,6 +225,7 @@ fn make_qx_quants_x16(x: &[[f32; 16]; 16], l_out: &mut [[u8; 16]; 16]) -> [f32; 
 
 /// The shared part of Q4_K and Q5_K: per sub-block (scale, min) fits, their 6-bit packing in
 /// `scales[12]`, the super-block `d`/`dmin`, and the final levels in `l[256]`.
+#[inline(always)]
 fn quantize_block_qkx(
     x: &[f32],
     nmax: i32,
@@ -296,6 +299,16 @@ fn quantize_block_qkx(
 
 /// Q4_K, as ggml's `quantize_row_q4_K_ref`. `dst`: `src.len() / 256` blocks of 144 bytes.
 pub fn quantize_row_q4_K(src: &[f32], dst: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked on the line above).
+        return unsafe { avx2::q4_K(src, dst) };
+    }
+    q4_K_rows(src, dst);
+}
+
+#[inline(always)]
+fn q4_K_rows(src: &[f32], dst: &mut [u8]) {
     assert_eq!(
         src.len() % QK_K,
         0,
@@ -319,6 +332,16 @@ pub fn quantize_row_q4_K(src: &[f32], dst: &mut [u8]) {
 
 /// Q5_K, as ggml's `quantize_row_q5_K_ref`. `dst`: `src.len() / 256` blocks of 176 bytes.
 pub fn quantize_row_q5_K(src: &[f32], dst: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked on the line above).
+        return unsafe { avx2::q5_K(src, dst) };
+    }
+    q5_K_rows(src, dst);
+}
+
+#[inline(always)]
+fn q5_K_rows(src: &[f32], dst: &mut [u8]) {
     assert_eq!(
         src.len() % QK_K,
         0,
@@ -358,6 +381,16 @@ pub fn quantize_row_q5_K(src: &[f32], dst: &mut [u8]) {
 
 /// Q6_K, as ggml's `quantize_row_q6_K_ref`. `dst`: `src.len() / 256` blocks of 210 bytes.
 pub fn quantize_row_q6_K(src: &[f32], dst: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked on the line above).
+        return unsafe { avx2::q6_K(src, dst) };
+    }
+    q6_K_rows(src, dst);
+}
+
+#[inline(always)]
+fn q6_K_rows(src: &[f32], dst: &mut [u8]) {
     assert_eq!(
         src.len() % QK_K,
         0,
@@ -421,6 +454,26 @@ pub fn quantize_row_q6_K(src: &[f32], dst: &mut [u8]) {
     }
 }
 
+/// The same code compiled for AVX2 (wider lanes; no FMA is enabled and Rust never contracts
+/// a multiply and an add, so every result stays ggml's bit for bit).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    #[target_feature(enable = "avx2")]
+    pub(super) fn q4_K(src: &[f32], dst: &mut [u8]) {
+        super::q4_K_rows(src, dst);
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn q5_K(src: &[f32], dst: &mut [u8]) {
+        super::q5_K_rows(src, dst);
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn q6_K(src: &[f32], dst: &mut [u8]) {
+        super::q6_K_rows(src, dst);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,6 +490,34 @@ mod tests {
             (-7.7, -8),
         ] {
             assert_eq!(nearest_int(x), n, "{x}");
+        }
+    }
+
+    /// The AVX2 build of the quantizers gives the baseline build's bytes.
+    #[test]
+    fn dispatched_quantizers_match_baseline_build() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let x: Vec<f32> = (0..64 * QK_K)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let u = (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+                u * u * u * (1 + i / QK_K) as f32
+            })
+            .collect();
+        type Q = fn(&[f32], &mut [u8]);
+        let cases: [(Q, Q, usize); 3] = [
+            (quantize_row_q4_K, q4_K_rows, Q4_K_BYTES),
+            (quantize_row_q5_K, q5_K_rows, Q5_K_BYTES),
+            (quantize_row_q6_K, q6_K_rows, Q6_K_BYTES),
+        ];
+        for (dispatched, baseline, bytes) in cases {
+            let mut a = vec![0u8; 64 * bytes];
+            let mut b = vec![0u8; 64 * bytes];
+            dispatched(&x, &mut a);
+            baseline(&x, &mut b);
+            assert_eq!(a, b);
         }
     }
 }
