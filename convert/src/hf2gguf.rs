@@ -119,7 +119,12 @@ fn plan_tensors<'s>(
     if !extra.is_empty() {
         bail!("unexpected tensors: {}", name_list(&extra));
     }
-    let shape = FileShape::from_names(specs.iter().map(|s| s.gguf_name.as_str()), cfg.n_layers);
+    // llama.cpp's n_layer_all: an Ouro file loads as block_count × num_loops logical layers.
+    let n_layer_all = match cfg.arch {
+        Arch::Ouro => cfg.n_layers * cfg.n_loops.max(1),
+        Arch::Llama => cfg.n_layers,
+    };
+    let shape = FileShape::from_names(specs.iter().map(|s| s.gguf_name.as_str()), n_layer_all);
     let mut planned = Vec::with_capacity(specs.len());
     for spec in specs {
         let src = source

@@ -14,9 +14,12 @@
 //! * then the shape fallback: rows that are not a multiple of 256 demote Q4_K → Q5_0,
 //!   Q5_K → Q5_1, Q6_K → Q8_0, and to F16 if even 32 does not divide them.
 //!
-//! `n_layers` is the number of **physical** layers (`block_count`), also for Ouro: llama.cpp
-//! takes it from `{arch}.block_count`, which for Ouro counts the stored layers, not layers × loops.
-//! llama.cpp visits tensors sorted by layer number, so its running counters equal the layer index.
+//! The layer counts are llama-quantize's: for `attn_v` the number of `attn_v` tensors (physical
+//! layers); for `ffn_down` the model's `n_layer_all`, which llama.cpp's looped loaders (`nanbeige`,
+//! and the `ouro` patch, which reuses it) set to `block_count × num_loops` — 96 for Ouro-1.4B, so
+//! ffn_down is Q6_K in layers 0–11, 14, 17, 20, 23 of a Q4_K_M file. We follow that count so the
+//! files are byte-identical to llama-quantize's. llama.cpp visits tensors sorted by layer number,
+//! so its running counters equal the layer index.
 
 use ouro_simd::GgmlType;
 
@@ -44,7 +47,7 @@ impl Mixture {
 /// What the rules need to know about the whole file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FileShape {
-    /// Physical layers (`block_count`).
+    /// llama.cpp's `n_layer_all`: `block_count`, times `num_loops` for looped architectures.
     pub n_layers: usize,
     /// Number of `attn_v.weight` tensors.
     pub n_attn_v: usize,
@@ -53,7 +56,7 @@ pub struct FileShape {
 }
 
 impl FileShape {
-    /// From the GGUF tensor names of a file and its `block_count`.
+    /// From the GGUF tensor names of a file and its `n_layer_all` (see [`FileShape::n_layers`]).
     pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>, n_layers: usize) -> FileShape {
         let mut n_attn_v = 0;
         let mut tied = true;
@@ -166,6 +169,26 @@ mod tests {
         // n/8 = 3, 7n/8 = 21: layers 0-2, 21-23 and 5, 8, 11, 14, 17, 20.
         let more: Vec<usize> = (0..24).filter(|&i| use_more_bits(i, 24)).collect();
         assert_eq!(more, [0, 1, 2, 5, 8, 11, 14, 17, 20, 21, 22, 23]);
+    }
+
+    #[test]
+    fn ouro_ffn_down_counts_logical_layers() {
+        // Ouro-1.4B: 24 layers × 4 loops = llama.cpp's n_layer_all 96; attn_v counts 24 tensors.
+        let n = names(24, false);
+        let shape = FileShape::from_names(n.iter().map(String::as_str), 96);
+        let q6 = |t: &str| -> Vec<usize> {
+            (0..24)
+                .filter(|i| {
+                    tensor_type(Mixture::Q4KM, &shape, &format!("blk.{i}.{t}.weight"), 2048)
+                        == GgmlType::Q6_K
+                })
+                .collect()
+        };
+        assert_eq!(
+            q6("ffn_down"),
+            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14, 17, 20, 23]
+        );
+        assert_eq!(q6("attn_v"), [0, 1, 2, 5, 8, 11, 14, 17, 20, 21, 22, 23]);
     }
 
     #[test]

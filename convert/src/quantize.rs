@@ -87,12 +87,17 @@ pub fn run(input: &Path, output: &Path, ftype: FileType) -> Result<()> {
     Ok(())
 }
 
-/// Physical layers: `{arch}.block_count`, else one more than the highest `blk.N` index.
+/// llama.cpp's `n_layer_all`: `{arch}.block_count` × `{arch}.num_loops` (looped models load as
+/// that many logical layers), else one more than the highest `blk.N` index.
 fn n_layers(g: &GgufFile) -> usize {
-    g.architecture()
-        .and_then(|a| g.get(&format!("{a}.block_count")))
-        .and_then(Value::as_u64)
-        .map(|n| n as usize)
+    let key = |k: &str| {
+        g.architecture()
+            .and_then(|a| g.get(&format!("{a}.{k}")))
+            .and_then(Value::as_u64)
+            .map(|n| n as usize)
+    };
+    let loops = key("num_loops").unwrap_or(1).max(1);
+    key("block_count")
         .unwrap_or_else(|| {
             g.tensors
                 .iter()
@@ -107,6 +112,7 @@ fn n_layers(g: &GgufFile) -> usize {
                 .max()
                 .map_or(0, |m| m + 1)
         })
+        .saturating_mul(loops)
 }
 
 fn convert(t: &TensorInfo, src: &[u8], ty: GgmlType) -> Result<Vec<u8>> {

@@ -195,3 +195,64 @@ fn kquant_bytes_match_ggml_driver_when_available() {
         assert_same_blocks(ty, &quantize_rows(ty, q, &x, COLS), &theirs, "driver");
     }
 }
+
+/// `hf2gguf --type q4_k_m` of the tiny Ouro fixture equals `quantize --type q4_k_m` of its f32
+/// conversion tensor for tensor (the two commands share the plan and the quantizers), the plan
+/// follows llama-quantize's fallbacks for 64-wide rows, and `general.file_type` is 15.
+#[test]
+fn hf2gguf_and_quantize_agree_on_q4_k_m() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = common::fixture("ouro-tiny-a");
+    let (f32_path, direct, requant) = (
+        dir.path().join("f32.gguf"),
+        dir.path().join("direct.gguf"),
+        dir.path().join("requant.gguf"),
+    );
+    common::hf2gguf(&src, &f32_path, "f32");
+    common::hf2gguf(&src, &direct, "q4_k_m");
+    common::run_ok(&[
+        "quantize",
+        f32_path.to_str().unwrap(),
+        requant.to_str().unwrap(),
+        "--type",
+        "q4_k_m",
+    ]);
+    let (a, b) = (common::Gguf::open(&direct), common::Gguf::open(&requant));
+    let (a, b) = (a.file(), b.file());
+    assert_eq!(a.tensors.len(), b.tensors.len());
+    for t in &a.tensors {
+        let u = b.tensor(&t.name).unwrap();
+        assert_eq!((t.ty, &t.dims), (u.ty, &u.dims), "{}", t.name);
+        assert!(
+            a.tensor_data(t) == b.tensor_data(u),
+            "{}: bytes differ",
+            t.name
+        );
+        // Rows of 64 / 128: Q4_K → Q5_0, Q6_K → Q8_0. attn_v counts 2 layers (use_more_bits
+        // picks layer 1: 7·2/8 = 1); ffn_down counts 2 × 4 loops = 8 (picks layer 0: 0 < 8/8).
+        let expected = match t.name.as_str() {
+            n if t.dims.len() < 2 || n.ends_with("norm.weight") => GgmlType::F32,
+            "output.weight" | "blk.1.attn_v.weight" | "blk.0.ffn_down.weight" => GgmlType::Q8_0,
+            _ => GgmlType::Q5_0,
+        };
+        assert_eq!(t.ty, expected, "{}", t.name);
+    }
+    assert_eq!(
+        common::get(&a, "general.file_type").as_u64(),
+        Some(15),
+        "LLAMA_FTYPE_MOSTLY_Q4_K_M"
+    );
+    let plan = common::run_ok(&[
+        "hf2gguf",
+        src.to_str().unwrap(),
+        "--type",
+        "q4_k_m",
+        "--dry-run",
+    ]);
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("output.weight") && l.contains("Q8_0")),
+        "{text}"
+    );
+}

@@ -7,7 +7,8 @@ usage: compare_kquant_llama.py OURO_CONVERT LLAMA_QUANTIZE WORK_DIR [SOURCE.gguf
 Sources: always a synthetic Ouro-layout model (8 layers, dim 256, ffn 512, f32 noise, written by
 gguf-py as architecture `llama`, because this llama.cpp build has no `ouro` architecture; the
 tensor names and block_count are Ouro's); plus any GGUF given (e.g. an Ouro fixture converted to
-f32 and renamed to `llama`, or SmolLM2's Q4_1 file, which both tools dequantize first).
+f32 and renamed to `llama` with block_count = layers × loops as the ouro loader counts them, or
+SmolLM2's Q4_1 file, which both tools dequantize first).
 Prints one line per (source, type) and exits non-zero on the first difference.
 """
 import os
@@ -56,7 +57,8 @@ def synthetic(path, n_layers=8, dim=256, ffn=512, vocab=1000, seed=18):
 
 
 def to_llama_arch(src, dst):
-    """An `ouro` GGUF with the same tensors as architecture `llama` (hparams renamed)."""
+    """An `ouro` GGUF with the same tensors as architecture `llama` (hparams renamed), standing in
+    for llama.cpp's ouro patch, which this llama.cpp build lacks."""
     r = gguf.GGUFReader(src)
 
     def val(key):
@@ -64,7 +66,9 @@ def to_llama_arch(src, dst):
         return f.parts[f.data[0]][0].item()
 
     w = gguf.GGUFWriter(dst, "llama")
-    w.add_block_count(val("ouro.block_count"))
+    # llama.cpp's ouro loader (the nanbeige unroll) sets n_layer_all = block_count × num_loops,
+    # which is what llama-quantize's ffn_down rule counts; a llama twin gets it as block_count.
+    w.add_block_count(val("ouro.block_count") * val("ouro.num_loops"))
     w.add_context_length(val("ouro.context_length"))
     w.add_embedding_length(val("ouro.embedding_length"))
     w.add_feed_forward_length(val("ouro.feed_forward_length"))
