@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use crate::model::forward::{forward, BatchOutput};
+use crate::model::forward::{forward, forward_span, BatchOutput, Input, Span};
 use crate::model::{KvCache, Model, ModelError};
 
 pub use crate::model::forward::{Depth, ExitMode};
@@ -326,5 +326,114 @@ impl<'m> Session<'m> {
             loops: depth.loops,
             exit_loops,
         })
+    }
+
+    /// Positions drafted past the committed ones (in the first loops' slots only).
+    pub fn n_drafted(&self) -> usize {
+        self.cache.slot_len(0, 0) - self.cache.n_tokens()
+    }
+
+    /// Self-speculative decoding, draft side: run `token` (at the next position after the
+    /// committed and already drafted ones) through the first `draft_loops` loops only, exactly
+    /// as full depth runs them. Returns the loop-`draft_loops` readout logits and the hidden
+    /// state carried into loop `draft_loops` (for [`Session::verify`]). Needs full depth without
+    /// early exit (see [`Session::can_speculate`]).
+    pub fn draft(
+        &mut self,
+        token: u32,
+        draft_loops: usize,
+    ) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
+        let depth = self.speculation_depth(draft_loops)?;
+        let pos = self.n_past() + self.n_drafted();
+        if token as usize >= self.model.config().vocab_size {
+            return Err(ModelError::BadToken {
+                id: token,
+                vocab_size: self.model.config().vocab_size,
+            });
+        }
+        if pos + 1 > self.ctx {
+            return Err(ModelError::ContextFull {
+                needed: pos + 1,
+                ctx: self.ctx,
+            });
+        }
+        self.cache.ensure_loop_slots(depth.loops);
+        let start = Instant::now();
+        let span = Span {
+            input: Input::Tokens(&[token]),
+            pos0: pos,
+            loops: 0..draft_loops,
+            complete: false,
+        };
+        let (model, cache) = (self.model, &mut self.cache);
+        let (out, carry) = self
+            .pool
+            .install(|| forward_span(model, cache, span, &depth, false));
+        self.stats.layer_evals += out.layer_evals;
+        self.stats.kv_bytes = self.cache.bytes();
+        self.stats.gen_secs += start.elapsed().as_secs_f64();
+        Ok((out.logits, carry))
+    }
+
+    /// Self-speculative decoding, verify side: the drafted positions (`carries`: their hidden
+    /// states from [`Session::draft`], in order) run the remaining loops in one batch and are
+    /// committed. Returns the full-depth logits of every one (`[n × vocab_size]`). The caller
+    /// then keeps the accepted prefix with [`Session::truncate`].
+    pub fn verify(&mut self, carries: &[f32], draft_loops: usize) -> Result<Vec<f32>, ModelError> {
+        let depth = self.speculation_depth(draft_loops)?;
+        let n = carries.len() / self.model.config().dim;
+        if n != self.n_drafted() || n == 0 {
+            return Err(ModelError::InvalidOption(format!(
+                "verify needs the {} drafted positions, got {n}",
+                self.n_drafted()
+            )));
+        }
+        let start = Instant::now();
+        let span = Span {
+            input: Input::Hidden(carries),
+            pos0: self.n_past(),
+            loops: draft_loops..depth.loops,
+            complete: true,
+        };
+        let (model, cache) = (self.model, &mut self.cache);
+        let (out, _) = self
+            .pool
+            .install(|| forward_span(model, cache, span, &depth, true));
+        self.stats.layer_evals += out.layer_evals;
+        self.stats.kv_bytes = self.cache.bytes();
+        self.stats.gen_secs += start.elapsed().as_secs_f64();
+        Ok(out.logits)
+    }
+
+    /// Whether self-speculation from `draft_loops` loops applies: fewer draft loops than the
+    /// depth, and no exit threshold (every token runs the full depth).
+    pub fn can_speculate(&self, draft_loops: usize) -> bool {
+        self.speculation_depth(draft_loops).is_ok()
+    }
+
+    fn speculation_depth(&self, draft_loops: usize) -> Result<Depth, ModelError> {
+        let depth = self.depth()?;
+        if draft_loops == 0 || draft_loops >= depth.loops {
+            return Err(ModelError::InvalidOption(format!(
+                "draft loops must be in 1..{} (the depth), got {draft_loops}",
+                depth.loops
+            )));
+        }
+        if depth.threshold.is_some() {
+            return Err(ModelError::InvalidOption(
+                "self-speculative decoding runs full depth: it cannot be combined with an exit \
+                 threshold"
+                    .into(),
+            ));
+        }
+        Ok(depth)
+    }
+
+    /// Count tokens generated outside [`Session::step`] (speculative decoding) in the stats.
+    pub fn count_generated(&mut self, n: usize, exit_loop: usize) {
+        self.stats.gen_tokens += n;
+        for _ in 0..n {
+            self.count_exit(exit_loop);
+        }
     }
 }

@@ -423,6 +423,21 @@ fn chat_and_generate_chat_give_the_same_text() {
     assert_eq!(chat_text, gen_text);
 }
 
+/// A multi-turn chat with self-speculative decoding answers exactly as without it (the KV
+/// cache stays in step with the conversation across turns).
+#[test]
+fn speculative_chat_answers_identically() {
+    let input = "What is 347 + 589?\nSort 52, 7, 31, 9.\nReverse the digits of 3081.\n/stats\n";
+    let plain = chat(None, &["--temp", "0", "-t", "1", "--exit-threshold", "1"], input);
+    let spec = chat(None, &["--temp", "0", "-t", "1", "--draft-loops", "2"], input);
+    for o in [&plain, &spec] {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let answers = String::from_utf8_lossy(&plain.stdout);
+    assert_eq!(answers.lines().count(), 3, "{answers}");
+    assert_eq!(answers, String::from_utf8_lossy(&spec.stdout));
+}
+
 /// Without -m the demo model answers (models/README.md); a missing `$OURO_MODEL` is one clean
 /// error line naming the file.
 #[test]

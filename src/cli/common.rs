@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use ouro::engine::Speculation;
 use ouro::model::Model;
 use ouro::sampler::SamplerConfig;
 use ouro::session::{default_threads, ExitMode, KvType, SessionOptions};
@@ -133,6 +134,35 @@ impl SamplingArgs {
             bail!("{msg}");
         }
         Ok(cfg)
+    }
+}
+
+/// Self-speculative decoding flags (`generate`, `chat`, `bench`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct SpecArgs {
+    /// Self-speculative decoding: draft tokens greedily from the readout of the first D loops,
+    /// then verify them at full depth in one batch (lossless; needs --temp 0 and full depth).
+    #[arg(long, value_name = "D")]
+    pub draft_loops: Option<usize>,
+    /// Tokens drafted per verification batch at most.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub draft_max: usize,
+}
+
+impl SpecArgs {
+    /// Speculation decodes at full depth: without an explicit --exit-threshold the file's
+    /// threshold is not applied (Q = 1 never exits early).
+    pub fn adjust(&self, opts: &mut SessionOptions) {
+        if self.draft_loops.is_some() && opts.exit_threshold.is_none() {
+            opts.exit_threshold = Some(1.0);
+        }
+    }
+
+    pub fn speculation(&self) -> Option<Speculation> {
+        self.draft_loops.map(|draft_loops| Speculation {
+            draft_loops,
+            draft_max: self.draft_max,
+        })
     }
 }
 

@@ -1,0 +1,156 @@
+//! Self-speculative decoding is lossless: greedy output with drafts from the first loops and
+//! full-depth verification is token-identical to plain full-depth decoding — on the random
+//! reference fixtures (where almost every draft is rejected, so truncation is exercised) and
+//! on the trained demo model (where most are accepted), for several draft depths and lengths.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use ouro::engine::{Event, GenerateConfig, Generator, Speculation, StopReason};
+use ouro::model::Model;
+use ouro::sampler::SamplerConfig;
+use ouro::session::{ExitMode, KvType, Session, SessionOptions};
+
+fn session(model: &Model) -> Session<'_> {
+    Session::new(
+        model,
+        SessionOptions {
+            ctx: 512,
+            kv_type: KvType::F16,
+            threads: 2,
+            loops: None,
+            // Full depth: speculation verifies at the last loop.
+            exit_threshold: Some(1.0),
+            exit_mode: ExitMode::Select,
+        },
+    )
+    .expect("session")
+}
+
+/// Greedy ids after `prompt` (and why it stopped), with or without speculation.
+fn generate(
+    model: &Model,
+    prompt: &[u32],
+    n: usize,
+    spec: Option<Speculation>,
+) -> (Vec<u32>, StopReason, usize, usize) {
+    let mut s = session(model);
+    let cfg = GenerateConfig {
+        sampler: SamplerConfig {
+            temp: 0.0,
+            ..SamplerConfig::default()
+        },
+        max_tokens: Some(n),
+        speculation: spec,
+        cache_last: true,
+        ..GenerateConfig::default()
+    };
+    let mut ids = Vec::new();
+    let mut done = None;
+    for e in Generator::new(&mut s, prompt, 0, cfg).expect("generator") {
+        match e.expect("event") {
+            Event::Token { id, loops, .. } => {
+                assert_eq!(loops, model.config().n_loops, "every token at full depth");
+                ids.push(id);
+            }
+            Event::Done { reason, stats, .. } => done = Some((reason, stats)),
+        }
+    }
+    let (reason, stats) = done.expect("done");
+    // The cache holds the prompt and every generated token (cache_last).
+    assert_eq!(
+        s.n_past(),
+        prompt.len() + ids.len(),
+        "cache mirrors the sequence"
+    );
+    assert_eq!(s.n_drafted(), 0, "no draft rows left behind");
+    (ids, reason, stats.drafted, stats.accepted)
+}
+
+fn check(model: &Model, prompts: &[Vec<u32>], n: usize) -> (usize, usize) {
+    let (mut drafted, mut accepted) = (0, 0);
+    for prompt in prompts {
+        let (plain, plain_reason, _, _) = generate(model, prompt, n, None);
+        for (draft_loops, draft_max) in [(1, 1), (1, 4), (2, 3), (3, 8)] {
+            if draft_loops >= model.config().n_loops {
+                continue;
+            }
+            let spec = Speculation {
+                draft_loops,
+                draft_max,
+            };
+            let (ids, reason, d, a) = generate(model, prompt, n, Some(spec));
+            assert_eq!(ids, plain, "D={draft_loops} N={draft_max}");
+            assert_eq!(reason, plain_reason, "D={draft_loops} N={draft_max}");
+            drafted += d;
+            accepted += a;
+        }
+    }
+    (drafted, accepted)
+}
+
+#[test]
+fn fixtures_speculative_greedy_is_token_identical() {
+    for (fixture, ty) in [("ouro-tiny-a", "f32"), ("ouro-tiny-b", "q8_0")] {
+        let model = Model::load(&converted(fixture, ty)).expect("load");
+        let tok = model.tokenizer();
+        let prompts: Vec<Vec<u32>> = [
+            "Write a haiku about loops.",
+            "The capital of France is",
+            "1 2 3",
+        ]
+        .iter()
+        .map(|p| tok.encode(p, true).expect("encode"))
+        .collect();
+        let (drafted, accepted) = check(&model, &prompts, 20);
+        assert!(drafted > 100, "{fixture}: drafted {drafted}");
+        eprintln!("{fixture}: {accepted} of {drafted} drafts accepted");
+    }
+}
+
+#[test]
+fn demo_model_speculative_greedy_is_token_identical() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = Model::load(&root.join("models/ouro-demo.gguf")).expect("load the demo model");
+    let (template, _) = model.chat_template().expect("template");
+    let tok = model.tokenizer();
+    let test = std::fs::read_to_string(root.join("models/ouro-demo-test.jsonl")).expect("test set");
+    let prompts: Vec<Vec<u32>> = test
+        .lines()
+        .take(12)
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            let q = v["question"].as_str().expect("question");
+            let text = template
+                .render(&[ouro::chat_template::Message::new("user", q)], true)
+                .expect("render");
+            tok.encode(&text, true).expect("encode")
+        })
+        .collect();
+    let (drafted, accepted) = check(&model, &prompts, 40);
+    // A trained looped model's early readouts mostly agree with full depth.
+    assert!(
+        accepted * 2 > drafted,
+        "only {accepted} of {drafted} drafts accepted on the demo model"
+    );
+}
+
+#[test]
+fn speculation_is_refused_with_an_exit_threshold_or_too_many_draft_loops() {
+    let model = Model::load(&converted("ouro-tiny-b", "q8_0")).expect("load");
+    let mut s = Session::new(
+        &model,
+        SessionOptions {
+            ctx: 64,
+            exit_threshold: Some(0.6),
+            ..SessionOptions::default()
+        },
+    )
+    .expect("session");
+    assert!(!s.can_speculate(1));
+    s.set_depth(None, Some(1.0), ExitMode::Select);
+    assert!(s.can_speculate(1) && s.can_speculate(2));
+    assert!(!s.can_speculate(0) && !s.can_speculate(model.config().n_loops));
+}
