@@ -143,17 +143,20 @@ impl<'m> Session<'m> {
             .build()
             .map_err(|e| ModelError::InvalidOption(format!("cannot start threads: {e}")))?;
         let c = model.config();
-        let s = Session {
+        let mut s = Session {
             model,
             ctx: opts.ctx,
-            cache: KvCache::new(opts.kv_type, c.n_loops, c.n_layers, c.kv_dim()),
+            cache: KvCache::new(opts.kv_type, 1, c.n_layers, c.kv_dim()),
             pool,
             loops: opts.loops,
             exit_threshold: opts.exit_threshold,
             exit_mode: opts.exit_mode,
             stats: Stats::default(),
         };
-        s.depth()?;
+        // Only the loops this session runs get KV slots (`--loops 1` on a 4-loop file keeps one
+        // slot per layer); a later, deeper call grows them by the skip policy's copies.
+        let depth = s.depth()?;
+        s.cache.ensure_loop_slots(depth.loops);
         Ok(s)
     }
 

@@ -154,3 +154,44 @@ fn speculation_is_refused_with_an_exit_threshold_or_too_many_draft_loops() {
     assert!(s.can_speculate(1) && s.can_speculate(2));
     assert!(!s.can_speculate(0) && !s.can_speculate(model.config().n_loops));
 }
+
+/// Only the loops a session runs get KV slots: `--loops 1` on a 4-loop file stores a quarter
+/// of the keys and values, and a later full-depth call sees exactly the cache the skip policy
+/// would have built (each position's loop-1 rows copied into the deeper loops).
+#[test]
+fn shallow_sessions_allocate_only_their_slots() {
+    let model = Model::load(&converted("ouro-tiny-a", "f32")).expect("load");
+    assert_eq!(model.config().n_loops, 4);
+    let prompt = model
+        .tokenizer()
+        .encode("Write a haiku about loops.", true)
+        .expect("encode");
+    let opts = |loops, q, mode| SessionOptions {
+        ctx: 64,
+        kv_type: KvType::F32,
+        threads: 1,
+        loops,
+        exit_threshold: q,
+        exit_mode: mode,
+    };
+    let mut shallow = Session::new(&model, opts(Some(1), None, ExitMode::Select)).expect("s");
+    let mut full = Session::new(&model, opts(None, Some(1.0), ExitMode::Select)).expect("s");
+    // Skip mode at Q = 0: every token exits after loop 1 and its deeper slots get copies.
+    let mut copies = Session::new(&model, opts(None, Some(0.0), ExitMode::Skip)).expect("s");
+    let a = shallow.prefill(&prompt).expect("prefill");
+    full.prefill(&prompt).expect("prefill");
+    let b = copies.prefill(&prompt).expect("prefill");
+    assert_eq!(a.logits, b.logits);
+    assert_eq!(shallow.stats().kv_bytes * 4, full.stats().kv_bytes);
+    assert_eq!(copies.stats().kv_bytes, full.stats().kv_bytes);
+    // Now both go to full depth: identical logits, token after token.
+    shallow.set_depth(None, Some(1.0), ExitMode::Select);
+    copies.set_depth(None, Some(1.0), ExitMode::Select);
+    for &t in &[17u32, 1234, 99] {
+        let x = shallow.step(t).expect("step");
+        let y = copies.step(t).expect("step");
+        assert_eq!(x.logits, y.logits);
+        assert_eq!(x.exit_loop, 3);
+    }
+    assert_eq!(shallow.stats().kv_bytes, copies.stats().kv_bytes);
+}
