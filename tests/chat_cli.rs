@@ -428,8 +428,16 @@ fn chat_and_generate_chat_give_the_same_text() {
 #[test]
 fn speculative_chat_answers_identically() {
     let input = "What is 347 + 589?\nSort 52, 7, 31, 9.\nReverse the digits of 3081.\n/stats\n";
-    let plain = chat(None, &["--temp", "0", "-t", "1", "--exit-threshold", "1"], input);
-    let spec = chat(None, &["--temp", "0", "-t", "1", "--draft-loops", "2"], input);
+    let plain = chat(
+        None,
+        &["--temp", "0", "-t", "1", "--exit-threshold", "1"],
+        input,
+    );
+    let spec = chat(
+        None,
+        &["--temp", "0", "-t", "1", "--draft-loops", "2"],
+        input,
+    );
     for o in [&plain, &spec] {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
