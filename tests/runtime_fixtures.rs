@@ -381,9 +381,15 @@ fn q8_0_files_keep_most_top1() {
 }
 
 #[test]
-fn q4_0_files_are_reported() {
-    for f in [&A, &B] {
+fn q4_0_files_keep_some_top1_and_bounded_error() {
+    // Random weights are very sensitive to 4-bit weight noise (README: 5 and 4 of 21 top-1,
+    // max |Δlogit| 5.8 and 8.6 measured). Chance agreement over a 49152-token vocabulary is
+    // ~0, so 3 of 21 is a real floor; the error must stay below 1.5× the measured one and
+    // above q8_0's (a q4_0 file that silently decoded as q8_0 or f32 would fail).
+    for (f, floor, bound) in [(&A, 3, 8.7), (&B, 3, 12.9)] {
         let (d, agree) = quantized_agreement(f, "q4_0");
-        assert!(d.is_finite() && agree <= 21);
+        let (d8, _) = quantized_agreement(f, "q8_0");
+        assert!(agree >= floor, "{} q4_0 top-1 {agree}/21", f.name);
+        assert!(d < bound && d > d8, "{} q4_0 max |Δlogit| {d} (q8_0 {d8})", f.name);
     }
 }
