@@ -390,6 +390,10 @@ fn q4_0_files_keep_some_top1_and_bounded_error() {
         let (d, agree) = quantized_agreement(f, "q4_0");
         let (d8, _) = quantized_agreement(f, "q8_0");
         assert!(agree >= floor, "{} q4_0 top-1 {agree}/21", f.name);
-        assert!(d < bound && d > d8, "{} q4_0 max |Δlogit| {d} (q8_0 {d8})", f.name);
+        assert!(
+            d < bound && d > d8,
+            "{} q4_0 max |Δlogit| {d} (q8_0 {d8})",
+            f.name
+        );
     }
 }

@@ -195,3 +195,105 @@ fn shallow_sessions_allocate_only_their_slots() {
     }
     assert_eq!(shallow.stats().kv_bytes, copies.stats().kv_bytes);
 }
+
+/// Speculative sampling keeps full depth's distribution: the second and third tokens (drawn
+/// through speculation from loop-1 drafts that full depth mostly rejects on random weights, so
+/// the residual path carries the test) have the same distribution as plain sampling, by a
+/// chi-square homogeneity test at p = 0.001. The loop-1 distribution itself is far from it
+/// (the same test rejects it), so a broken acceptance rule would show.
+#[test]
+fn speculative_sampling_keeps_the_distribution() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let model = Model::load(&converted("ouro-tiny-a", "f32")).expect("load");
+    let prompt = model.tokenizer().encode("1 2 3", true).expect("encode");
+    const RUNS: u64 = 1000;
+    // Counts of (position, token) over RUNS seeds.
+    let histogram = |spec: Option<Speculation>, loops: Option<usize>| {
+        let mut s = Session::new(
+            &model,
+            SessionOptions {
+                ctx: 64,
+                kv_type: KvType::F32,
+                threads: 1,
+                loops,
+                exit_threshold: Some(1.0),
+                exit_mode: ExitMode::Select,
+            },
+        )
+        .expect("session");
+        let mut h = BTreeMap::<(usize, u32), f64>::new();
+        for seed in 0..RUNS {
+            s.reset();
+            let cfg = GenerateConfig {
+                sampler: SamplerConfig {
+                    temp: 1.0,
+                    top_k: 3,
+                    top_p: 1.0,
+                    seed,
+                    ..SamplerConfig::default()
+                },
+                max_tokens: Some(3),
+                ignore_eos: true,
+                speculation: spec,
+                ..GenerateConfig::default()
+            };
+            let ids: Vec<u32> = Generator::new(&mut s, &prompt, 0, cfg)
+                .expect("generator")
+                .filter_map(|e| match e.expect("event") {
+                    Event::Token { id, .. } => Some(id),
+                    Event::Done { .. } => None,
+                })
+                .collect();
+            assert_eq!(ids.len(), 3);
+            for (pos, &id) in ids.iter().enumerate().skip(1) {
+                *h.entry((pos, id)).or_default() += 1.0;
+            }
+        }
+        h
+    };
+    // Chi-square statistic of two equal-size samples at `pos`, and its degrees of freedom.
+    let chi2 = |a: &BTreeMap<(usize, u32), f64>, b: &BTreeMap<(usize, u32), f64>, pos| {
+        let keys: BTreeSet<u32> = a
+            .keys()
+            .chain(b.keys())
+            .filter(|k| k.0 == pos)
+            .map(|k| k.1)
+            .collect();
+        let x: f64 = keys
+            .iter()
+            .map(|&k| {
+                let (x, y) = (
+                    a.get(&(pos, k)).copied().unwrap_or(0.0),
+                    b.get(&(pos, k)).copied().unwrap_or(0.0),
+                );
+                let e = (x + y) / 2.0;
+                ((x - e).powi(2) + (y - e).powi(2)) / e
+            })
+            .sum();
+        (x, keys.len().saturating_sub(1))
+    };
+    // Upper 0.001 quantile of chi-square with `df` degrees of freedom (Wilson–Hilferty; within
+    // 2 % of the table from df = 3 up).
+    let critical = |df: usize| {
+        let (k, z) = (df as f64, 3.090_f64);
+        k * (1.0 - 2.0 / (9.0 * k) + z * (2.0 / (9.0 * k)).sqrt()).powi(3)
+    };
+    let plain = histogram(None, None);
+    let spec = Speculation {
+        draft_loops: 1,
+        draft_max: 4,
+    };
+    let speculative = histogram(Some(spec), None);
+    let shallow = histogram(None, Some(1));
+    for pos in [1, 2] {
+        let (x, df) = chi2(&plain, &speculative, pos);
+        let (far, far_df) = chi2(&plain, &shallow, pos);
+        eprintln!("position {pos}: chi2(plain, speculative) {x:.1} (df {df}), chi2(plain, loop-1) {far:.1} (df {far_df})");
+        assert!(df >= 2, "{df} degrees of freedom");
+        assert!(x < critical(df), "position {pos}: chi2 {x} with {df} df");
+        assert!(
+            far > critical(far_df),
+            "position {pos}: the loop-1 distribution is too close ({far})"
+        );
+    }
+}

@@ -140,8 +140,9 @@ impl SamplingArgs {
 /// Self-speculative decoding flags (`generate`, `chat`, `bench`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct SpecArgs {
-    /// Self-speculative decoding: draft tokens greedily from the readout of the first D loops,
-    /// then verify them at full depth in one batch (lossless; needs --temp 0 and full depth).
+    /// Self-speculative decoding: draft tokens from the readout of the first D loops, then
+    /// verify them at full depth in one batch (lossless: greedy output is identical, sampled
+    /// output keeps full depth's distribution; runs at full depth, without early exit).
     #[arg(long, value_name = "D")]
     pub draft_loops: Option<usize>,
     /// Tokens drafted per verification batch at most.

@@ -54,16 +54,16 @@ pub struct GenerateConfig {
     /// Step the last generated token into the KV cache too (a chat's next turn then continues
     /// right after it); a one-shot generation leaves it out and saves a forward pass.
     pub cache_last: bool,
-    /// Self-speculative decoding from the first loops (greedy only; full depth, no exit
-    /// threshold): `None` decodes one token per forward.
+    /// Self-speculative decoding from the first loops (full depth, no exit threshold):
+    /// `None` decodes one token per forward.
     pub speculation: Option<Speculation>,
 }
 
-/// Self-speculative decoding: draft up to `draft_max` tokens greedily from the readout of the
-/// first `draft_loops` loops, then run the remaining loops of all of them in one batch and keep
-/// the longest prefix full depth agrees with. The drafts' first loops are exactly what full
-/// depth computes (same inputs, same earlier K/V), so greedy output is token-identical to
-/// plain decoding.
+/// Self-speculative decoding: draft up to `draft_max` tokens from the readout of the first
+/// `draft_loops` loops, then run the remaining loops of all of them in one batch and keep the
+/// longest prefix full depth accepts. The drafts' first loops are exactly what full depth
+/// computes (same inputs, same earlier K/V), so greedy output is token-identical to plain
+/// decoding, and sampled output (speculative sampling) has exactly full depth's distribution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Speculation {
     pub draft_loops: usize,
@@ -225,11 +225,6 @@ impl<'s, 'm> Generator<'s, 'm> {
     ) -> Result<Self, EngineError> {
         cfg.sampler.validate().map_err(EngineError::Sampling)?;
         if let Some(spec) = cfg.speculation {
-            if cfg.sampler.temp > 0.0 && cfg.sampler.top_k != 1 {
-                return Err(EngineError::Sampling(
-                    "self-speculative decoding is greedy: use --temp 0".into(),
-                ));
-            }
             if spec.draft_max == 0 {
                 return Err(EngineError::Sampling(
                     "--draft-max must be at least 1".into(),
@@ -428,13 +423,23 @@ impl<'s, 'm> Generator<'s, 'm> {
         let dim = self.model.config().dim;
         let mut carries = Vec::with_capacity(n_max * dim);
         let mut drafts = Vec::with_capacity(n_max);
+        // The draft distributions (sampling at temperature > 0 only).
+        let mut draft_dists = Vec::new();
+        let greedy = self.sampler.is_greedy();
         let mut context = self.history.clone();
         let mut token = first;
         for _ in 0..n_max {
             let (mut logits, carry) = self.session.draft(token, spec.draft_loops)?;
             carries.extend_from_slice(&carry);
-            // Greedy (the sampler at temperature 0, repetition penalty included).
-            token = self.sampler.sample(&mut logits, &context);
+            token = if greedy {
+                // The sampler at temperature 0: argmax after the repetition penalty.
+                self.sampler.sample(&mut logits, &context)
+            } else {
+                let q = self.sampler.distribution(&mut logits, &context);
+                let t = self.sampler.draw(&q);
+                draft_dists.push(q);
+                t
+            };
             context.push(token);
             drafts.push(token);
             if self.model.stop_tokens().contains(&token) {
@@ -447,9 +452,25 @@ impl<'s, 'm> Generator<'s, 'm> {
         let mut context = self.history.clone();
         let mut kept = n;
         for (i, &draft) in drafts.iter().enumerate() {
-            let token = self
-                .sampler
-                .sample(&mut full[i * vocab..][..vocab], &context);
+            let logits = &mut full[i * vocab..][..vocab];
+            // Greedy: full depth's token. Sampling: accept the draft with probability
+            // min(1, p/q), else draw from the residual max(0, p − q): the emitted token is
+            // distributed exactly as p (Leviathan et al. 2023, Chen et al. 2023).
+            let token = if greedy {
+                self.sampler.sample(logits, &context)
+            } else {
+                let p = self.sampler.distribution(logits, &context);
+                let q = &draft_dists[i];
+                let ratio = p.prob(draft) / q.prob(draft);
+                if self.sampler.uniform() < ratio {
+                    draft
+                } else {
+                    match p.residual(q) {
+                        Some(r) => self.sampler.draw(&r),
+                        None => self.sampler.draw(&p),
+                    }
+                }
+            };
             context.push(token);
             let last = i + 1 == n;
             if token == draft {
