@@ -6,8 +6,6 @@
 //! with accessors; a `u16`/`f16` field would raise the alignment to 2 and make views of
 //! odd offsets fail, which is why there is none (alignment 1 is asserted at compile time).
 
-#![deny(unsafe_code)]
-
 use bytemuck::{Pod, Zeroable};
 
 /// Elements in a K-quant super-block.

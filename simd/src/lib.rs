@@ -5,6 +5,9 @@
 
 // Kernels keep ggml's names (`vec_dot_q4_K_q8_K`): the K is part of the format name.
 #![allow(non_snake_case)]
+// `unsafe` lives only in the ISA modules (x86_64/, aarch64/), which allow it for themselves;
+// blocks, scalar, types, dispatch and the matmul driver have none.
+#![deny(unsafe_code)]
 
 pub mod blocks;
 pub mod dispatch;
