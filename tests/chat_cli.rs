@@ -324,6 +324,7 @@ fn full_context_is_reported_and_reset_recovers() {
 
 /// Lines pasted at the prompt in one go, and a line typed while an answer streams, are queued
 /// and run in order, as a terminal user expects (none is lost).
+#[cfg(unix)]
 #[test]
 fn pty_lines_typed_or_pasted_ahead_are_queued() {
     let Some(model) = model() else { return };
