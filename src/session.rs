@@ -87,7 +87,8 @@ impl Stats {
     }
 }
 
-fn rate(n: usize, secs: f64) -> f64 {
+/// `n / secs`, 0 when no time passed.
+pub(crate) fn rate(n: usize, secs: f64) -> f64 {
     if secs > 0.0 {
         n as f64 / secs
     } else {
@@ -361,21 +362,27 @@ impl<'m> Session<'m> {
             });
         }
         self.cache.ensure_loop_slots(depth.loops);
-        let start = Instant::now();
         let span = Span {
             input: Input::Tokens(&[token]),
             pos0: pos,
             loops: 0..draft_loops,
             complete: false,
         };
+        let (out, carry) = self.run_span(span, &depth, false);
+        Ok((out.logits, carry))
+    }
+
+    /// One span of a speculative step, counted as generation time.
+    fn run_span(&mut self, span: Span<'_>, depth: &Depth, all: bool) -> (BatchOutput, Vec<f32>) {
+        let start = Instant::now();
         let (model, cache) = (self.model, &mut self.cache);
-        let (out, carry) = self
+        let out = self
             .pool
-            .install(|| forward_span(model, cache, span, &depth, false));
-        self.stats.layer_evals += out.layer_evals;
+            .install(|| forward_span(model, cache, span, depth, all));
+        self.stats.layer_evals += out.0.layer_evals;
         self.stats.kv_bytes = self.cache.bytes();
         self.stats.gen_secs += start.elapsed().as_secs_f64();
-        Ok((out.logits, carry))
+        out
     }
 
     /// Self-speculative decoding, verify side: the drafted positions (`carries`: their hidden
@@ -391,21 +398,13 @@ impl<'m> Session<'m> {
                 self.n_drafted()
             )));
         }
-        let start = Instant::now();
         let span = Span {
             input: Input::Hidden(carries),
             pos0: self.n_past(),
             loops: draft_loops..depth.loops,
             complete: true,
         };
-        let (model, cache) = (self.model, &mut self.cache);
-        let (out, _) = self
-            .pool
-            .install(|| forward_span(model, cache, span, &depth, true));
-        self.stats.layer_evals += out.layer_evals;
-        self.stats.kv_bytes = self.cache.bytes();
-        self.stats.gen_secs += start.elapsed().as_secs_f64();
-        Ok(out.logits)
+        Ok(self.run_span(span, &depth, true).0.logits)
     }
 
     /// Whether self-speculation from `draft_loops` loops applies: fewer draft loops than the

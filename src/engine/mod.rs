@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use crate::model::{Model, ModelError};
 use crate::sampler::{Sampler, SamplerConfig};
-use crate::session::Session;
+use crate::session::{rate, Session};
 use crate::tokenizer::{StreamDecoder, TokenizerError};
 
 /// Everything that can stop a generation with an error.
@@ -162,14 +162,6 @@ impl GenStats {
         } else {
             self.loops.iter().sum::<usize>() as f64 / self.loops.len() as f64
         }
-    }
-}
-
-fn rate(n: usize, secs: f64) -> f64 {
-    if secs > 0.0 {
-        n as f64 / secs
-    } else {
-        0.0
     }
 }
 
