@@ -144,6 +144,12 @@ impl<'m> Session<'m> {
             .build()
             .map_err(|e| ModelError::InvalidOption(format!("cannot start threads: {e}")))?;
         let c = model.config();
+        if opts.kv_type == KvType::Q8_0 && !c.kv_dim().is_multiple_of(32) {
+            return Err(ModelError::InvalidOption(format!(
+                "a q8_0 KV cache needs K/V rows of a multiple of 32 values; this model's are {}",
+                c.kv_dim()
+            )));
+        }
         let mut s = Session {
             model,
             ctx: opts.ctx,

@@ -284,6 +284,38 @@ fn b_thread_count_does_not_change_logits() {
     assert_eq!(run(1), run(3));
 }
 
+/// A q8_0 KV cache (K/V rows as ggml blocks) against the f32 cache: bounded logit error and
+/// most top-1 kept on these random weights (measured 2026-11-30: A 0.198 / 16 of 16, B 0.389 /
+/// 14 of 16; bounds 1.5× the error, 2 tokens fewer), 34 bytes per 32 values.
+#[test]
+fn q8_0_kv_cache_stays_close_to_f32() {
+    for (f, atol, min_agree) in [(&A, 0.3, 14), (&B, 0.6, 12)] {
+        let model = Model::load(&converted(f.name, "f32")).expect("load");
+        let run = |kv| {
+            let mut s = Session::new(&model, opts(None, None, ExitMode::Select, kv)).expect("s");
+            let e = s.evaluate(&P2_IDS).expect("evaluate");
+            (e.logits, s.stats().kv_bytes)
+        };
+        let (l32, b32) = run(KvType::F32);
+        let (l8, b8) = run(KvType::Q8_0);
+        let d = max_abs_diff(&l32, &l8);
+        let vocab = model.config().vocab_size;
+        let agree = argmax_rows(&l32, vocab)
+            .iter()
+            .zip(argmax_rows(&l8, vocab))
+            .filter(|(a, b)| **a == *b)
+            .count();
+        eprintln!(
+            "{} q8_0 KV: max |Δlogit| {d:.3e}, top-1 {agree}/{}",
+            f.name,
+            P2_IDS.len()
+        );
+        assert!(d < atol, "{}: {d}", f.name);
+        assert!(agree >= min_agree, "{}: top-1 {agree}", f.name);
+        assert_eq!(b8 * 32, b32 * 34 / 4, "{}: 34 bytes per 32 values", f.name);
+    }
+}
+
 /// Skip mode at B's threshold: fewer layer evaluations, and a token that exits early reads
 /// out exactly what select mode reads out (its readout does not depend on skipped loops).
 #[test]

@@ -22,12 +22,16 @@ pub enum ExitModeArg {
 pub enum KvTypeArg {
     F32,
     F16,
+    /// ggml Q8_0 blocks: about half the memory of f16.
+    #[value(name = "q8_0")]
+    Q8_0,
 }
 
 pub fn kv_type(arg: KvTypeArg) -> KvType {
     match arg {
         KvTypeArg::F32 => KvType::F32,
         KvTypeArg::F16 => KvType::F16,
+        KvTypeArg::Q8_0 => KvType::Q8_0,
     }
 }
 

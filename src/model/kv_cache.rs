@@ -13,26 +13,37 @@ pub enum KvType {
     F32,
     #[default]
     F16,
+    /// ggml Q8_0 blocks (32 values, one f16 scale): 1.06 bytes per value, rows of a multiple
+    /// of 32 values.
+    Q8_0,
 }
 
 #[derive(Clone, Debug)]
 enum Buf {
     F32(Vec<f32>),
     F16(Vec<f16>),
+    /// Q8_0 blocks, 34 bytes per 32 values.
+    Q8_0(Vec<u8>),
 }
+
+/// Bytes of one Q8_0 block of 32 values.
+const Q8_0_BLOCK: usize = 34;
 
 impl Buf {
     fn new(ty: KvType) -> Buf {
         match ty {
             KvType::F32 => Buf::F32(Vec::new()),
             KvType::F16 => Buf::F16(Vec::new()),
+            KvType::Q8_0 => Buf::Q8_0(Vec::new()),
         }
     }
 
+    /// Values stored.
     fn len(&self) -> usize {
         match self {
             Buf::F32(v) => v.len(),
             Buf::F16(v) => v.len(),
+            Buf::Q8_0(v) => v.len() / Q8_0_BLOCK * 32,
         }
     }
 
@@ -46,13 +57,26 @@ impl Buf {
                 v.resize(start + x.len(), f16::ZERO);
                 v[start..].convert_from_f32_slice(x);
             }
+            Buf::Q8_0(v) => {
+                // Rows are whole blocks (checked when the session starts).
+                debug_assert_eq!(x.len() % 32, 0);
+                let start = v.len();
+                v.resize(start + x.len() / 32 * Q8_0_BLOCK, 0);
+                ouro_simd::quantize_row(ouro_simd::GgmlType::Q8_0, x, &mut v[start..]);
+            }
         }
     }
 
+    /// Values `start…start + out.len()` as f32 (`start` and the length whole blocks for Q8_0).
     fn read(&self, start: usize, out: &mut [f32]) {
         match self {
             Buf::F32(v) => out.copy_from_slice(&v[start..start + out.len()]),
             Buf::F16(v) => v[start..start + out.len()].convert_to_f32_slice(out),
+            Buf::Q8_0(v) => {
+                let (b0, nb) = (start / 32, out.len() / 32);
+                let bytes = &v[b0 * Q8_0_BLOCK..(b0 + nb) * Q8_0_BLOCK];
+                ouro_simd::dequantize_row(ouro_simd::GgmlType::Q8_0, bytes, out);
+            }
         }
     }
 
@@ -60,13 +84,16 @@ impl Buf {
         match self {
             Buf::F32(v) => KvRows::F32(v),
             Buf::F16(v) => KvRows::F16(v),
+            Buf::Q8_0(v) => KvRows::Q8_0(v),
         }
     }
 
+    /// Keep the first `n` values.
     fn truncate(&mut self, n: usize) {
         match self {
             Buf::F32(v) => v.truncate(n),
             Buf::F16(v) => v.truncate(n),
+            Buf::Q8_0(v) => v.truncate(n / 32 * Q8_0_BLOCK),
         }
     }
 
@@ -74,6 +101,7 @@ impl Buf {
         match self {
             Buf::F32(v) => v.len() * 4,
             Buf::F16(v) => v.len() * 2,
+            Buf::Q8_0(v) => v.len(),
         }
     }
 }
