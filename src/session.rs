@@ -340,7 +340,9 @@ impl<'m> Session<'m> {
 
     /// Positions drafted past the committed ones (in the first loops' slots only).
     pub fn n_drafted(&self) -> usize {
-        self.cache.slot_len(0, 0) - self.cache.n_tokens()
+        self.cache
+            .slot_len(0, 0)
+            .saturating_sub(self.cache.n_tokens())
     }
 
     /// Self-speculative decoding, draft side: run `token` (at the next position after the
@@ -414,9 +416,18 @@ impl<'m> Session<'m> {
     }
 
     /// Whether self-speculation from `draft_loops` loops applies: fewer draft loops than the
-    /// depth, and no exit threshold (every token runs the full depth).
+    /// depth, no exit threshold (every token runs the full depth) and no KV sharing.
     pub fn can_speculate(&self, draft_loops: usize) -> bool {
-        self.speculation_depth(draft_loops).is_ok()
+        self.speculation_depth(draft_loops).is_ok() && !self.cache.sharing()
+    }
+
+    /// Last-loop KV sharing (`--kv-share last`, the Ouro paper's §5.4.2 decoding variant):
+    /// from now on each single decoded token keeps only the K/V of the last loop it computed,
+    /// in one plane per layer that every loop reads; prompt batches keep a slot per loop (a
+    /// batch after decoded tokens first copies their shared rows into every loop's slot).
+    pub fn share_last_loop_kv(&mut self) {
+        self.cache.enable_sharing();
+        self.stats.kv_bytes = self.cache.bytes();
     }
 
     fn speculation_depth(&self, draft_loops: usize) -> Result<Depth, ModelError> {

@@ -110,6 +110,58 @@ impl KvRows<'_> {
     }
 }
 
+/// What attention reads for one (loop, layer): the slot's own rows for positions below
+/// `split`, then (with last-loop KV sharing) the shared plane's rows for the positions after.
+#[derive(Clone, Copy, Debug)]
+pub struct KvView<'a> {
+    head: KvRows<'a>,
+    /// Values (not positions) stored in `head` that belong to the view.
+    split: usize,
+    tail: Option<KvRows<'a>>,
+}
+
+impl<'a> From<KvRows<'a>> for KvView<'a> {
+    fn from(rows: KvRows<'a>) -> Self {
+        KvView {
+            split: rows.len(),
+            head: rows,
+            tail: None,
+        }
+    }
+}
+
+impl<'a> KvView<'a> {
+    /// The first `split` values of `head`, then all of `tail`.
+    pub fn split(head: KvRows<'a>, split: usize, tail: KvRows<'a>) -> Self {
+        debug_assert!(split <= head.len());
+        KvView {
+            head,
+            split,
+            tail: Some(tail),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.split + self.tail.map_or(0, |t| t.len())
+    }
+
+    #[inline]
+    pub(crate) fn dot(&self, kern: &Kernels, off: usize, y: &[f32]) -> f32 {
+        match self.tail {
+            Some(t) if off >= self.split => t.dot(kern, off - self.split, y),
+            _ => self.head.dot(kern, off, y),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn mad(&self, kern: &Kernels, off: usize, a: f32, y: &mut [f32]) {
+        match self.tail {
+            Some(t) if off >= self.split => t.mad(kern, off - self.split, a, y),
+            _ => self.head.mad(kern, off, a, y),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -271,7 +271,10 @@ pub fn run(args: Args) -> Result<()> {
     let ctx = args.n_prompt.max(args.n_gen) + args.n_depth;
     let opts = args.run.session_options(&model, ctx, KvType::F16)?;
     let threads = opts.threads;
-    let mut session = Session::new(&model, opts).context("cannot start a session")?;
+    let mut session = args
+        .run
+        .session(&model, opts)
+        .context("cannot start a session")?;
     // The depth policy as generate and chat resolve it (the file's threshold included).
     let resolved = session.depth()?;
     let (loops, exit_threshold, exit_mode) = (resolved.loops, resolved.threshold, resolved.mode);
@@ -322,7 +325,10 @@ pub fn run(args: Args) -> Result<()> {
         Some(spec) if args.n_gen > 0 => {
             let mut opts = args.run.session_options(&model, ctx + 1, KvType::F16)?;
             args.spec.adjust(&mut opts);
-            let mut s = Session::new(&model, opts).context("cannot start a session")?;
+            let mut s = args
+                .run
+                .session(&model, opts)
+                .context("cannot start a session")?;
             let mut start = depth.clone();
             start.extend(random_tokens(&mut rng, 1, vocab_size));
             let (mut plain, mut fast) = (Vec::new(), Vec::new());

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use ouro::engine::Speculation;
 use ouro::model::Model;
 use ouro::sampler::SamplerConfig;
-use ouro::session::{default_threads, ExitMode, KvType, SessionOptions};
+use ouro::session::{default_threads, ExitMode, KvType, Session, SessionOptions};
 
 /// `--exit-mode` values.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +51,28 @@ pub struct RunArgs {
     /// Worker threads (default: physical cores).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
+    /// KV of decoded tokens: `none` keeps a slot per loop; `last` keeps only the last loop's
+    /// K/V of each decoded token and lets every loop read it (about 1/loops of the decode KV).
+    #[arg(long, value_enum, default_value_t = KvShareArg::None)]
+    pub kv_share: KvShareArg,
+}
+
+/// `--kv-share` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvShareArg {
+    None,
+    Last,
+}
+
+impl RunArgs {
+    /// A session with these options, KV sharing applied.
+    pub fn session<'m>(&self, model: &'m Model, opts: SessionOptions) -> Result<Session<'m>> {
+        let mut s = Session::new(model, opts)?;
+        if self.kv_share == KvShareArg::Last {
+            s.share_last_loop_kv();
+        }
+        Ok(s)
+    }
 }
 
 impl RunArgs {

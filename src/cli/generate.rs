@@ -9,7 +9,6 @@ use anyhow::{bail, Context, Result};
 
 use ouro::chat_template::Message;
 use ouro::engine::{Event, GenerateConfig, Generator, StopReason};
-use ouro::session::Session;
 
 use super::common::{kv_type, load_model, max_tokens, KvTypeArg, RunArgs, SamplingArgs, SpecArgs};
 
@@ -96,7 +95,7 @@ pub fn run(args: Args) -> Result<()> {
     })
     .context("cannot install the Ctrl-C handler")?;
 
-    let mut session = Session::new(&model, opts)?;
+    let mut session = args.run.session(&model, opts)?;
     let cfg = GenerateConfig {
         sampler,
         max_tokens,

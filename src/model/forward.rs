@@ -158,6 +158,11 @@ pub fn forward_span(
     let mut v_row = vec![0.0f32; kv_dim];
 
     let last_slot = if span.complete { n_slots } else { loops };
+    // One decoded token with last-loop KV sharing on: K/V go to the shared planes.
+    let shared = cache.sharing() && n == 1 && span.complete && first_loop == 0;
+    if cache.sharing() && !shared {
+        cache.unshare();
+    }
     for t in first_loop..last_slot {
         let computing = t < loops && !active.is_empty();
         let na = if computing { active.len() } else { 0 };
@@ -189,8 +194,14 @@ pub fn forward_span(
                 }
             }
             // Append this batch to slot (t, l) in position order: computed rows, or copies of
-            // the token's rows in loop t−1 for tokens not computing this loop.
-            if na == n {
+            // the token's rows in loop t−1 for tokens not computing this loop. A decoded token
+            // under last-loop sharing writes its row to the layer's shared plane instead (each
+            // loop replaces the last; the loop it exits at stays).
+            if shared {
+                if na > 0 {
+                    cache.put_shared(l, pos0, &k, &v);
+                }
+            } else if na == n {
                 cache.append(t, l, &k, &v);
             } else {
                 let mut j = 0;
@@ -207,7 +218,7 @@ pub fn forward_span(
             if na == 0 {
                 continue;
             }
-            let (k_rows, v_rows) = (cache.rows_k(t, l), cache.rows_v(t, l));
+            let (k_rows, v_rows) = (cache.view_k(t, l), cache.view_v(t, l));
             ops::attention(&q, k_rows, v_rows, &positions, shape, &mut att);
             ops::matmul(&layer.attn_output, file, &att, na, &mut o);
             if let Some(norm) = &layer.post_attention_norm {

@@ -138,7 +138,7 @@ pub fn run(args: Args) -> Result<()> {
         .session_options(&model, ctx, kv_type(args.kv_type))?;
     args.spec.adjust(&mut opts);
     let (loops, threshold, exit_mode) = (opts.loops, opts.exit_threshold, opts.exit_mode);
-    let session = Session::new(&model, opts)?;
+    let session = args.run.session(&model, opts)?;
     let (template, notice) = model.chat_template().context("the model's chat template")?;
     if let Some(n) = notice {
         eprintln!("{n}");
