@@ -25,9 +25,9 @@ use ouro::engine::{Event, GenStats, GenerateConfig, Generator, Speculation};
 use ouro::model::{Model, WeightTensor};
 use ouro::sampler::SamplerConfig;
 use ouro::sampler::SplitMix64;
-use ouro::session::{ExitMode, KvType, Session};
+use ouro::session::{ExitMode, Session};
 
-use super::common::{file_name, load_model, RunArgs, SpecArgs};
+use super::common::{file_name, kv_type, load_model, KvTypeArg, RunArgs, SpecArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -53,6 +53,9 @@ pub struct Args {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// KV cache element type.
+    #[arg(long, value_enum, default_value_t = KvTypeArg::F16)]
+    pub kv_type: KvTypeArg,
     #[command(flatten)]
     pub run: RunArgs,
     #[command(flatten)]
@@ -116,6 +119,8 @@ pub struct Report {
     pub layer_evals: u64,
     /// Loops actually computed per generated token (below `loops` only in skip mode).
     pub mean_loops: f64,
+    /// KV cache bytes at the end of the last test (`-d` + `-p` or `-d` + `-n` positions).
+    pub kv_bytes: usize,
     /// With `--draft-loops`: greedy generation through the engine with and without
     /// self-speculation, alternating, from the same start.
     pub speculation: Option<SpecReport>,
@@ -269,7 +274,7 @@ pub fn run(args: Args) -> Result<()> {
     let (model, path) = load_model(args.model.as_deref())?;
     let c = model.config();
     let ctx = args.n_prompt.max(args.n_gen) + args.n_depth;
-    let opts = args.run.session_options(&model, ctx, KvType::F16)?;
+    let opts = args.run.session_options(&model, ctx, kv_type(args.kv_type))?;
     let threads = opts.threads;
     let mut session = args
         .run
@@ -323,7 +328,7 @@ pub fn run(args: Args) -> Result<()> {
 
     let speculation = match args.spec.speculation() {
         Some(spec) if args.n_gen > 0 => {
-            let mut opts = args.run.session_options(&model, ctx + 1, KvType::F16)?;
+            let mut opts = args.run.session_options(&model, ctx + 1, kv_type(args.kv_type))?;
             args.spec.adjust(&mut opts);
             let mut s = args
                 .run
@@ -395,6 +400,7 @@ pub fn run(args: Args) -> Result<()> {
         gb_per_s,
         layer_evals,
         mean_loops,
+        kv_bytes: session.stats().kv_bytes,
         speculation,
     };
     let stdout = std::io::stdout();
