@@ -2,8 +2,10 @@
 //! (only `general.file_type` changes). Tensors already in the target type are copied byte for byte;
 //! quantized sources are dequantized first (with a warning: the error adds up).
 
+use crate::interrupt::{self, Kind, Pending};
 use crate::plan::{self, FileType};
 use crate::progress::Progress;
+use crate::summary::Written;
 use anyhow::{anyhow, bail, Context, Result};
 use ouro::gguf::{GgufFile, GgufWriter, TensorInfo, Value};
 use ouro::mmap::Mmap;
@@ -15,7 +17,7 @@ fn is_float(ty: GgmlType) -> bool {
     matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
 }
 
-pub fn run(input: &Path, output: &Path, ftype: FileType) -> Result<()> {
+pub fn run(input: &Path, output: &Path, ftype: FileType) -> Result<Written> {
     let map = Mmap::open(input).with_context(|| format!("cannot open {}", input.display()))?;
     let g = GgufFile::parse(map.as_bytes()).with_context(|| format!("{}", input.display()))?;
 
@@ -64,9 +66,11 @@ pub fn run(input: &Path, output: &Path, ftype: FileType) -> Result<()> {
     for (t, ty) in &plan {
         w.add_tensor(t.name.clone(), &t.dims, *ty)?;
     }
-    let mut data = w
-        .begin(output)
-        .with_context(|| format!("cannot create {}", output.display()))?;
+    let tmp = GgufWriter::temp_path(output)?;
+    let (pending, mut data) = Pending::create(&tmp, Kind::File, || {
+        w.begin_at(output, &tmp)
+            .with_context(|| format!("cannot create {}", output.display()))
+    })?;
     let total: u64 = plan.iter().map(|(t, _)| t.n_bytes).sum();
     let progress = Progress::new(total);
     for (t, ty) in &plan {
@@ -78,11 +82,20 @@ pub fn run(input: &Path, output: &Path, ftype: FileType) -> Result<()> {
         }
         .with_context(|| format!("writing {}", output.display()))?;
         progress.inc(t.n_bytes);
+        interrupt::tensor_done();
     }
-    data.finish()
-        .with_context(|| format!("writing {}", output.display()))?;
+    pending.commit(|| {
+        data.finish()
+            .with_context(|| format!("writing {}", output.display()))
+    })?;
     progress.finish();
-    Ok(())
+    let bytes = std::fs::metadata(output)
+        .with_context(|| format!("cannot stat {}", output.display()))?
+        .len();
+    let types = plan
+        .iter()
+        .map(|(_, ty)| ty.to_string().to_ascii_lowercase());
+    Ok(Written::new(output.to_path_buf(), bytes, types))
 }
 
 fn convert(t: &TensorInfo, src: &[u8], ty: GgmlType) -> Result<Vec<u8>> {
