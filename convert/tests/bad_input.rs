@@ -259,3 +259,61 @@ fn bad_type_is_rejected_by_the_parser() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("q4_0"));
     assert!(!c.out().exists());
 }
+
+#[test]
+fn output_in_a_missing_directory_names_each_cause_once() {
+    let c = Case::new("ouro-tiny-a");
+    let out = c.out_dir.join("no/such/dir/x.gguf");
+    let o = run(&[
+        "hf2gguf",
+        c.dir.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let os_error = std::io::Error::from_raw_os_error(2).to_string();
+    assert_eq!(stderr.matches(&os_error).count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("cannot create").count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("error: cannot create {}: ", out.display())),
+        "{stderr}"
+    );
+    assert!(!c.out_dir.join("no").exists());
+}
+
+#[test]
+fn missing_input_file_names_each_cause_once() {
+    let c = Case::new("ouro-tiny-a");
+    let input = c.out_dir.join("absent.gguf");
+    let o = run(&[
+        "quantize",
+        input.to_str().unwrap(),
+        c.out().to_str().unwrap(),
+        "--type",
+        "q8_0",
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    c.expect_error(o, &["cannot open", "absent.gguf"]);
+    let os_error = std::io::Error::from_raw_os_error(2).to_string();
+    assert_eq!(stderr.matches(&os_error).count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("absent.gguf").count(), 1, "{stderr}");
+}
+
+#[test]
+fn not_a_gguf_names_each_cause_once() {
+    let c = Case::new("ouro-tiny-a");
+    let input = c.dir.join("fake.gguf");
+    std::fs::write(&input, b"hello, world").unwrap();
+    let o = run(&[
+        "quantize",
+        input.to_str().unwrap(),
+        c.out().to_str().unwrap(),
+        "--type",
+        "q8_0",
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    c.expect_error(o, &["fake.gguf", "not a GGUF file"]);
+    assert_eq!(stderr.matches("not a GGUF file").count(), 1, "{stderr}");
+}
