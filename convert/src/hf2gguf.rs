@@ -178,8 +178,25 @@ fn read_gate(cfg: &HfConfig, source: &Source) -> Result<(Vec<f32>, f32)> {
         }
         Ok(t)
     };
-    let w = source.read_f32(check(names::GATE_WEIGHT, &[1, cfg.dim])?)?;
-    let b = source.read_f32(check(names::GATE_BIAS, &[1])?)?;
+    // The gate is stored as metadata, which the runtime (and llama.cpp) only accept finite.
+    let finite = |name: &str, values: Vec<f32>| -> Result<Vec<f32>> {
+        let bad = values.iter().filter(|x| !x.is_finite()).count();
+        if bad > 0 {
+            bail!(
+                "tensor {name}: {bad} of {} values are not finite (NaN or infinite)",
+                values.len()
+            );
+        }
+        Ok(values)
+    };
+    let w = finite(
+        names::GATE_WEIGHT,
+        source.read_f32(check(names::GATE_WEIGHT, &[1, cfg.dim])?)?,
+    )?;
+    let b = finite(
+        names::GATE_BIAS,
+        source.read_f32(check(names::GATE_BIAS, &[1])?)?,
+    )?;
     Ok((w, b[0]))
 }
 

@@ -317,3 +317,30 @@ fn not_a_gguf_names_each_cause_once() {
     c.expect_error(o, &["fake.gguf", "not a GGUF file"]);
     assert_eq!(stderr.matches("not a GGUF file").count(), 1, "{stderr}");
 }
+
+#[test]
+fn non_finite_exit_gate_is_rejected() {
+    // Found by the hf_checkpoint fuzz target: the gate becomes metadata, which the runtime only
+    // loads when finite, so the converter rejects it instead of writing an unloadable file.
+    let c = Case::new("ouro-tiny-a");
+    c.edit_tensors(|m| {
+        let (_, data) = m.get_mut("model.early_exit_gate.weight").unwrap();
+        data[6..8].copy_from_slice(&0x7fc0u16.to_le_bytes()); // bf16 NaN
+    });
+    c.expect_error(
+        c.convert(),
+        &[
+            "model.early_exit_gate.weight",
+            "1 of 64 values are not finite",
+        ],
+    );
+    let c = Case::new("ouro-tiny-a");
+    c.edit_tensors(|m| {
+        let (_, data) = m.get_mut("model.early_exit_gate.bias").unwrap();
+        data.copy_from_slice(&0xff80u16.to_le_bytes()); // bf16 -inf
+    });
+    c.expect_error(
+        c.convert(),
+        &["model.early_exit_gate.bias", "1 of 1 values are not finite"],
+    );
+}
