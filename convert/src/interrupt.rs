@@ -67,12 +67,17 @@ pub fn install() -> Result<()> {
             if let Some(sig) = signals.forever().next() {
                 let mut reg = registry();
                 reg.interrupted = true;
+                let unfinished = !reg.paths.is_empty();
                 // Innermost first: files inside a created directory go before the directory.
                 for (path, kind) in reg.paths.drain(..).rev() {
                     remove(&path, kind);
                 }
                 let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
-                eprintln!("\ninterrupted ({name}): the unfinished output was removed");
+                if unfinished {
+                    eprintln!("\ninterrupted ({name}): the unfinished output was removed");
+                } else {
+                    eprintln!("\ninterrupted ({name})");
+                }
                 std::process::exit(128 + sig);
             }
         })
