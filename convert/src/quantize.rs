@@ -16,7 +16,6 @@ use ouro::mmap::Mmap;
 use ouro_simd::GgmlType;
 use rayon::prelude::*;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 fn is_float(ty: GgmlType) -> bool {
@@ -83,7 +82,7 @@ pub fn run(input: &Path, output: &Path, ftype: FileType) -> Result<Written> {
     for (t, ty) in &plan {
         // The reader checked that every tensor lies inside the file, so this fits in memory.
         let mut src = vec![0u8; t.n_bytes as usize];
-        file.read_exact_at(&mut src, g.data_start + t.offset)
+        crate::source::read_exact_at(&file, &mut src, g.data_start + t.offset)
             .with_context(|| format!("cannot read {}", input.display()))?;
         if *ty == t.ty {
             data.write_tensor(&t.name, &src)

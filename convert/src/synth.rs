@@ -8,6 +8,7 @@
 use crate::interrupt::{self, Kind, Pending};
 use crate::summary::Written;
 use anyhow::{anyhow, bail, Context, Result};
+use ouro::sampler::SplitMix64;
 use rayon::prelude::*;
 use safetensors::tensor::View;
 use safetensors::Dtype;
@@ -149,6 +150,7 @@ pub fn run(opts: &Options) -> Result<Written> {
         )
     })?;
     // The crate's temp file is created 0600; give the checkpoint the usual file mode.
+    #[cfg(unix)]
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .with_context(|| format!("cannot set the mode of {}", path.display()))?;
 
@@ -356,14 +358,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 /// Elements per independently seeded chunk: the output does not depend on the thread count.
 const CHUNK: usize = 1 << 16;
 
@@ -374,9 +368,9 @@ fn generate(n: usize, noise: Noise, seed: u64) -> Vec<u8> {
     out.par_chunks_mut(CHUNK * 2)
         .enumerate()
         .for_each(|(c, bytes)| {
-            let mut state = seed ^ (c as u64).wrapping_mul(0xd134_2543_de82_ef95);
+            let mut rng = SplitMix64(seed ^ (c as u64).wrapping_mul(0xd134_2543_de82_ef95));
             for pair in bytes.chunks_exact_mut(4) {
-                let r = splitmix64(&mut state);
+                let r = rng.next_u64();
                 for (k, dst) in pair.chunks_exact_mut(2).enumerate() {
                     let u = ((r >> (32 * k)) as u32) as f32 / u32::MAX as f32;
                     let x = noise.mean + a * (2.0 * u - 1.0);
@@ -384,7 +378,7 @@ fn generate(n: usize, noise: Noise, seed: u64) -> Vec<u8> {
                 }
             }
             if bytes.len() % 4 == 2 {
-                let u = (splitmix64(&mut state) as u32) as f32 / u32::MAX as f32;
+                let u = (rng.next_u64() as u32) as f32 / u32::MAX as f32;
                 let x = noise.mean + a * (2.0 * u - 1.0);
                 let end = bytes.len();
                 bytes[end - 2..].copy_from_slice(&half::bf16::from_f32(x).to_le_bytes());

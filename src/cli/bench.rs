@@ -274,7 +274,9 @@ pub fn run(args: Args) -> Result<()> {
     let (model, path) = load_model(args.model.as_deref())?;
     let c = model.config();
     let ctx = args.n_prompt.max(args.n_gen) + args.n_depth;
-    let opts = args.run.session_options(&model, ctx, kv_type(args.kv_type))?;
+    let opts = args
+        .run
+        .session_options(&model, ctx, kv_type(args.kv_type))?;
     let threads = opts.threads;
     let mut session = args
         .run
@@ -328,7 +330,9 @@ pub fn run(args: Args) -> Result<()> {
 
     let speculation = match args.spec.speculation() {
         Some(spec) if args.n_gen > 0 => {
-            let mut opts = args.run.session_options(&model, ctx + 1, kv_type(args.kv_type))?;
+            let mut opts = args
+                .run
+                .session_options(&model, ctx + 1, kv_type(args.kv_type))?;
             args.spec.adjust(&mut opts);
             let mut s = args
                 .run
