@@ -1,14 +1,14 @@
 """Train the demo LoopLM (models/ouro-demo.gguf) on the synthetic chat tasks in tasks.py.
 
-    python models/train/train.py --out target/demo-a --minutes 42 --multi-turn-share 0   # stage A
-    python models/train/train.py --out target/demo-b --init-from target/demo-a \
-        --minutes 13 --warmup 50 --lr 1e-3                                     # stage B
+    python models/train/train.py --out target/demo-v2 --init-from target/demo-v1-hf --minutes 72 \
+        --lr 1.5e-3 --warmup 50 --task-weights 1,1,0.6,2,0.4 --skip-from 0      # v2 (models/README.md)
+    python models/train/train.py --out target/demo-v2 --resume --minutes 180 ...  # continue stage 1
 
 Writes a Hugging Face Ouro checkpoint (config.json, model.safetensors, tokenizer.json,
 tokenizer_config.json with a ChatML chat_template, special_tokens_map.json,
 generation_config.json) plus train-log.jsonl and train-summary.json, then:
 
-    cargo run --release -p ouro-convert -- hf2gguf target/demo-b -o models/ouro-demo.gguf --type f32
+    cargo run --release -p ouro-convert -- hf2gguf target/demo-v2 -o models/ouro-demo.gguf --type q8_0
 
 (the defaults are the shipped model's sizes; models/README.md has the exact run).
 
@@ -18,7 +18,7 @@ Objective (paper "Scaling Latent Reasoning via Looped Language Models", ouro-spe
   stage 2  the gate-only adaptive exit loss: with the LM frozen, I_t = max(0, CE_{t-1} − CE_t),
            w_t = sigmoid(50 · (I_t − 0.005)), BCE of λ_{t-1} toward 1 − w_t (stop when the next
            loop no longer helps).
-In the second half of stage 1, every other batch runs with the runtime's skip-mode KV policy
+From `--skip-from` (a share of stage 1) on, every other batch runs with the runtime's skip-mode KV policy
 simulated at a random threshold (looplm.LoopLM.forward, `skip_q`), so the model stays accurate
 when `ouro --exit-mode skip` really stops computing tokens.
 """
