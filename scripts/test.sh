@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The test command (README, and CI via .ci/run). Installs what a fresh machine lacks, then runs
-# fmt, clippy, the whole workspace test suite, and the aarch64 NEON tests under QEMU.
+# fmt, clippy, `cargo check` for macOS and Windows, the whole workspace test suite, and the
+# aarch64 NEON tests under QEMU.
+#   OURO_SKIP_CROSS=1 skips the macOS/Windows check (it needs two rustup targets, clang and
+#                     mingw-w64 the first time: about 0.7 GB of disk).
 #   OURO_SKIP_NEON=1  skips the QEMU part (it needs apt and ~1 GB of disk the first time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +16,10 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+if [ "${OURO_SKIP_CROSS:-0}" != 1 ]; then
+    echo "== cargo check off Linux (aarch64-apple-darwin, x86_64-pc-windows-gnu)"
+    bash scripts/cross-check.sh
+fi
 echo "== cargo test"
 cargo test --workspace --no-fail-fast
 echo "== cargo bench --no-run (benchmarks are built, never run, in CI)"

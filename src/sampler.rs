@@ -141,9 +141,23 @@ impl Sampler {
         &self.cfg
     }
 
+    /// Whether this sampler always takes the most likely token (temperature 0 or top-k 1).
+    pub fn is_greedy(&self) -> bool {
+        self.cfg.temp <= 0.0 || self.cfg.top_k == 1
+    }
+
     /// Choose the next token from `logits` (modified in place by the penalty); `history` holds
     /// the tokens so far (prompt and generated).
     pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
+        if self.is_greedy() {
+            self.penalize(logits, history);
+            return argmax(logits) as u32;
+        }
+        let dist = self.distribution(logits, history);
+        self.draw(&dist)
+    }
+
+    fn penalize(&self, logits: &mut [f32], history: &[u32]) {
         let c = &self.cfg;
         if c.repeat_penalty != 1.0 && c.repeat_last_n > 0 {
             let start = history.len().saturating_sub(c.repeat_last_n);
@@ -160,9 +174,13 @@ impl Sampler {
                 }
             }
         }
-        if c.temp <= 0.0 || c.top_k == 1 {
-            return argmax(logits) as u32;
-        }
+    }
+
+    /// The distribution `sample` draws from at temperature > 0: penalty, temperature, top-k,
+    /// min-p and top-p applied (`logits` modified in place by the penalty).
+    pub fn distribution(&self, logits: &mut [f32], history: &[u32]) -> Distribution {
+        let c = &self.cfg;
+        self.penalize(logits, history);
         // Candidates by descending logit (ties: lower id first), cut to top-k.
         let mut cand: Vec<(u32, f32)> = logits
             .iter()
@@ -171,7 +189,11 @@ impl Sampler {
             .map(|(i, &l)| (i as u32, l))
             .collect();
         if cand.is_empty() {
-            return 0;
+            return Distribution {
+                ids: vec![0],
+                probs: vec![1.0],
+                mass: 1.0,
+            };
         }
         let by_logit = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         if c.top_k > 0 && c.top_k < cand.len() {
@@ -180,10 +202,11 @@ impl Sampler {
         }
         cand.sort_unstable_by(by_logit);
         // Softmax at temperature, in f64.
+        let temp = if c.temp > 0.0 { c.temp } else { 1.0 };
         let max = cand[0].1 as f64;
         let mut probs: Vec<f64> = cand
             .iter()
-            .map(|&(_, l)| ((l as f64 - max) / c.temp as f64).exp())
+            .map(|&(_, l)| ((l as f64 - max) / temp as f64).exp())
             .collect();
         let total: f64 = probs.iter().sum();
         probs.iter_mut().for_each(|p| *p /= total);
@@ -204,16 +227,66 @@ impl Sampler {
                 }
             }
         }
-        let mass: f64 = probs[..keep].iter().sum();
-        let r = self.rng.next_f64() * mass;
+        probs.truncate(keep);
+        let mass: f64 = probs.iter().sum();
+        Distribution {
+            ids: cand[..keep].iter().map(|&(id, _)| id).collect(),
+            probs,
+            mass,
+        }
+    }
+
+    /// Draw a token from `dist` with this sampler's RNG.
+    pub fn draw(&mut self, dist: &Distribution) -> u32 {
+        let r = self.rng.next_f64() * dist.mass;
         let mut acc = 0.0;
-        for (i, &p) in probs[..keep].iter().enumerate() {
+        for (i, &p) in dist.probs.iter().enumerate() {
             acc += p;
             if r < acc {
-                return cand[i].0;
+                return dist.ids[i];
             }
         }
-        cand[keep - 1].0
+        dist.ids[dist.ids.len() - 1]
+    }
+
+    /// Uniform in [0, 1) from this sampler's RNG (speculative sampling's acceptance test).
+    pub fn uniform(&mut self) -> f64 {
+        self.rng.next_f64()
+    }
+}
+
+/// A sparse distribution over token ids: `probs` (in candidate order) sum to `mass`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Distribution {
+    pub ids: Vec<u32>,
+    pub probs: Vec<f64>,
+    pub mass: f64,
+}
+
+impl Distribution {
+    /// Probability of `id` (0 outside the support).
+    pub fn prob(&self, id: u32) -> f64 {
+        self.ids
+            .iter()
+            .position(|&i| i == id)
+            .map_or(0.0, |j| self.probs[j] / self.mass)
+    }
+
+    /// Speculative sampling's residual: max(0, p − q) over p's support, renormalized; `None`
+    /// when p ≤ q everywhere (then p = q and the draft could not have been rejected).
+    pub fn residual(&self, q: &Distribution) -> Option<Distribution> {
+        let probs: Vec<f64> = self
+            .ids
+            .iter()
+            .zip(&self.probs)
+            .map(|(&id, &p)| (p / self.mass - q.prob(id)).max(0.0))
+            .collect();
+        let mass: f64 = probs.iter().sum();
+        (mass > 0.0).then(|| Distribution {
+            ids: self.ids.clone(),
+            probs,
+            mass,
+        })
     }
 }
 

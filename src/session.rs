@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use crate::model::forward::{forward, BatchOutput};
+use crate::model::forward::{forward, forward_span, BatchOutput, Input, Span};
 use crate::model::{KvCache, Model, ModelError};
 
 pub use crate::model::forward::{Depth, ExitMode};
@@ -87,7 +87,8 @@ impl Stats {
     }
 }
 
-fn rate(n: usize, secs: f64) -> f64 {
+/// `n / secs`, 0 when no time passed.
+pub(crate) fn rate(n: usize, secs: f64) -> f64 {
     if secs > 0.0 {
         n as f64 / secs
     } else {
@@ -143,17 +144,26 @@ impl<'m> Session<'m> {
             .build()
             .map_err(|e| ModelError::InvalidOption(format!("cannot start threads: {e}")))?;
         let c = model.config();
-        let s = Session {
+        if opts.kv_type == KvType::Q8_0 && !c.kv_dim().is_multiple_of(32) {
+            return Err(ModelError::InvalidOption(format!(
+                "a q8_0 KV cache needs K/V rows of a multiple of 32 values; this model's are {}",
+                c.kv_dim()
+            )));
+        }
+        let mut s = Session {
             model,
             ctx: opts.ctx,
-            cache: KvCache::new(opts.kv_type, c.n_loops, c.n_layers, c.kv_dim()),
+            cache: KvCache::new(opts.kv_type, 1, c.n_layers, c.kv_dim()),
             pool,
             loops: opts.loops,
             exit_threshold: opts.exit_threshold,
             exit_mode: opts.exit_mode,
             stats: Stats::default(),
         };
-        s.depth()?;
+        // Only the loops this session runs get KV slots (`--loops 1` on a 4-loop file keeps one
+        // slot per layer); a later, deeper call grows them by the skip policy's copies.
+        let depth = s.depth()?;
+        s.cache.ensure_loop_slots(depth.loops);
         Ok(s)
     }
 
@@ -326,5 +336,123 @@ impl<'m> Session<'m> {
             loops: depth.loops,
             exit_loops,
         })
+    }
+
+    /// Positions drafted past the committed ones (in the first loops' slots only).
+    pub fn n_drafted(&self) -> usize {
+        self.cache
+            .slot_len(0, 0)
+            .saturating_sub(self.cache.n_tokens())
+    }
+
+    /// Self-speculative decoding, draft side: run `token` (at the next position after the
+    /// committed and already drafted ones) through the first `draft_loops` loops only, exactly
+    /// as full depth runs them. Returns the loop-`draft_loops` readout logits and the hidden
+    /// state carried into loop `draft_loops` (for [`Session::verify`]). Needs full depth without
+    /// early exit (see [`Session::can_speculate`]).
+    pub fn draft(
+        &mut self,
+        token: u32,
+        draft_loops: usize,
+    ) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
+        let depth = self.speculation_depth(draft_loops)?;
+        let pos = self.n_past() + self.n_drafted();
+        if token as usize >= self.model.config().vocab_size {
+            return Err(ModelError::BadToken {
+                id: token,
+                vocab_size: self.model.config().vocab_size,
+            });
+        }
+        if pos + 1 > self.ctx {
+            return Err(ModelError::ContextFull {
+                needed: pos + 1,
+                ctx: self.ctx,
+            });
+        }
+        self.cache.ensure_loop_slots(depth.loops);
+        let span = Span {
+            input: Input::Tokens(&[token]),
+            pos0: pos,
+            loops: 0..draft_loops,
+            complete: false,
+        };
+        let (out, carry) = self.run_span(span, &depth, false);
+        Ok((out.logits, carry))
+    }
+
+    /// One span of a speculative step, counted as generation time.
+    fn run_span(&mut self, span: Span<'_>, depth: &Depth, all: bool) -> (BatchOutput, Vec<f32>) {
+        let start = Instant::now();
+        let (model, cache) = (self.model, &mut self.cache);
+        let out = self
+            .pool
+            .install(|| forward_span(model, cache, span, depth, all));
+        self.stats.layer_evals += out.0.layer_evals;
+        self.stats.kv_bytes = self.cache.bytes();
+        self.stats.gen_secs += start.elapsed().as_secs_f64();
+        out
+    }
+
+    /// Self-speculative decoding, verify side: the drafted positions (`carries`: their hidden
+    /// states from [`Session::draft`], in order) run the remaining loops in one batch and are
+    /// committed. Returns the full-depth logits of every one (`[n × vocab_size]`). The caller
+    /// then keeps the accepted prefix with [`Session::truncate`].
+    pub fn verify(&mut self, carries: &[f32], draft_loops: usize) -> Result<Vec<f32>, ModelError> {
+        let depth = self.speculation_depth(draft_loops)?;
+        let n = carries.len() / self.model.config().dim;
+        if n != self.n_drafted() || n == 0 {
+            return Err(ModelError::InvalidOption(format!(
+                "verify needs the {} drafted positions, got {n}",
+                self.n_drafted()
+            )));
+        }
+        let span = Span {
+            input: Input::Hidden(carries),
+            pos0: self.n_past(),
+            loops: draft_loops..depth.loops,
+            complete: true,
+        };
+        Ok(self.run_span(span, &depth, true).0.logits)
+    }
+
+    /// Whether self-speculation from `draft_loops` loops applies: fewer draft loops than the
+    /// depth, no exit threshold (every token runs the full depth) and no KV sharing.
+    pub fn can_speculate(&self, draft_loops: usize) -> bool {
+        self.speculation_depth(draft_loops).is_ok() && !self.cache.sharing()
+    }
+
+    /// Last-loop KV sharing (`--kv-share last`, the Ouro paper's §5.4.2 decoding variant):
+    /// from now on each single decoded token keeps only the K/V of the last loop it computed,
+    /// in one plane per layer that every loop reads; prompt batches keep a slot per loop (a
+    /// batch after decoded tokens first copies their shared rows into every loop's slot).
+    pub fn share_last_loop_kv(&mut self) {
+        self.cache.enable_sharing();
+        self.stats.kv_bytes = self.cache.bytes();
+    }
+
+    fn speculation_depth(&self, draft_loops: usize) -> Result<Depth, ModelError> {
+        let depth = self.depth()?;
+        if draft_loops == 0 || draft_loops >= depth.loops {
+            return Err(ModelError::InvalidOption(format!(
+                "draft loops must be in 1..{} (the depth), got {draft_loops}",
+                depth.loops
+            )));
+        }
+        if depth.threshold.is_some() {
+            return Err(ModelError::InvalidOption(
+                "self-speculative decoding runs full depth: it cannot be combined with an exit \
+                 threshold"
+                    .into(),
+            ));
+        }
+        Ok(depth)
+    }
+
+    /// Count tokens generated outside [`Session::step`] (speculative decoding) in the stats.
+    pub fn count_generated(&mut self, n: usize, exit_loop: usize) {
+        self.stats.gen_tokens += n;
+        for _ in 0..n {
+            self.count_exit(exit_loop);
+        }
     }
 }

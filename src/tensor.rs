@@ -35,13 +35,33 @@ impl WeightTensor {
 pub enum KvRows<'a> {
     F32(&'a [f32]),
     F16(&'a [f16]),
+    /// ggml Q8_0 blocks (f16 scale + 32 × i8), values in row order.
+    Q8_0(&'a [u8]),
+}
+
+/// Calls `f(scale, quants, y_part)` for the Q8_0 blocks covering values `off…off + n` of
+/// `blocks`, each clipped to that range (a head need not start on a block boundary).
+#[inline]
+fn q8_0_segments(blocks: &[u8], off: usize, n: usize, mut f: impl FnMut(f32, &[i8], usize)) {
+    let (mut e, end) = (off, off + n);
+    while e < end {
+        let (b, i) = (e / 32, e % 32);
+        let take = (32 - i).min(end - e);
+        let block = &blocks[b * 34..b * 34 + 34];
+        let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
+        let qs: &[i8] = bytemuck::cast_slice(&block[2 + i..2 + i + take]);
+        f(d, qs, e - off);
+        e += take;
+    }
 }
 
 impl KvRows<'_> {
+    /// Values stored.
     pub(crate) fn len(&self) -> usize {
         match self {
             KvRows::F32(x) => x.len(),
             KvRows::F16(x) => x.len(),
+            KvRows::Q8_0(x) => x.len() / 34 * 32,
         }
     }
 
@@ -54,6 +74,15 @@ impl KvRows<'_> {
                 .zip(y)
                 .fold(0f32, |s, (a, b)| s + a * b),
             KvRows::F16(x) => (kern.dot_f16_f32)(&x[off..off + y.len()], y),
+            KvRows::Q8_0(x) => {
+                // Scalar for now: Σ_blocks d · Σ q·y (no SIMD twin yet).
+                let mut sum = 0f32;
+                q8_0_segments(x, off, y.len(), |d, qs, at| {
+                    let part: f32 = qs.iter().zip(&y[at..]).map(|(&q, &y)| q as f32 * y).sum();
+                    sum += d * part;
+                });
+                sum
+            }
         }
     }
 
@@ -68,6 +97,112 @@ impl KvRows<'_> {
                 }
             }
             KvRows::F16(x) => (kern.mad_f16_f32)(y, a, &x[off..off + y.len()]),
+            KvRows::Q8_0(x) => {
+                let n = y.len();
+                q8_0_segments(x, off, n, |d, qs, at| {
+                    let ad = a * d;
+                    for (y, &q) in y[at..].iter_mut().zip(qs) {
+                        *y += ad * q as f32;
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// What attention reads for one (loop, layer): the slot's own rows for positions below
+/// `split`, then (with last-loop KV sharing) the shared plane's rows for the positions after.
+#[derive(Clone, Copy, Debug)]
+pub struct KvView<'a> {
+    head: KvRows<'a>,
+    /// Values (not positions) stored in `head` that belong to the view.
+    split: usize,
+    tail: Option<KvRows<'a>>,
+}
+
+impl<'a> From<KvRows<'a>> for KvView<'a> {
+    fn from(rows: KvRows<'a>) -> Self {
+        KvView {
+            split: rows.len(),
+            head: rows,
+            tail: None,
+        }
+    }
+}
+
+impl<'a> KvView<'a> {
+    /// The first `split` values of `head`, then all of `tail`.
+    pub fn split(head: KvRows<'a>, split: usize, tail: KvRows<'a>) -> Self {
+        debug_assert!(split <= head.len());
+        KvView {
+            head,
+            split,
+            tail: Some(tail),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.split + self.tail.map_or(0, |t| t.len())
+    }
+
+    #[inline]
+    pub(crate) fn dot(&self, kern: &Kernels, off: usize, y: &[f32]) -> f32 {
+        match self.tail {
+            Some(t) if off >= self.split => t.dot(kern, off - self.split, y),
+            _ => self.head.dot(kern, off, y),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn mad(&self, kern: &Kernels, off: usize, a: f32, y: &mut [f32]) {
+        match self.tail {
+            Some(t) if off >= self.split => t.mad(kern, off - self.split, a, y),
+            _ => self.head.mad(kern, off, a, y),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Q8_0 rows: `dot` and `mad` over ranges that start and end inside blocks equal the same
+    /// arithmetic on the dequantized values.
+    #[test]
+    fn q8_0_rows_match_their_dequantized_values() {
+        let n = 96;
+        let x: Vec<f32> = (0..n)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.173)
+            .collect();
+        let mut blocks = vec![0u8; n / 32 * 34];
+        ouro_simd::quantize_row(GgmlType::Q8_0, &x, &mut blocks);
+        let mut deq = vec![0f32; n];
+        ouro_simd::dequantize_row(GgmlType::Q8_0, &blocks, &mut deq);
+        let rows = KvRows::Q8_0(&blocks);
+        assert_eq!(rows.len(), n);
+        let kern = ouro_simd::kernels();
+        for (off, len) in [(0, 32), (0, 96), (5, 48), (48, 48), (31, 2), (60, 7)] {
+            let y: Vec<f32> = (0..len).map(|i| (i as f32 * 0.31).cos()).collect();
+            let want: f32 = deq[off..off + len].iter().zip(&y).map(|(a, b)| a * b).sum();
+            let got = rows.dot(kern, off, &y);
+            let scale: f32 = deq[off..off + len]
+                .iter()
+                .zip(&y)
+                .map(|(a, b)| (a * b).abs())
+                .sum();
+            assert!(
+                (got - want).abs() <= 1e-5 * scale.max(1.0),
+                "dot {off}+{len}: {got} vs {want}"
+            );
+            let mut acc = y.clone();
+            rows.mad(kern, off, 0.5, &mut acc);
+            for (i, (a, y)) in acc.iter().zip(&y).enumerate() {
+                let want = y + 0.5 * deq[off + i];
+                assert!(
+                    (a - want).abs() <= 1e-6 * want.abs().max(1.0),
+                    "mad {off}+{len} at {i}"
+                );
+            }
         }
     }
 }

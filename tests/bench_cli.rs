@@ -196,6 +196,27 @@ fn skip_mode_uses_the_files_threshold() {
     assert_eq!(v["layer_evals"], 2 * 4 * 3 * 3);
 }
 
+/// `--draft-loops` adds greedy generation with and without self-speculation and its counters.
+#[test]
+fn speculation_is_measured_with_its_counters() {
+    let model = common::converted("ouro-tiny-b", "q8_0");
+    let v = bench(&model, &["--draft-loops", "2", "--draft-max", "3"]);
+    let sp = &v["speculation"];
+    assert_eq!(sp["draft_loops"], 2);
+    assert!(sp["plain_tok_per_s"]["mean"].as_f64().expect("plain") > 0.0);
+    assert!(sp["spec_tok_per_s"]["mean"].as_f64().expect("spec") > 0.0);
+    let (drafted, accepted) = (
+        sp["drafted"].as_u64().expect("drafted"),
+        sp["accepted"].as_u64().expect("accepted"),
+    );
+    // 4 tokens, at most 3 drafts per verification of which at least one is full depth's.
+    assert!(drafted >= 3 && accepted <= drafted, "{sp}");
+    let per_verify = sp["tokens_per_verify"].as_f64().expect("per verify");
+    assert!((1.0..=4.0).contains(&per_verify), "{sp}");
+    // Without the flag there is no such section.
+    assert!(bench(&model, &[])["speculation"].is_null());
+}
+
 #[test]
 fn bad_options_are_one_line_errors() {
     let model = common::converted("ouro-tiny-a", "q8_0");

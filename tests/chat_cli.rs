@@ -322,21 +322,32 @@ fn full_context_is_reported_and_reset_recovers() {
     );
 }
 
+/// `ouro chat -m model ARGS` under a pseudo-terminal, with its own HOME (history file).
+#[cfg(unix)]
+fn pty_chat(model: &Path, args: &[&str], home: &Path) -> rexpect::session::PtySession {
+    let mut cmd = Command::new(ouro());
+    cmd.arg("chat")
+        .arg("-m")
+        .arg(model)
+        .args(args)
+        .env("HOME", home)
+        .env("XDG_DATA_HOME", home)
+        .env("TERM", "xterm");
+    rexpect::session::spawn_command(cmd, Some(120_000)).expect("spawn under a pty")
+}
+
 /// Lines pasted at the prompt in one go, and a line typed while an answer streams, are queued
 /// and run in order, as a terminal user expects (none is lost).
+#[cfg(unix)]
 #[test]
 fn pty_lines_typed_or_pasted_ahead_are_queued() {
     let Some(model) = model() else { return };
     let home = tempfile::tempdir().expect("tempdir");
-    let mut cmd = Command::new(ouro());
-    cmd.arg("chat")
-        .arg("-m")
-        .arg(&model)
-        .args(["--temp", "0", "-n", "400", "-t", "1", "--no-color"])
-        .env("HOME", home.path())
-        .env("XDG_DATA_HOME", home.path())
-        .env("TERM", "xterm");
-    let mut p = rexpect::session::spawn_command(cmd, Some(120_000)).expect("spawn under a pty");
+    let mut p = pty_chat(
+        &model,
+        &["--temp", "0", "-n", "400", "-t", "1", "--no-color"],
+        home.path(),
+    );
     p.exp_string("> ").expect("prompt");
     // A non-bracketed paste of a question and a command.
     p.send(&format!("{PROMPT}\r/stats\r")).expect("paste");
@@ -423,6 +434,29 @@ fn chat_and_generate_chat_give_the_same_text() {
     assert_eq!(chat_text, gen_text);
 }
 
+/// A multi-turn chat with self-speculative decoding answers exactly as without it (the KV
+/// cache stays in step with the conversation across turns).
+#[test]
+fn speculative_chat_answers_identically() {
+    let input = "What is 347 + 589?\nSort 52, 7, 31, 9.\nReverse the digits of 3081.\n/stats\n";
+    let plain = chat(
+        None,
+        &["--temp", "0", "-t", "1", "--exit-threshold", "1"],
+        input,
+    );
+    let spec = chat(
+        None,
+        &["--temp", "0", "-t", "1", "--draft-loops", "2"],
+        input,
+    );
+    for o in [&plain, &spec] {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let answers = String::from_utf8_lossy(&plain.stdout);
+    assert_eq!(answers.lines().count(), 3, "{answers}");
+    assert_eq!(answers, String::from_utf8_lossy(&spec.stdout));
+}
+
 /// Without -m the demo model answers (models/README.md); a missing `$OURO_MODEL` is one clean
 /// error line naming the file.
 #[test]
@@ -455,14 +489,12 @@ fn default_model_answers_and_a_missing_model_is_reported() {
 #[test]
 fn pty_ctrl_c_stops_the_answer_and_keeps_the_session() {
     let Some(model) = model() else { return };
+    // Greedy on random weights repeats without reaching an end-of-turn token, so the
+    // answer is still streaming when Ctrl-C arrives.
     let home = tempfile::tempdir().expect("tempdir");
-    let mut cmd = Command::new(ouro());
-    cmd.arg("chat")
-        .arg("-m")
-        .arg(&model)
-        // Greedy on random weights repeats without reaching an end-of-turn token, so the
-        // answer is still streaming when Ctrl-C arrives.
-        .args([
+    let mut p = pty_chat(
+        &model,
+        &[
             "--temp",
             "0",
             "-n",
@@ -472,11 +504,9 @@ fn pty_ctrl_c_stops_the_answer_and_keeps_the_session() {
             "-t",
             "1",
             "--no-color",
-        ])
-        .env("HOME", home.path())
-        .env("XDG_DATA_HOME", home.path())
-        .env("TERM", "xterm");
-    let mut p = rexpect::session::spawn_command(cmd, Some(120_000)).expect("spawn under a pty");
+        ],
+        home.path(),
+    );
     p.exp_string("/help for commands").expect("banner");
     p.exp_string("> ").expect("prompt");
     for want_prompt_tokens in [P2_TOKENS, ANSWER_CLOSE_TOKENS + P2_TOKENS] {
@@ -515,15 +545,7 @@ fn pty_ctrl_c_stops_the_answer_and_keeps_the_session() {
 fn pty_ctrl_c_at_the_prompt_exits() {
     let Some(model) = model() else { return };
     let home = tempfile::tempdir().expect("tempdir");
-    let mut cmd = Command::new(ouro());
-    cmd.arg("chat")
-        .arg("-m")
-        .arg(&model)
-        .args(["-t", "1", "--no-color"])
-        .env("HOME", home.path())
-        .env("XDG_DATA_HOME", home.path())
-        .env("TERM", "xterm");
-    let mut p = rexpect::session::spawn_command(cmd, Some(120_000)).expect("spawn under a pty");
+    let mut p = pty_chat(&model, &["-t", "1", "--no-color"], home.path());
     p.exp_string("> ").expect("prompt");
     p.send_control('c').expect("Ctrl-C");
     p.exp_eof().expect("exit on Ctrl-C");

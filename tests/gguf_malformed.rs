@@ -60,6 +60,7 @@ const STRING: u32 = 8;
 const ARRAY: u32 = 9;
 const U32: u32 = 4;
 const U64: u32 = 10;
+const BOOL: u32 = 7;
 
 impl Raw {
     fn tensor(name: &str, dims: &[u64], ty: GgmlType, offset: u64) -> RawTensor {
@@ -330,6 +331,16 @@ fn corpus() -> Vec<Case> {
             matches!(e, E::UnknownValueType { found: 13, .. })
         }),
         (
+            "bool 2",
+            huge_kv(b"ouro.flag", BOOL, vec![2]),
+            |e| matches!(e, E::BadBool { context: Context::Key(k), found: 2, .. } if k == "ouro.flag"),
+        ),
+        (
+            "bool 255 in an array",
+            huge_kv(b"flags", ARRAY, array(BOOL, 3, &[0, 1, 255])),
+            |e| matches!(e, E::BadBool { context: Context::Key(k), found: 255, .. } if k == "flags"),
+        ),
+        (
             "value type u32::MAX",
             huge_kv(b"k", u32::MAX, vec![0; 8]),
             |e| matches!(e, E::UnknownValueType { .. }),
@@ -596,6 +607,95 @@ fn ouro_info_fails_cleanly_on_malformed_files() {
         assert!(stderr.starts_with("error: "), "{name}: {stderr}");
         assert!(out.stdout.is_empty(), "{name}: stdout not empty");
     }
+}
+
+#[test]
+fn bools_0_and_1_parse() {
+    let bytes = Raw::valid().with(|r| {
+        r.kvs.push(kv(b"no", BOOL, &[0]));
+        r.kvs.push(kv(b"yes", BOOL, &[1]));
+        r.kvs.push(kv(b"both", ARRAY, &array(BOOL, 2, &[1, 0])));
+    });
+    let g = GgufFile::parse(&bytes).unwrap();
+    assert_eq!(g.get("no"), Some(&Value::Bool(false)));
+    assert_eq!(g.get("yes"), Some(&Value::Bool(true)));
+    assert_eq!(
+        g.get("both"),
+        Some(&Value::Array(
+            ValueType::Bool,
+            vec![Value::Bool(true), Value::Bool(false)]
+        ))
+    );
+}
+
+#[test]
+fn bad_bool_message_names_the_key_value_and_offset() {
+    let bytes = Raw::valid().with(|r| r.kvs.push(kv(b"ouro.flag", BOOL, &[2])));
+    let value_at = bytes.windows(9).position(|w| w == b"ouro.flag").unwrap() + 9 + 4;
+    let e = GgufFile::parse(&bytes).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("key \"ouro.flag\" at byte {value_at}: BOOL value 2 is neither 0 nor 1")
+    );
+}
+
+/// Every cause in a chain is printed once by anyhow's `{:#}`: no error's message repeats the
+/// message of its `source()`.
+fn assert_each_cause_once(e: &(dyn std::error::Error + 'static), name: &str) {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(src) = err.source() {
+            let (msg, src_msg) = (err.to_string(), src.to_string());
+            assert!(
+                !msg.contains(&src_msg),
+                "{name}: {msg:?} repeats its source {src_msg:?}"
+            );
+        }
+        cur = err.source();
+    }
+}
+
+#[test]
+fn error_chains_print_each_cause_once() {
+    for (name, bytes, _) in corpus() {
+        let e = GgufFile::parse(&bytes).unwrap_err();
+        assert_each_cause_once(&e, name);
+    }
+
+    // A reader error inside a binary's context, as `ouro generate -m fake.gguf` prints it.
+    let e = GgufFile::parse(b"hello, not a GGUF file").unwrap_err();
+    let shown = format!(
+        "{:#}",
+        anyhow::Error::new(e).context("cannot load fake.gguf")
+    );
+    assert_eq!(
+        shown,
+        "cannot load fake.gguf: not a GGUF file: magic \"hell\" at byte 0, expected \"GGUF\""
+    );
+
+    // A shape error (a `source`) appears once, after the tensor's own message.
+    let bytes = Raw::valid().with(|r| r.tensors[0].dims = vec![8, 2, 1, 1, 1]);
+    let e = GgufFile::parse(&bytes).unwrap_err();
+    let shown = format!("{:#}", anyhow::Error::new(e));
+    assert!(
+        shown.starts_with("tensor \"a\" at byte ")
+            && shown.ends_with(": bad shape: 5 dims (at most 4 allowed)"),
+        "{shown}"
+    );
+    assert_eq!(shown.matches("5 dims").count(), 1, "{shown}");
+
+    // A writer I/O error: the path once, the OS error once.
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("no/such/dir/m.gguf");
+    let e = GgufWriter::new().begin(&target).err().unwrap();
+    assert_each_cause_once(&e, "begin in a missing directory");
+    let shown = format!("{:#}", anyhow::Error::new(e));
+    assert_eq!(
+        shown.matches("No such file or directory").count(),
+        1,
+        "{shown}"
+    );
+    assert_eq!(shown.matches("no/such/dir/").count(), 1, "{shown}");
 }
 
 #[test]

@@ -1,11 +1,13 @@
 //! `ouro-convert hf2gguf`: a Hugging Face Ouro or Llama checkpoint → GGUF, tensor by tensor.
 
 use crate::config::{Arch, HfConfig};
+use crate::interrupt::{self, Kind, Pending};
 use crate::kquant_plan::{self, FileShape};
 use crate::names::{self, TensorSpec};
 use crate::plan::{self, FileType};
 use crate::progress::Progress;
 use crate::source::{decode_f32, Source, SrcTensor};
+use crate::summary::Written;
 use crate::tokmeta;
 use anyhow::{anyhow, bail, Context, Result};
 use ouro::gguf::{GgufWriter, Value, ValueType};
@@ -33,7 +35,8 @@ struct Planned<'s> {
     n_bytes: u64,
 }
 
-pub fn run(opts: &Options) -> Result<()> {
+/// Converts (or with `dry_run` prints the plan and returns `None`).
+pub fn run(opts: &Options) -> Result<Option<Written>> {
     let cfg = HfConfig::load(opts.dir)?;
     let source = Source::open(opts.dir)?;
     let specs = names::tensor_specs(&cfg);
@@ -47,7 +50,7 @@ pub fn run(opts: &Options) -> Result<()> {
 
     if opts.dry_run {
         print_plan(&planned);
-        return Ok(());
+        return Ok(None);
     }
     let out = opts
         .out
@@ -66,9 +69,11 @@ pub fn run(opts: &Options) -> Result<()> {
     for p in &planned {
         w.add_tensor(p.spec.gguf_name.clone(), &p.spec.gguf_dims(), p.ty)?;
     }
-    let mut data = w
-        .begin(out)
-        .with_context(|| format!("cannot create {}", out.display()))?;
+    let tmp = GgufWriter::temp_path(out)?;
+    let (pending, mut data) = Pending::create(&tmp, Kind::File, || {
+        w.begin_at(out, &tmp)
+            .with_context(|| format!("cannot create {}", out.display()))
+    })?;
     let total: u64 = planned.iter().map(|p| p.n_bytes).sum();
     let progress = Progress::new(total);
     for p in &planned {
@@ -76,11 +81,20 @@ pub fn run(opts: &Options) -> Result<()> {
         data.write_tensor(&p.spec.gguf_name, &bytes)
             .with_context(|| format!("writing {}", out.display()))?;
         progress.inc(p.n_bytes);
+        interrupt::tensor_done();
     }
-    data.finish()
-        .with_context(|| format!("writing {}", out.display()))?;
+    pending.commit(|| {
+        data.finish()
+            .with_context(|| format!("writing {}", out.display()))
+    })?;
     progress.finish();
-    Ok(())
+    let bytes = std::fs::metadata(out)
+        .with_context(|| format!("cannot stat {}", out.display()))?
+        .len();
+    let types = planned
+        .iter()
+        .map(|p| p.ty.to_string().to_ascii_lowercase());
+    Ok(Some(Written::new(out.to_path_buf(), bytes, types)))
 }
 
 /// Checks the tensor set and shapes against config.json and chooses each output type.
@@ -178,8 +192,25 @@ fn read_gate(cfg: &HfConfig, source: &Source) -> Result<(Vec<f32>, f32)> {
         }
         Ok(t)
     };
-    let w = source.read_f32(check(names::GATE_WEIGHT, &[1, cfg.dim])?)?;
-    let b = source.read_f32(check(names::GATE_BIAS, &[1])?)?;
+    // The gate is stored as metadata, which the runtime (and llama.cpp) only accept finite.
+    let finite = |name: &str, values: Vec<f32>| -> Result<Vec<f32>> {
+        let bad = values.iter().filter(|x| !x.is_finite()).count();
+        if bad > 0 {
+            bail!(
+                "tensor {name}: {bad} of {} values are not finite (NaN or infinite)",
+                values.len()
+            );
+        }
+        Ok(values)
+    };
+    let w = finite(
+        names::GATE_WEIGHT,
+        source.read_f32(check(names::GATE_WEIGHT, &[1, cfg.dim])?)?,
+    )?;
+    let b = finite(
+        names::GATE_BIAS,
+        source.read_f32(check(names::GATE_BIAS, &[1])?)?,
+    )?;
     Ok((w, b[0]))
 }
 

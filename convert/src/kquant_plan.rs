@@ -93,7 +93,7 @@ pub fn tensor_type(mix: Mixture, shape: &FileShape, name: &str, row_len: usize) 
     let layer = layer_of(name).unwrap_or(0);
     let is_output = name == "output.weight" || (shape.tied && name == "token_embd.weight");
     let ty = if is_output {
-        if row_len % default.block_size() != 0 {
+        if !row_len.is_multiple_of(default.block_size()) {
             GgmlType::Q8_0
         } else {
             GgmlType::Q6_K
@@ -120,7 +120,7 @@ pub fn tensor_type(mix: Mixture, shape: &FileShape, name: &str, row_len: usize) 
 
 /// llama.cpp's `tensor_type_fallback` for rows that do not split into the type's blocks.
 pub fn fallback(ty: GgmlType, row_len: usize) -> GgmlType {
-    if row_len % ty.block_size() == 0 {
+    if row_len.is_multiple_of(ty.block_size()) {
         return ty;
     }
     let demoted = match ty {
@@ -129,7 +129,7 @@ pub fn fallback(ty: GgmlType, row_len: usize) -> GgmlType {
         GgmlType::Q6_K => GgmlType::Q8_0,
         other => other,
     };
-    if row_len % demoted.block_size() == 0 {
+    if row_len.is_multiple_of(demoted.block_size()) {
         demoted
     } else {
         GgmlType::F16

@@ -1,21 +1,13 @@
 //! `ouro-convert`: Hugging Face Ouro / Llama checkpoints → GGUF (`hf2gguf`), GGUF requantization
 //! (`quantize`) and shape-exact random checkpoints (`synth`).
 
-mod config;
-mod hf2gguf;
-mod kquant_plan;
-mod names;
-mod plan;
-mod progress;
-mod quantize;
-mod source;
-mod synth;
-mod tokmeta;
-
 use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
-use plan::FileType;
+use ouro_convert::plan::FileType;
+use ouro_convert::summary::Written;
+use ouro_convert::{hf2gguf, interrupt, quantize, synth};
 use std::path::PathBuf;
+use std::time::Instant;
 
 #[derive(Parser)]
 #[command(
@@ -52,7 +44,8 @@ When the vocabulary has <|im_end|>, it is written as tokenizer.ggml.eos_token_id
 tokenizer.ggml.eot_token_id; bos and padding keep config.json's ids (0). add_bos_token is
 tokenizer_config.json's value (false when absent: Ouro's tokenizer adds no BOS).
 
-The output is written to a temporary file and renamed into place; on any error nothing is left.";
+The output is written to a temporary file and renamed into place; on any error, Ctrl-C (exit
+status 130) or SIGTERM (143) nothing is left.";
 
 const QUANTIZE_HELP: &str = "\
 The same plan as hf2gguf: 1-D tensors are f32; for q4_0/q4_1/q5_0/q5_1, token_embd and output are
@@ -64,7 +57,10 @@ const SYNTH_HELP: &str = "\
 The weights are seeded uniform NOISE with plausible scales: the checkpoint has the exact shapes,
 names, dtypes (bf16) and file layout of a real release, for benchmarks and large-file tests, but it
 generates gibberish. Without --tokenizer-from, a tiny byte-level BPE tokenizer (3 ChatML specials,
-256 byte tokens, 30 merges) is generated; the embeddings are still sized by the preset.";
+256 byte tokens, 30 merges) is generated; the embeddings are still sized by the preset.
+The files are written into a hidden directory inside OUTPUT and moved into place at the end; on
+any error, Ctrl-C (exit status 130) or SIGTERM (143) nothing is left (and OUTPUT is removed again
+if it did not exist before).";
 
 #[derive(Subcommand)]
 enum Command {
@@ -142,7 +138,8 @@ fn parse_quant_type(s: &str) -> Result<FileType, String> {
     )
 }
 
-fn run(cli: Cli) -> Result<()> {
+/// Runs the command; `Some` is what it wrote (`None`: a dry run).
+fn run(cli: Cli) -> Result<Option<Written>> {
     match cli.command {
         Command::Hf2gguf {
             hf_dir,
@@ -157,7 +154,7 @@ fn run(cli: Cli) -> Result<()> {
             dry_run,
             name: name.as_deref(),
         }),
-        Command::Quantize { input, output, ty } => quantize::run(&input, &output, ty),
+        Command::Quantize { input, output, ty } => quantize::run(&input, &output, ty).map(Some),
         Command::Synth {
             preset,
             output,
@@ -175,14 +172,20 @@ fn run(cli: Cli) -> Result<()> {
                 loops,
                 tokenizer_from: tokenizer_from.as_deref(),
             })
+            .map(Some)
         }
     }
 }
 
 fn main() {
     let cli = Cli::parse();
-    if let Err(e) = run(cli) {
-        eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
-        std::process::exit(1);
+    let start = Instant::now();
+    match interrupt::install().and_then(|()| run(cli)) {
+        Ok(Some(written)) => println!("{}", written.line(start.elapsed().as_secs_f64())),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            std::process::exit(1);
+        }
     }
 }

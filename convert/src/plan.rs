@@ -118,7 +118,7 @@ pub fn tensor_type(ft: FileType, role: Role, n_dims: usize, row_len: usize) -> G
     } else {
         ft.ggml_type()
     };
-    if row_len % ty.block_size() != 0 {
+    if !row_len.is_multiple_of(ty.block_size()) {
         GgmlType::F16
     } else {
         ty

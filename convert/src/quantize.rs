@@ -1,24 +1,32 @@
 //! `ouro-convert quantize`: rewrite a GGUF's tensors in another type, keeping every metadata key
 //! (only `general.file_type` changes). Tensors already in the target type are copied byte for byte;
 //! quantized sources are dequantized first (with a warning: the error adds up).
+//!
+//! The header is parsed from a map; tensor data is read with positioned reads, one tensor at a
+//! time, so the input's pages do not stay resident (a map's touched pages count as RSS: mapped,
+//! a 2.9 GB f16 input peaked at 2.8 GB RSS).
 
+use crate::interrupt::{self, Kind, Pending};
 use crate::kquant_plan::{self, FileShape};
 use crate::plan::{self, FileType};
 use crate::progress::Progress;
+use crate::summary::Written;
 use anyhow::{anyhow, bail, Context, Result};
 use ouro::gguf::{GgufFile, GgufWriter, TensorInfo, Value};
 use ouro::mmap::Mmap;
 use ouro_simd::GgmlType;
 use rayon::prelude::*;
+use std::fs::File;
 use std::path::Path;
 
 fn is_float(ty: GgmlType) -> bool {
     matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
 }
 
-pub fn run(input: &Path, output: &Path, ftype: FileType) -> Result<()> {
+pub fn run(input: &Path, output: &Path, ftype: FileType) -> Result<Written> {
     let map = Mmap::open(input).with_context(|| format!("cannot open {}", input.display()))?;
     let g = GgufFile::parse(map.as_bytes()).with_context(|| format!("{}", input.display()))?;
+    let file = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
 
     let shape = FileShape::from_names(g.tensors.iter().map(|t| t.name.as_str()), n_layers(&g));
     let mut plan: Vec<(&TensorInfo, GgmlType)> = Vec::with_capacity(g.tensors.len());
@@ -66,25 +74,39 @@ pub fn run(input: &Path, output: &Path, ftype: FileType) -> Result<()> {
     for (t, ty) in &plan {
         w.add_tensor(t.name.clone(), &t.dims, *ty)?;
     }
-    let mut data = w
-        .begin(output)
-        .with_context(|| format!("cannot create {}", output.display()))?;
+    let tmp = GgufWriter::temp_path(output)?;
+    let (pending, mut data) = Pending::create(&tmp, Kind::File, || {
+        w.begin_at(output, &tmp)
+            .with_context(|| format!("cannot create {}", output.display()))
+    })?;
     let total: u64 = plan.iter().map(|(t, _)| t.n_bytes).sum();
     let progress = Progress::new(total);
     for (t, ty) in &plan {
-        let src = g.tensor_data(t);
+        // The reader checked that every tensor lies inside the file, so this fits in memory.
+        let mut src = vec![0u8; t.n_bytes as usize];
+        crate::source::read_exact_at(&file, &mut src, g.data_start + t.offset)
+            .with_context(|| format!("cannot read {}", input.display()))?;
         if *ty == t.ty {
-            data.write_tensor(&t.name, src)
+            data.write_tensor(&t.name, &src)
         } else {
-            data.write_tensor(&t.name, &convert(t, src, *ty)?)
+            data.write_tensor(&t.name, &convert(t, &src, *ty)?)
         }
         .with_context(|| format!("writing {}", output.display()))?;
         progress.inc(t.n_bytes);
+        interrupt::tensor_done();
     }
-    data.finish()
-        .with_context(|| format!("writing {}", output.display()))?;
+    pending.commit(|| {
+        data.finish()
+            .with_context(|| format!("writing {}", output.display()))
+    })?;
     progress.finish();
-    Ok(())
+    let bytes = std::fs::metadata(output)
+        .with_context(|| format!("cannot stat {}", output.display()))?
+        .len();
+    let types = plan
+        .iter()
+        .map(|(_, ty)| ty.to_string().to_ascii_lowercase());
+    Ok(Written::new(output.to_path_buf(), bytes, types))
 }
 
 /// llama.cpp's `n_layer_all`: `{arch}.block_count` × `{arch}.num_loops` (looped models load as

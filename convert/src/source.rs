@@ -14,7 +14,6 @@ use safetensors::Dtype;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// Element type of a source tensor (the ones Hugging Face checkpoints use for weights).
@@ -209,9 +208,7 @@ impl Source {
     pub fn read_bytes(&self, t: &SrcTensor) -> Result<Vec<u8>> {
         let shard = &self.shards[t.shard];
         let mut buf = vec![0u8; t.n_bytes];
-        shard
-            .file
-            .read_exact_at(&mut buf, t.offset)
+        read_exact_at(&shard.file, &mut buf, t.offset)
             .with_context(|| format!("cannot read {}", shard.path.display()))?;
         Ok(buf)
     }
@@ -248,5 +245,28 @@ pub fn decode_f32(ty: SrcType, src: &[u8], dst: &mut [f32]) {
                 *d = f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16);
             }
         }
+    }
+}
+
+/// Fill `buf` from `file` at byte `offset` without moving a shared cursor (threads read one
+/// file concurrently): `pread` on Unix, `seek_read` on Windows.
+pub fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+    }
+    #[cfg(windows)]
+    {
+        let (mut done, mut off) = (0, offset);
+        while done < buf.len() {
+            match std::os::windows::fs::FileExt::seek_read(file, &mut buf[done..], off)? {
+                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                n => {
+                    done += n;
+                    off += n as u64;
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -2,9 +2,13 @@
 //! random NOISE (for benchmarks and large-file tests; it generates nothing meaningful).
 //!
 //! `model.safetensors` is streamed one tensor at a time (a 1.4B file is 2.9 GB), through the
-//! `safetensors` crate's own writer (temp file + rename), so its layout is exactly what HF writes.
+//! `safetensors` crate's own writer, so its layout is exactly what HF writes. Everything is
+//! written into a hidden staging directory first (see [`run`]).
 
+use crate::interrupt::{self, Kind, Pending};
+use crate::summary::Written;
 use anyhow::{anyhow, bail, Context, Result};
+use ouro::sampler::SplitMix64;
 use rayon::prelude::*;
 use safetensors::tensor::View;
 use safetensors::Dtype;
@@ -85,7 +89,10 @@ const TOKENIZER_FILES: &[&str] = &[
     "chat_template.jinja",
 ];
 
-pub fn run(opts: &Options) -> Result<()> {
+/// Writes the checkpoint into a hidden staging directory inside `opts.out` and moves the files
+/// into place at the end: on an error, a panic or a signal, `opts.out` is left as it was (and
+/// removed again if this command created it).
+pub fn run(opts: &Options) -> Result<Written> {
     let mut p = opts.preset;
     if let Some(n) = opts.loops {
         if n < 1 {
@@ -93,8 +100,13 @@ pub fn run(opts: &Options) -> Result<()> {
         }
         p.n_loops = n;
     }
-    std::fs::create_dir_all(opts.out)
-        .with_context(|| format!("cannot create {}", opts.out.display()))?;
+    let out = opts.out;
+    let created = create_dirs(out)?;
+    let staging = out.join(format!(".synth.{}.tmp", std::process::id()));
+    let (pending, ()) = Pending::create(&staging, Kind::Tree, || {
+        std::fs::create_dir(&staging)
+            .with_context(|| format!("cannot create {}", staging.display()))
+    })?;
 
     let n_tokens = match opts.tokenizer_from {
         Some(dir) => {
@@ -105,13 +117,13 @@ pub fn run(opts: &Options) -> Result<()> {
             for f in TOKENIZER_FILES {
                 let src = dir.join(f);
                 if src.is_file() {
-                    std::fs::copy(&src, opts.out.join(f))
+                    std::fs::copy(&src, staging.join(f))
                         .with_context(|| format!("cannot copy {}", src.display()))?;
                 }
             }
             count_tokens(&tok)?
         }
-        None => write_byte_level_tokenizer(opts.out)?,
+        None => write_byte_level_tokenizer(&staging)?,
     };
     let vocab_size = match p.vocab_size {
         Some(v) if v < n_tokens => {
@@ -121,21 +133,71 @@ pub fn run(opts: &Options) -> Result<()> {
         None => n_tokens.next_multiple_of(64),
     };
 
-    write_json(&opts.out.join("config.json"), &config_json(&p, vocab_size))?;
+    write_json(&staging.join("config.json"), &config_json(&p, vocab_size))?;
     write_json(
-        &opts.out.join("generation_config.json"),
+        &staging.join("generation_config.json"),
         &json!({"_from_model_config": true, "bos_token_id": 0, "eos_token_id": 0, "pad_token_id": 0}),
     )?;
 
     let tensors = tensor_list(&p, vocab_size, opts.seed);
+    let n_tensors = tensors.len();
     let metadata = HashMap::from([("format".to_owned(), "pt".to_owned())]);
-    let path = opts.out.join("model.safetensors");
-    safetensors::serialize_to_file(tensors, Some(metadata), &path)
-        .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
+    let path = staging.join("model.safetensors");
+    safetensors::serialize_to_file(tensors, Some(metadata), &path).map_err(|e| {
+        anyhow!(
+            "cannot write {}: {e}",
+            out.join("model.safetensors").display()
+        )
+    })?;
     // The crate's temp file is created 0600; give the checkpoint the usual file mode.
+    #[cfg(unix)]
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .with_context(|| format!("cannot set the mode of {}", path.display()))?;
-    Ok(())
+
+    let bytes = pending.commit(|| move_files(&staging, out))?;
+    for dir in created {
+        dir.commit(|| Ok(()))?;
+    }
+    let types = std::iter::repeat_n("bf16".to_owned(), n_tensors);
+    Ok(Written::new(out.to_path_buf(), bytes, types))
+}
+
+/// Creates `dir` and its missing parents, each registered so that a failure removes it again
+/// (if still empty); innermost first, the order in which they are dropped.
+fn create_dirs(dir: &Path) -> Result<Vec<Pending>> {
+    let mut missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .collect();
+    missing.reverse();
+    let mut created = Vec::with_capacity(missing.len());
+    for d in missing {
+        let (pending, ()) = Pending::create(d, Kind::CreatedDir, || {
+            std::fs::create_dir(d).with_context(|| format!("cannot create {}", d.display()))
+        })?;
+        created.push(pending);
+    }
+    created.reverse();
+    Ok(created)
+}
+
+/// Renames every file of `staging` into `out`, removes `staging` and returns the bytes moved.
+fn move_files(staging: &Path, out: &Path) -> Result<u64> {
+    let mut bytes = 0;
+    let entries =
+        std::fs::read_dir(staging).with_context(|| format!("cannot list {}", staging.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", staging.display()))?;
+        let to = out.join(entry.file_name());
+        bytes += entry
+            .metadata()
+            .with_context(|| format!("cannot stat {}", entry.path().display()))?
+            .len();
+        std::fs::rename(entry.path(), &to)
+            .with_context(|| format!("cannot move the output into {}", to.display()))?;
+    }
+    std::fs::remove_dir(staging).with_context(|| format!("cannot remove {}", staging.display()))?;
+    Ok(bytes)
 }
 
 fn write_json(path: &Path, value: &Json) -> Result<()> {
@@ -224,7 +286,9 @@ impl View for SynthTensor {
     }
 
     fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Owned(generate(self.shape.iter().product(), self.noise, self.seed))
+        let bytes = generate(self.shape.iter().product(), self.noise, self.seed);
+        interrupt::tensor_done();
+        Cow::Owned(bytes)
     }
 
     fn data_len(&self) -> usize {
@@ -294,14 +358,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 /// Elements per independently seeded chunk: the output does not depend on the thread count.
 const CHUNK: usize = 1 << 16;
 
@@ -312,9 +368,9 @@ fn generate(n: usize, noise: Noise, seed: u64) -> Vec<u8> {
     out.par_chunks_mut(CHUNK * 2)
         .enumerate()
         .for_each(|(c, bytes)| {
-            let mut state = seed ^ (c as u64).wrapping_mul(0xd134_2543_de82_ef95);
+            let mut rng = SplitMix64(seed ^ (c as u64).wrapping_mul(0xd134_2543_de82_ef95));
             for pair in bytes.chunks_exact_mut(4) {
-                let r = splitmix64(&mut state);
+                let r = rng.next_u64();
                 for (k, dst) in pair.chunks_exact_mut(2).enumerate() {
                     let u = ((r >> (32 * k)) as u32) as f32 / u32::MAX as f32;
                     let x = noise.mean + a * (2.0 * u - 1.0);
@@ -322,7 +378,7 @@ fn generate(n: usize, noise: Noise, seed: u64) -> Vec<u8> {
                 }
             }
             if bytes.len() % 4 == 2 {
-                let u = (splitmix64(&mut state) as u32) as f32 / u32::MAX as f32;
+                let u = (rng.next_u64() as u32) as f32 / u32::MAX as f32;
                 let x = noise.mean + a * (2.0 * u - 1.0);
                 let end = bytes.len();
                 bytes[end - 2..].copy_from_slice(&half::bf16::from_f32(x).to_le_bytes());

@@ -259,3 +259,88 @@ fn bad_type_is_rejected_by_the_parser() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("q4_0"));
     assert!(!c.out().exists());
 }
+
+#[test]
+fn output_in_a_missing_directory_names_each_cause_once() {
+    let c = Case::new("ouro-tiny-a");
+    let out = c.out_dir.join("no/such/dir/x.gguf");
+    let o = run(&[
+        "hf2gguf",
+        c.dir.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let os_error = std::io::Error::from_raw_os_error(2).to_string();
+    assert_eq!(stderr.matches(&os_error).count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("cannot create").count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("error: cannot create {}: ", out.display())),
+        "{stderr}"
+    );
+    assert!(!c.out_dir.join("no").exists());
+}
+
+#[test]
+fn missing_input_file_names_each_cause_once() {
+    let c = Case::new("ouro-tiny-a");
+    let input = c.out_dir.join("absent.gguf");
+    let o = run(&[
+        "quantize",
+        input.to_str().unwrap(),
+        c.out().to_str().unwrap(),
+        "--type",
+        "q8_0",
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    c.expect_error(o, &["cannot open", "absent.gguf"]);
+    let os_error = std::io::Error::from_raw_os_error(2).to_string();
+    assert_eq!(stderr.matches(&os_error).count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("absent.gguf").count(), 1, "{stderr}");
+}
+
+#[test]
+fn not_a_gguf_names_each_cause_once() {
+    let c = Case::new("ouro-tiny-a");
+    let input = c.dir.join("fake.gguf");
+    std::fs::write(&input, b"hello, world").unwrap();
+    let o = run(&[
+        "quantize",
+        input.to_str().unwrap(),
+        c.out().to_str().unwrap(),
+        "--type",
+        "q8_0",
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    c.expect_error(o, &["fake.gguf", "not a GGUF file"]);
+    assert_eq!(stderr.matches("not a GGUF file").count(), 1, "{stderr}");
+}
+
+#[test]
+fn non_finite_exit_gate_is_rejected() {
+    // Found by the hf_checkpoint fuzz target: the gate becomes metadata, which the runtime only
+    // loads when finite, so the converter rejects it instead of writing an unloadable file.
+    let c = Case::new("ouro-tiny-a");
+    c.edit_tensors(|m| {
+        let (_, data) = m.get_mut("model.early_exit_gate.weight").unwrap();
+        data[6..8].copy_from_slice(&0x7fc0u16.to_le_bytes()); // bf16 NaN
+    });
+    c.expect_error(
+        c.convert(),
+        &[
+            "model.early_exit_gate.weight",
+            "1 of 64 values are not finite",
+        ],
+    );
+    let c = Case::new("ouro-tiny-a");
+    c.edit_tensors(|m| {
+        let (_, data) = m.get_mut("model.early_exit_gate.bias").unwrap();
+        data.copy_from_slice(&0xff80u16.to_le_bytes()); // bf16 -inf
+    });
+    c.expect_error(
+        c.convert(),
+        &["model.early_exit_gate.bias", "1 of 1 values are not finite"],
+    );
+}

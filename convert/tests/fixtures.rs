@@ -71,7 +71,7 @@ fn expected_type(ty: &str, gguf_name: &str, n_dims: usize, row_len: usize) -> Gg
         "q4_0" => GgmlType::Q4_0,
         other => panic!("type {other}"),
     };
-    if t.block_size() > 1 && row_len % 32 != 0 {
+    if t.block_size() > 1 && !row_len.is_multiple_of(32) {
         GgmlType::F16
     } else {
         t

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ouro::cli::info::Summary;
+use ouro::info::Summary;
 use ouro::gguf::GgufFile;
 
 fuzz_target!(|data: &[u8]| {

@@ -6,7 +6,8 @@ For every held-out item in models/ouro-demo-test.jsonl it asks the question gree
 depth 1…n_loops and at the file's exit threshold in select and skip mode, and prints the table of
 models/README.md: exact-match accuracy, mean loops per generated token, layer evaluations.
 It writes the same figures to models/ouro-demo-eval.json; tests/demo_model.rs checks the first
-`ci_items` items against them.
+`ci_items` items against them. It also answers the README examples, and pipes the 10 questions of
+models/ouro-demo-chat.jsonl into one `ouro chat --temp 0` session (a 10-turn chat).
 """
 
 import argparse
@@ -16,11 +17,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CI_ITEMS = 100
+N_PREDICT = 40
+# The examples quoted in models/README.md and scripts/quickstart.sh (README.md's quick start).
+EXAMPLES = [
+    ("What is 347 + 589?", "347 + 589 = 936."),
+    ("What is 702 - 45?", "702 - 45 = 657."),
+    ("Which is larger, 418 or 481?", "481 is larger."),
+    ("Sort 52, 7, 31, 9.", "7, 9, 31, 52."),
+    ("Reverse the digits of 3081.", "1803."),
+    ("What is 905 - 487?", "905 - 487 = 418."),
+    ("Which is larger, 96 or 318?", "318 is larger."),
+]
 
 
 def ask(ouro, model, question, extra):
     cmd = [str(ouro), "generate", "-m", str(model), "--chat", "-p", question,
-           "--temp", "0", "-n", "40", "--json", "-t", "1", *extra]
+           "--temp", "0", "-n", str(N_PREDICT), "--json", "-t", "1", *extra]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out)
 
@@ -34,6 +46,7 @@ def run_setting(ouro, model, items, extra):
             "loops": r["loops"],
             "layer_evals": r["layer_evals"],
             "task": it["task"],
+            "stopped": len(r["tokens"]) < N_PREDICT,
         })
     return rows
 
@@ -48,6 +61,7 @@ def summarize(rows):
         "accuracy": round(sum(r["correct"] for r in rows) / len(rows), 4),
         "mean_loops": round(sum(loops) / len(loops), 3),
         "layer_evals": sum(r["layer_evals"] for r in rows),
+        "clean_stops": round(sum(r["stopped"] for r in rows) / len(rows), 4),
         "per_task": {k: round(c / n, 3) for k, (c, n) in sorted(per_task.items())},
     }
 
@@ -58,6 +72,7 @@ def main():
     ap.add_argument("--model", type=Path, default=ROOT / "models/ouro-demo.gguf")
     ap.add_argument("--items", type=Path, default=ROOT / "models/ouro-demo-test.jsonl")
     ap.add_argument("--out", type=Path, default=ROOT / "models/ouro-demo-eval.json")
+    ap.add_argument("--chat", type=Path, default=ROOT / "models/ouro-demo-chat.jsonl")
     ap.add_argument("--loops", type=int, default=4)
     args = ap.parse_args()
     items = [json.loads(line) for line in args.items.read_text().splitlines() if line.strip()]
@@ -76,6 +91,29 @@ def main():
         report["settings"][name] = s
         tasks = ", ".join(f"{k} {v:.2f}" for k, v in s["per_task"].items())
         print(f"| {name} | {s['accuracy']:.1%} | {s['mean_loops']:.2f} | {s['layer_evals']} | {tasks} |", flush=True)
+    full = report["settings"][f"depth {args.loops}"]["layer_evals"]
+    skip = report["settings"]["default threshold, skip"]["layer_evals"]
+    report["skip_layer_eval_saving"] = round(1 - skip / full, 4)
+    print(f"skip saves {1 - skip / full:.1%} of the layer evaluations")
+
+    report["examples"] = []
+    for q, a in EXAMPLES:
+        got = ask(args.ouro, args.model, q, [])["text"].strip()
+        report["examples"].append({"question": q, "answer": a, "got": got, "correct": got == a})
+        print(f"example: {q} -> {got} {'ok' if got == a else 'WRONG, want ' + a}")
+
+    chat = [json.loads(line) for line in args.chat.read_text().splitlines() if line.strip()]
+    piped = "".join(it["question"] + "\n" for it in chat)
+    out = subprocess.run([str(args.ouro), "chat", "-m", str(args.model), "--temp", "0", "-n", str(N_PREDICT),
+                          "-t", "1"], input=piped, check=True, capture_output=True, text=True).stdout
+    answers = out.splitlines()
+    turns = [{"question": it["question"], "answer": it["answer"], "got": g, "correct": g.strip() == it["answer"]}
+             for it, g in zip(chat, answers + [""] * (len(chat) - len(answers)))]
+    report["chat"] = {"turns": len(chat), "correct": sum(t["correct"] for t in turns),
+                      "stdout_lines": len(answers), "transcript": turns}
+    print(f"10-turn piped chat: {report['chat']['correct']} of {len(chat)} right")
+    for t in turns:
+        print(f"  {t['question']} -> {t['got']}{'' if t['correct'] else '   (want ' + t['answer'] + ')'}")
     args.out.write_text(json.dumps(report, indent=2) + "\n")
 
 

@@ -23,9 +23,9 @@ def _number(rng, max_digits):
     return rng.randint(lo, 10**digits - 1)
 
 
-def make_item(rng):
-    """One (task, question, answer) triple."""
-    task = rng.choice(TASKS)
+def make_item(rng, weights=None):
+    """One (task, question, answer) triple (`weights`: relative task frequencies, else uniform)."""
+    task = rng.choice(TASKS) if weights is None else rng.choices(TASKS, weights)[0]
     if task == "add":
         a, b = _number(rng, 3), _number(rng, 3)
         return task, f"What is {a} + {b}?", f"{a} + {b} = {a + b}."
@@ -61,7 +61,25 @@ def make_split(seed, n):
 
 
 # Chat rendering: plain ChatML, no default system prompt (the template in tokenizer_config.json
-# renders exactly this).
+# renders exactly this; `ouro chat --system TEXT` adds a system turn first).
+SYSTEM_PROMPTS = (
+    "You are a helpful assistant.",
+    "You are a helpful assistant",
+    "You are a calculator. Answer briefly.",
+    "Answer the question.",
+    "You are Ouro, a small looped language model.",
+    "Be concise.",
+    "You solve arithmetic, comparison, sorting and digit-reversal problems.",
+    "You are a friendly math tutor. Give only the answer.",
+    "Reply with the result only.",
+    "You are a helpful, honest assistant. Keep answers short.",
+)
+
+
+def system_text(system):
+    return f"<|im_start|>system\n{system}<|im_end|>\n" if system else ""
+
+
 def prompt_text(question):
     return f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
 

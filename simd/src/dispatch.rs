@@ -7,10 +7,11 @@
 //! On aarch64 a path's table starts from the one below it and overrides the kernels it speeds
 //! up (scalar → neon → dotprod): the aarch64 module provides
 //! `pub(crate) fn neon_kernels(base: Kernels) -> Kernels` and
-//! `pub(crate) fn dotprod_kernels(base: Kernels) -> Kernels`. The x86_64 module's
-//! `avx2_kernels()` and `avx512_kernels()` return complete tables. Each is called only after
-//! the path's CPU features were detected, so their fields may wrap `#[target_feature]`
-//! functions.
+//! `pub(crate) fn dotprod_kernels(base: Kernels) -> Kernels` (which asserts dotprod). The
+//! x86_64 module's `unsafe fn avx2_kernels()` and `avx512_kernels()` return complete tables
+//! whose fields wrap `#[target_feature]` functions; dispatch reaches them only through
+//! `detected_avx2_kernels()` / `detected_avx512_kernels()`, which detect the features first,
+//! so this module needs no `unsafe`.
 
 use std::sync::OnceLock;
 
@@ -330,9 +331,11 @@ impl Path {
         match self {
             Path::Scalar => Kernels::SCALAR,
             #[cfg(target_arch = "x86_64")]
-            Path::Avx2 => crate::x86_64::avx2_kernels(),
+            Path::Avx2 => crate::x86_64::detected_avx2_kernels()
+                .expect("build() runs only after missing() found AVX2, FMA and F16C"),
             #[cfg(target_arch = "x86_64")]
-            Path::Avx512 => crate::x86_64::avx512_kernels(),
+            Path::Avx512 => crate::x86_64::detected_avx512_kernels()
+                .expect("build() runs only after missing() found the AVX-512 features"),
             #[cfg(target_arch = "aarch64")]
             Path::Neon => crate::aarch64::neon_kernels(Kernels::SCALAR),
             #[cfg(target_arch = "aarch64")]

@@ -300,15 +300,15 @@ fn quantize_block_qkx(
 /// Q4_K, as ggml's `quantize_row_q4_K_ref`. `dst`: `src.len() / 256` blocks of 144 bytes.
 pub fn quantize_row_q4_K(src: &[f32], dst: &mut [u8]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked on the line above).
-        return unsafe { avx2::q4_K(src, dst) };
+    if crate::x86_64::quantize_k::q4_K(src, dst) {
+        return;
     }
     q4_K_rows(src, dst);
 }
 
+/// The quantizer proper; `inline(always)` so the ISA modules can compile it for wider lanes.
 #[inline(always)]
-fn q4_K_rows(src: &[f32], dst: &mut [u8]) {
+pub(crate) fn q4_K_rows(src: &[f32], dst: &mut [u8]) {
     assert_eq!(
         src.len() % QK_K,
         0,
@@ -333,15 +333,15 @@ fn q4_K_rows(src: &[f32], dst: &mut [u8]) {
 /// Q5_K, as ggml's `quantize_row_q5_K_ref`. `dst`: `src.len() / 256` blocks of 176 bytes.
 pub fn quantize_row_q5_K(src: &[f32], dst: &mut [u8]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked on the line above).
-        return unsafe { avx2::q5_K(src, dst) };
+    if crate::x86_64::quantize_k::q5_K(src, dst) {
+        return;
     }
     q5_K_rows(src, dst);
 }
 
+/// The quantizer proper; `inline(always)` so the ISA modules can compile it for wider lanes.
 #[inline(always)]
-fn q5_K_rows(src: &[f32], dst: &mut [u8]) {
+pub(crate) fn q5_K_rows(src: &[f32], dst: &mut [u8]) {
     assert_eq!(
         src.len() % QK_K,
         0,
@@ -382,15 +382,15 @@ fn q5_K_rows(src: &[f32], dst: &mut [u8]) {
 /// Q6_K, as ggml's `quantize_row_q6_K_ref`. `dst`: `src.len() / 256` blocks of 210 bytes.
 pub fn quantize_row_q6_K(src: &[f32], dst: &mut [u8]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked on the line above).
-        return unsafe { avx2::q6_K(src, dst) };
+    if crate::x86_64::quantize_k::q6_K(src, dst) {
+        return;
     }
     q6_K_rows(src, dst);
 }
 
+/// The quantizer proper; `inline(always)` so the ISA modules can compile it for wider lanes.
 #[inline(always)]
-fn q6_K_rows(src: &[f32], dst: &mut [u8]) {
+pub(crate) fn q6_K_rows(src: &[f32], dst: &mut [u8]) {
     assert_eq!(
         src.len() % QK_K,
         0,
@@ -451,26 +451,6 @@ fn q6_K_rows(src: &[f32], dst: &mut [u8]) {
             *o = s as u8;
         }
         rest[16..18].copy_from_slice(&d.0);
-    }
-}
-
-/// The same code compiled for AVX2 (wider lanes; no FMA is enabled and Rust never contracts
-/// a multiply and an add, so every result stays ggml's bit for bit).
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    #[target_feature(enable = "avx2")]
-    pub(super) fn q4_K(src: &[f32], dst: &mut [u8]) {
-        super::q4_K_rows(src, dst);
-    }
-
-    #[target_feature(enable = "avx2")]
-    pub(super) fn q5_K(src: &[f32], dst: &mut [u8]) {
-        super::q5_K_rows(src, dst);
-    }
-
-    #[target_feature(enable = "avx2")]
-    pub(super) fn q6_K(src: &[f32], dst: &mut [u8]) {
-        super::q6_K_rows(src, dst);
     }
 }
 

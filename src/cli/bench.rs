@@ -21,11 +21,13 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
+use ouro::engine::{Event, GenStats, GenerateConfig, Generator, Speculation};
 use ouro::model::{Model, WeightTensor};
+use ouro::sampler::SamplerConfig;
 use ouro::sampler::SplitMix64;
-use ouro::session::{ExitMode, KvType, Session};
+use ouro::session::{ExitMode, Session};
 
-use super::common::{file_name, load_model, RunArgs};
+use super::common::{file_name, kv_type, load_model, KvTypeArg, RunArgs, SpecArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -51,8 +53,13 @@ pub struct Args {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// KV cache element type.
+    #[arg(long, value_enum, default_value_t = KvTypeArg::F16)]
+    pub kv_type: KvTypeArg,
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub spec: SpecArgs,
 }
 
 /// Mean and sample standard deviation of the per-repetition rates.
@@ -112,6 +119,27 @@ pub struct Report {
     pub layer_evals: u64,
     /// Loops actually computed per generated token (below `loops` only in skip mode).
     pub mean_loops: f64,
+    /// KV cache bytes at the end of the last test (`-d` + `-p` or `-d` + `-n` positions).
+    pub kv_bytes: usize,
+    /// With `--draft-loops`: greedy generation through the engine with and without
+    /// self-speculation, alternating, from the same start.
+    pub speculation: Option<SpecReport>,
+}
+
+/// Self-speculation measured: `-n` greedy tokens after `-d` random tokens and one more.
+#[derive(Serialize, Debug)]
+pub struct SpecReport {
+    pub draft_loops: usize,
+    pub draft_max: usize,
+    /// Generated tok/s of plain greedy decoding (full depth).
+    pub plain_tok_per_s: Rate,
+    /// Generated tok/s with speculation.
+    pub spec_tok_per_s: Rate,
+    pub drafted: usize,
+    pub accepted: usize,
+    pub acceptance: f64,
+    /// Accepted drafts + 1 per verification batch.
+    pub tokens_per_verify: f64,
 }
 
 /// `n` seeded token ids below `vocab_size`, the same on every machine.
@@ -188,6 +216,33 @@ fn time_tg(session: &mut Session, depth: &[u32], tokens: &[u32]) -> Result<f64> 
     Ok(tokens.len() as f64 / start.elapsed().as_secs_f64())
 }
 
+/// `n` greedy tokens through the engine after `start` (prefilled untimed, `--ignore-eos`);
+/// generated tok/s and the run's stats.
+fn time_generation(
+    session: &mut Session,
+    start: &[u32],
+    n: usize,
+    speculation: Option<Speculation>,
+) -> Result<(f64, GenStats)> {
+    session.reset();
+    let cfg = GenerateConfig {
+        sampler: SamplerConfig {
+            temp: 0.0,
+            ..SamplerConfig::default()
+        },
+        max_tokens: Some(n),
+        ignore_eos: true,
+        speculation,
+        ..GenerateConfig::default()
+    };
+    for event in Generator::new(session, start, 0, cfg)? {
+        if let Event::Done { stats, .. } = event? {
+            return Ok((stats.gen_tok_per_s(), stats));
+        }
+    }
+    bail!("the generation ended without a result")
+}
+
 fn human_bytes(b: u64) -> String {
     const GIB: f64 = (1u64 << 30) as f64;
     const MIB: f64 = (1u64 << 20) as f64;
@@ -219,9 +274,14 @@ pub fn run(args: Args) -> Result<()> {
     let (model, path) = load_model(args.model.as_deref())?;
     let c = model.config();
     let ctx = args.n_prompt.max(args.n_gen) + args.n_depth;
-    let opts = args.run.session_options(&model, ctx, KvType::F16)?;
+    let opts = args
+        .run
+        .session_options(&model, ctx, kv_type(args.kv_type))?;
     let threads = opts.threads;
-    let mut session = Session::new(&model, opts).context("cannot start a session")?;
+    let mut session = args
+        .run
+        .session(&model, opts)
+        .context("cannot start a session")?;
     // The depth policy as generate and chat resolve it (the file's threshold included).
     let resolved = session.depth()?;
     let (loops, exit_threshold, exit_mode) = (resolved.loops, resolved.threshold, resolved.mode);
@@ -268,6 +328,42 @@ pub fn run(args: Args) -> Result<()> {
         tg = Some(Rate::from_samples(samples));
     }
 
+    let speculation = match args.spec.speculation() {
+        Some(spec) if args.n_gen > 0 => {
+            let mut opts = args
+                .run
+                .session_options(&model, ctx + 1, kv_type(args.kv_type))?;
+            args.spec.adjust(&mut opts);
+            let mut s = args
+                .run
+                .session(&model, opts)
+                .context("cannot start a session")?;
+            let mut start = depth.clone();
+            start.extend(random_tokens(&mut rng, 1, vocab_size));
+            let (mut plain, mut fast) = (Vec::new(), Vec::new());
+            let mut last = GenStats::default();
+            // Warm-up, then alternate plain and speculative runs.
+            time_generation(&mut s, &start, args.n_gen, Some(spec))?;
+            for _ in 0..args.repetitions {
+                plain.push(time_generation(&mut s, &start, args.n_gen, None)?.0);
+                let (rate, stats) = time_generation(&mut s, &start, args.n_gen, Some(spec))?;
+                fast.push(rate);
+                last = stats;
+            }
+            Some(SpecReport {
+                draft_loops: spec.draft_loops,
+                draft_max: spec.draft_max,
+                plain_tok_per_s: Rate::from_samples(plain),
+                spec_tok_per_s: Rate::from_samples(fast),
+                drafted: last.drafted,
+                accepted: last.accepted,
+                acceptance: last.acceptance(),
+                tokens_per_verify: last.tokens_per_verify(),
+            })
+        }
+        _ => None,
+    };
+
     let (stack_bytes, head_bytes) = weight_bytes(&model);
     let mean_loops = if gen_tokens > 0 {
         layer_evals as f64 / (gen_tokens as f64 * c.n_layers as f64)
@@ -308,6 +404,8 @@ pub fn run(args: Args) -> Result<()> {
         gb_per_s,
         layer_evals,
         mean_loops,
+        kv_bytes: session.stats().kv_bytes,
+        speculation,
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -368,6 +466,24 @@ fn print_table(out: &mut impl Write, path: &Path, r: &Report) -> Result<()> {
             .map(|g| format!(" → {g:.2} GB/s at tg{}", r.n_gen))
             .unwrap_or_default()
     )?;
+    if let Some(sp) = &r.speculation {
+        writeln!(
+            out,
+            "self-speculation (draft loops {}, up to {} drafts): greedy tg{} {:.2} ± {:.2} tok/s vs {:.2} ± {:.2} without ({:.2}×); {} of {} drafts accepted ({:.1} %), {:.2} tokens per verification",
+            sp.draft_loops,
+            sp.draft_max,
+            r.n_gen,
+            sp.spec_tok_per_s.mean,
+            sp.spec_tok_per_s.sd,
+            sp.plain_tok_per_s.mean,
+            sp.plain_tok_per_s.sd,
+            sp.spec_tok_per_s.mean / sp.plain_tok_per_s.mean,
+            sp.accepted,
+            sp.drafted,
+            100.0 * sp.acceptance,
+            sp.tokens_per_verify
+        )?;
+    }
     writeln!(
         out,
         "peak RSS: {} | simd: {} | {} timed repetitions after a warm-up",

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use ouro::engine::Speculation;
 use ouro::model::Model;
 use ouro::sampler::SamplerConfig;
-use ouro::session::{default_threads, ExitMode, KvType, SessionOptions};
+use ouro::session::{default_threads, ExitMode, KvType, Session, SessionOptions};
 
 /// `--exit-mode` values.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,12 +22,16 @@ pub enum ExitModeArg {
 pub enum KvTypeArg {
     F32,
     F16,
+    /// ggml Q8_0 blocks: about half the memory of f16.
+    #[value(name = "q8_0")]
+    Q8_0,
 }
 
 pub fn kv_type(arg: KvTypeArg) -> KvType {
     match arg {
         KvTypeArg::F32 => KvType::F32,
         KvTypeArg::F16 => KvType::F16,
+        KvTypeArg::Q8_0 => KvType::Q8_0,
     }
 }
 
@@ -46,6 +51,28 @@ pub struct RunArgs {
     /// Worker threads (default: physical cores).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
+    /// KV of decoded tokens: `none` keeps a slot per loop; `last` keeps only the last loop's
+    /// K/V of each decoded token and lets every loop read it (about 1/loops of the decode KV).
+    #[arg(long, value_enum, default_value_t = KvShareArg::None)]
+    pub kv_share: KvShareArg,
+}
+
+/// `--kv-share` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvShareArg {
+    None,
+    Last,
+}
+
+impl RunArgs {
+    /// A session with these options, KV sharing applied.
+    pub fn session<'m>(&self, model: &'m Model, opts: SessionOptions) -> Result<Session<'m>> {
+        let mut s = Session::new(model, opts)?;
+        if self.kv_share == KvShareArg::Last {
+            s.share_last_loop_kv();
+        }
+        Ok(s)
+    }
 }
 
 impl RunArgs {
@@ -133,6 +160,36 @@ impl SamplingArgs {
             bail!("{msg}");
         }
         Ok(cfg)
+    }
+}
+
+/// Self-speculative decoding flags (`generate`, `chat`, `bench`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct SpecArgs {
+    /// Self-speculative decoding: draft tokens from the readout of the first D loops, then
+    /// verify them at full depth in one batch (lossless: greedy output is identical, sampled
+    /// output keeps full depth's distribution; runs at full depth, without early exit).
+    #[arg(long, value_name = "D")]
+    pub draft_loops: Option<usize>,
+    /// Tokens drafted per verification batch at most.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub draft_max: usize,
+}
+
+impl SpecArgs {
+    /// Speculation decodes at full depth: without an explicit --exit-threshold the file's
+    /// threshold is not applied (Q = 1 never exits early).
+    pub fn adjust(&self, opts: &mut SessionOptions) {
+        if self.draft_loops.is_some() && opts.exit_threshold.is_none() {
+            opts.exit_threshold = Some(1.0);
+        }
+    }
+
+    pub fn speculation(&self) -> Option<Speculation> {
+        self.draft_loops.map(|draft_loops| Speculation {
+            draft_loops,
+            draft_max: self.draft_max,
+        })
     }
 }
 

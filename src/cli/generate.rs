@@ -9,9 +9,8 @@ use anyhow::{bail, Context, Result};
 
 use ouro::chat_template::Message;
 use ouro::engine::{Event, GenerateConfig, Generator, StopReason};
-use ouro::session::Session;
 
-use super::common::{kv_type, load_model, max_tokens, KvTypeArg, RunArgs, SamplingArgs};
+use super::common::{kv_type, load_model, max_tokens, KvTypeArg, RunArgs, SamplingArgs, SpecArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -52,15 +51,18 @@ pub struct Args {
     pub json: bool,
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub spec: SpecArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
     let sampler = args.sampling.config()?;
     let max_tokens = max_tokens(args.n_predict)?;
     let (model, _) = load_model(args.model.as_deref())?;
-    let opts = args
+    let mut opts = args
         .run
         .session_options(&model, args.ctx, kv_type(args.kv_type))?;
+    args.spec.adjust(&mut opts);
     let tok = model.tokenizer();
     let text = if args.chat {
         let (template, _) = model.chat_template().context("the model's chat template")?;
@@ -93,13 +95,14 @@ pub fn run(args: Args) -> Result<()> {
     })
     .context("cannot install the Ctrl-C handler")?;
 
-    let mut session = Session::new(&model, opts)?;
+    let mut session = args.run.session(&model, opts)?;
     let cfg = GenerateConfig {
         sampler,
         max_tokens,
         ignore_eos: args.ignore_eos,
         show_special: args.special,
         cache_last: false,
+        speculation: args.spec.speculation(),
     };
     let events = Generator::new(&mut session, &prompt, 0, cfg)?.with_cancel(&cancel);
     let stdout = std::io::stdout();
@@ -141,6 +144,15 @@ pub fn run(args: Args) -> Result<()> {
             "gen_tok_per_s": stats.gen_tok_per_s(),
             "layer_evals": stats.layer_evals,
             "full_depth_layer_evals": stats.full_depth_layer_evals,
+            "speculation": args.spec.speculation().map(|s| serde_json::json!({
+                "draft_loops": s.draft_loops,
+                "draft_max": s.draft_max,
+                "drafted": stats.drafted,
+                "accepted": stats.accepted,
+                "acceptance": stats.acceptance(),
+                "verifies": stats.verifies,
+                "tokens_per_verify": stats.tokens_per_verify(),
+            })),
             "kv_bytes": session.stats().kv_bytes,
             "simd": ouro_simd::selected(),
         });
@@ -165,6 +177,15 @@ pub fn run(args: Args) -> Result<()> {
             stats.layer_evals,
             ouro_simd::selected()
         );
+        if stats.verifies > 0 {
+            eprintln!(
+                "speculation: {} drafted, {} accepted ({:.1} %), {:.2} tokens per verification",
+                stats.drafted,
+                stats.accepted,
+                100.0 * stats.acceptance(),
+                stats.tokens_per_verify()
+            );
+        }
     }
     if reason == StopReason::Cancelled {
         std::process::exit(130);

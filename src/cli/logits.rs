@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::common::{kv_type, load_model, KvTypeArg, RunArgs};
-use ouro::session::Session;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -80,7 +79,7 @@ pub fn run(args: Args) -> Result<()> {
     let opts = args
         .run
         .session_options(&model, ids.len(), kv_type(args.kv_type))?;
-    let mut session = Session::new(&model, opts)?;
+    let mut session = args.run.session(&model, opts)?;
     let out = session.evaluate(&ids)?;
     let vocab = model.config().vocab_size;
     write_npy_f32(&args.out, &[ids.len(), vocab], &out.logits)?;

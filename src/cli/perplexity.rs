@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 
 use super::common::{kv_type, load_model, KvTypeArg, RunArgs};
-use ouro::session::Session;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -57,7 +56,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let n_chunks = tokens.len() / ctx;
     let vocab = model.config().vocab_size;
-    let mut session = Session::new(&model, opts)?;
+    let mut session = args.run.session(&model, opts)?;
     let first = ctx / 2;
     let (mut sum, mut sum2, mut count) = (0.0f64, 0.0f64, 0usize);
     eprintln!(

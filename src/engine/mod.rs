@@ -17,12 +17,13 @@
 
 pub mod prefix;
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::model::{Model, ModelError};
 use crate::sampler::{Sampler, SamplerConfig};
-use crate::session::Session;
+use crate::session::{rate, Session};
 use crate::tokenizer::{StreamDecoder, TokenizerError};
 
 /// Everything that can stop a generation with an error.
@@ -53,6 +54,20 @@ pub struct GenerateConfig {
     /// Step the last generated token into the KV cache too (a chat's next turn then continues
     /// right after it); a one-shot generation leaves it out and saves a forward pass.
     pub cache_last: bool,
+    /// Self-speculative decoding from the first loops (full depth, no exit threshold):
+    /// `None` decodes one token per forward.
+    pub speculation: Option<Speculation>,
+}
+
+/// Self-speculative decoding: draft up to `draft_max` tokens from the readout of the first
+/// `draft_loops` loops, then run the remaining loops of all of them in one batch and keep the
+/// longest prefix full depth accepts. The drafts' first loops are exactly what full depth
+/// computes (same inputs, same earlier K/V), so greedy output is token-identical to plain
+/// decoding, and sampled output (speculative sampling) has exactly full depth's distribution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Speculation {
+    pub draft_loops: usize,
+    pub draft_max: usize,
 }
 
 impl Default for GenerateConfig {
@@ -63,6 +78,7 @@ impl Default for GenerateConfig {
             ignore_eos: false,
             show_special: false,
             cache_last: false,
+            speculation: None,
         }
     }
 }
@@ -106,6 +122,10 @@ pub struct GenStats {
     pub layer_evals: u64,
     /// The evaluations the same tokens cost without early exit (for "saved").
     pub full_depth_layer_evals: u64,
+    /// Self-speculation: tokens drafted, drafts full depth agreed with, verification batches.
+    pub drafted: usize,
+    pub accepted: usize,
+    pub verifies: usize,
 }
 
 impl GenStats {
@@ -117,6 +137,24 @@ impl GenStats {
         rate(self.gen_tokens, self.gen_secs)
     }
 
+    /// Accepted drafts / drafted (0 when nothing was drafted).
+    pub fn acceptance(&self) -> f64 {
+        if self.drafted == 0 {
+            0.0
+        } else {
+            self.accepted as f64 / self.drafted as f64
+        }
+    }
+
+    /// Tokens gained per verification batch: accepted drafts plus the one full-depth token.
+    pub fn tokens_per_verify(&self) -> f64 {
+        if self.verifies == 0 {
+            0.0
+        } else {
+            (self.accepted + self.verifies) as f64 / self.verifies as f64
+        }
+    }
+
     /// Mean loops per generated token (0 when none).
     pub fn mean_loops(&self) -> f64 {
         if self.loops.is_empty() {
@@ -124,14 +162,6 @@ impl GenStats {
         } else {
             self.loops.iter().sum::<usize>() as f64 / self.loops.len() as f64
         }
-    }
-}
-
-fn rate(n: usize, secs: f64) -> f64 {
-    if secs > 0.0 {
-        n as f64 / secs
-    } else {
-        0.0
     }
 }
 
@@ -164,6 +194,10 @@ pub struct Generator<'s, 'm> {
     exit_loop: usize,
     /// Sampled and emitted, not yet stepped into the cache.
     pending: Option<u32>,
+    /// Tokens a verification produced, to emit one per event: (id, already in the cache).
+    queue: VecDeque<(u32, bool)>,
+    /// Loops of a full-depth token.
+    full_loops: usize,
     stats: GenStats,
     gen_start: Instant,
     layer_evals_at_start: u64,
@@ -182,6 +216,21 @@ impl<'s, 'm> Generator<'s, 'm> {
         cfg: GenerateConfig,
     ) -> Result<Self, EngineError> {
         cfg.sampler.validate().map_err(EngineError::Sampling)?;
+        if let Some(spec) = cfg.speculation {
+            if spec.draft_max == 0 {
+                return Err(EngineError::Sampling(
+                    "--draft-max must be at least 1".into(),
+                ));
+            }
+            if !session.can_speculate(spec.draft_loops) {
+                return Err(EngineError::Sampling(format!(
+                    "--draft-loops must be below the depth ({} loops) and needs full depth \
+                     (no exit threshold), got {}",
+                    session.depth()?.loops,
+                    spec.draft_loops
+                )));
+            }
+        }
         if session.n_past() != n_cached || n_cached > tokens.len() {
             return Err(EngineError::CacheMismatch {
                 n_past: session.n_past(),
@@ -223,6 +272,8 @@ impl<'s, 'm> Generator<'s, 'm> {
             logits: first.logits,
             exit_loop: first.exit_loop,
             pending: None,
+            queue: VecDeque::new(),
+            full_loops: depth.loops,
             stats,
             gen_start: Instant::now(),
             layer_evals_at_start,
@@ -266,6 +317,9 @@ impl<'s, 'm> Generator<'s, 'm> {
     }
 
     fn advance(&mut self) -> Result<Event, EngineError> {
+        if let Some((id, in_cache)) = self.queue.pop_front() {
+            return Ok(self.emit_verified(id, in_cache));
+        }
         let full = self.session.n_past() >= self.session.ctx();
         if let Some(id) = self.pending.take() {
             if self.cancelled() {
@@ -284,6 +338,11 @@ impl<'s, 'm> Generator<'s, 'm> {
             if full {
                 return Ok(self.finish(StopReason::ContextFull));
             }
+            if let Some(spec) = self.cfg.speculation {
+                self.speculate(id, spec)?;
+                let (id, in_cache) = self.queue.pop_front().ok_or(EngineError::Empty)?;
+                return Ok(self.emit_verified(id, in_cache));
+            }
             self.step(id)?;
         } else if self.cfg.max_tokens == Some(0) {
             return Ok(self.finish(StopReason::MaxTokens));
@@ -299,16 +358,130 @@ impl<'s, 'm> Generator<'s, 'm> {
         if !self.cfg.ignore_eos && self.model.stop_tokens().contains(&id) {
             return Ok(self.finish(StopReason::Stop(id)));
         }
+        let loops = self.exit_loop + 1;
+        Ok(self.emit(id, loops))
+    }
+
+    fn emit(&mut self, id: u32, loops: usize) -> Event {
         self.history.push(id);
         self.stats.gen_tokens += 1;
-        let loops = self.exit_loop + 1;
         self.stats.loops.push(loops);
         self.pending = Some(id);
-        Ok(Event::Token {
+        Event::Token {
             id,
             text: self.decoder.push(id),
             loops,
-        })
+        }
+    }
+
+    /// Emit a token of the last verification; the cache is cut back to what was emitted when
+    /// the generation ends inside the batch.
+    fn emit_verified(&mut self, id: u32, in_cache: bool) -> Event {
+        let reason = if self.cancelled() {
+            Some(StopReason::Cancelled)
+        } else if self
+            .cfg
+            .max_tokens
+            .is_some_and(|m| self.stats.gen_tokens >= m)
+        {
+            Some(StopReason::MaxTokens)
+        } else if !self.cfg.ignore_eos && self.model.stop_tokens().contains(&id) {
+            Some(StopReason::Stop(id))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            self.queue.clear();
+            self.session.truncate(self.history.len());
+            return self.finish(reason);
+        }
+        let event = self.emit(id, self.full_loops);
+        if in_cache {
+            self.pending = None;
+        }
+        event
+    }
+
+    /// Draft from `first` (the emitted token not yet in the cache) with the first loops, verify
+    /// at full depth in one batch, queue the agreed tokens and the full-depth one after them.
+    fn speculate(&mut self, first: u32, spec: Speculation) -> Result<(), EngineError> {
+        let pos0 = self.session.n_past();
+        let room = self.session.ctx() - pos0;
+        let left = self
+            .cfg
+            .max_tokens
+            .map_or(usize::MAX, |m| m - self.stats.gen_tokens);
+        let n_max = spec.draft_max.min(room).min(left).max(1);
+        let dim = self.model.config().dim;
+        let mut carries = Vec::with_capacity(n_max * dim);
+        let mut drafts = Vec::with_capacity(n_max);
+        // The draft distributions (sampling at temperature > 0 only).
+        let mut draft_dists = Vec::new();
+        let greedy = self.sampler.is_greedy();
+        let mut context = self.history.clone();
+        let mut token = first;
+        for _ in 0..n_max {
+            let (mut logits, carry) = self.session.draft(token, spec.draft_loops)?;
+            carries.extend_from_slice(&carry);
+            token = if greedy {
+                // The sampler at temperature 0: argmax after the repetition penalty.
+                self.sampler.sample(&mut logits, &context)
+            } else {
+                let q = self.sampler.distribution(&mut logits, &context);
+                let t = self.sampler.draw(&q);
+                draft_dists.push(q);
+                t
+            };
+            context.push(token);
+            drafts.push(token);
+            if self.model.stop_tokens().contains(&token) {
+                break;
+            }
+        }
+        let n = drafts.len();
+        let mut full = self.session.verify(&carries, spec.draft_loops)?;
+        let vocab = self.model.config().vocab_size;
+        let mut context = self.history.clone();
+        let mut kept = n;
+        for (i, &draft) in drafts.iter().enumerate() {
+            let logits = &mut full[i * vocab..][..vocab];
+            // Greedy: full depth's token. Sampling: accept the draft with probability
+            // min(1, p/q), else draw from the residual max(0, p − q): the emitted token is
+            // distributed exactly as p (Leviathan et al. 2023, Chen et al. 2023).
+            let token = if greedy {
+                self.sampler.sample(logits, &context)
+            } else {
+                let p = self.sampler.distribution(logits, &context);
+                let q = &draft_dists[i];
+                let ratio = p.prob(draft) / q.prob(draft);
+                if self.sampler.uniform() < ratio {
+                    draft
+                } else {
+                    match p.residual(q) {
+                        Some(r) => self.sampler.draw(&r),
+                        None => self.sampler.draw(&p),
+                    }
+                }
+            };
+            context.push(token);
+            let last = i + 1 == n;
+            if token == draft {
+                self.stats.accepted += 1;
+            }
+            if token == draft && !last {
+                self.queue.push_back((token, true));
+                continue;
+            }
+            self.queue.push_back((token, false));
+            kept = i + 1;
+            break;
+        }
+        self.session.truncate(pos0 + kept);
+        self.session.count_generated(kept, self.full_loops - 1);
+        self.stats.drafted += n;
+        self.stats.verifies += 1;
+        self.stats.full_depth_layer_evals += kept as u64 * self.full_per_token;
+        Ok(())
     }
 }
 

@@ -63,7 +63,9 @@ pub enum ShapeError {
     Overflow,
 }
 
-/// A GGUF read or write error.
+/// A GGUF read or write error. Variants with a `source` field (an I/O error, a [`ShapeError`])
+/// return it from [`std::error::Error::source`] and leave it out of their own message, so a
+/// chain printed with anyhow's `{:#}` names each cause once.
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
     #[error("not a GGUF file: magic \"{}\" at byte {offset}, expected \"GGUF\"", .found.escape_ascii())]
@@ -92,6 +94,12 @@ pub enum GgufError {
         offset: u64,
         context: Context,
         what: &'static str,
+    },
+    #[error("{context} at byte {offset}: BOOL value {found} is neither 0 nor 1")]
+    BadBool {
+        offset: u64,
+        context: Context,
+        found: u8,
     },
     #[error("{context} at byte {offset}: unknown value type id {found}")]
     UnknownValueType {
@@ -123,7 +131,7 @@ pub enum GgufError {
         name: String,
         found: u32,
     },
-    #[error("tensor {} at byte {offset}: bad shape: {source}", short(.name))]
+    #[error("tensor {} at byte {offset}: bad shape", short(.name))]
     BadShape {
         offset: u64,
         name: String,
@@ -144,7 +152,7 @@ pub enum GgufError {
         end: u128,
         file_len: u64,
     },
-    #[error("{path}: {source}")]
+    #[error("{}", .path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -169,7 +177,7 @@ pub enum GgufError {
         len: usize,
         max: usize,
     },
-    #[error("tensor {}: bad shape: {source}", short(.name))]
+    #[error("tensor {}: bad shape", short(.name))]
     BadTensor { name: String, source: ShapeError },
     #[error("tensor {} written out of order: expected {expected}", short(.found))]
     TensorOrder { expected: String, found: String },

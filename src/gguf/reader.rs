@@ -163,8 +163,21 @@ impl<'a> Cursor<'a> {
             ValueType::U64 => Value::U64(u64::from_le_bytes(self.array(ctx, "UINT64")?)),
             ValueType::I64 => Value::I64(i64::from_le_bytes(self.array(ctx, "INT64")?)),
             ValueType::F64 => Value::F64(f64::from_le_bytes(self.array(ctx, "FLOAT64")?)),
-            // ggml writes bools as one byte; any non-zero byte reads as true, as in gguf-py.
-            ValueType::Bool => Value::Bool(self.array::<1>(ctx, "BOOL")?[0] != 0),
+            // ggml writes bools as one byte, 0 or 1; anything else is a corrupt file.
+            ValueType::Bool => {
+                let offset = self.offset();
+                match self.array::<1>(ctx, "BOOL")?[0] {
+                    0 => Value::Bool(false),
+                    1 => Value::Bool(true),
+                    found => {
+                        return Err(GgufError::BadBool {
+                            offset,
+                            context: ctx.clone(),
+                            found,
+                        })
+                    }
+                }
+            }
             ValueType::String => Value::String(self.string(ctx, "string value")?),
             ValueType::Array => {
                 if depth >= MAX_ARRAY_DEPTH {

@@ -134,6 +134,14 @@ impl GgufWriter {
     /// Creates a temporary file beside `path` and writes header, metadata, tensor infos (with
     /// offsets computed here) and the padding up to the data section.
     pub fn begin(self, path: &Path) -> Result<GgufDataWriter, GgufError> {
+        let tmp = Self::temp_path(path)?;
+        self.begin_at(path, &tmp)
+    }
+
+    /// [`begin`](GgufWriter::begin) with the temporary file chosen by the caller (normally from
+    /// [`temp_path`](GgufWriter::temp_path)), for callers that must know it before it exists,
+    /// e.g. to remove it from a signal handler's thread.
+    pub fn begin_at(self, path: &Path, tmp: &Path) -> Result<GgufDataWriter, GgufError> {
         let mut offsets = Vec::with_capacity(self.tensors.len());
         let mut next = 0u64;
         for t in &self.tensors {
@@ -146,14 +154,13 @@ impl GgufWriter {
                 })?;
         }
 
-        let tmp = temp_path(path)?;
-        let file = File::create(&tmp).map_err(|source| GgufError::Io {
-            path: tmp.clone(),
+        let file = File::create(tmp).map_err(|source| GgufError::Io {
+            path: tmp.to_path_buf(),
             source,
         })?;
         let mut out = GgufDataWriter {
             out: Some(BufWriter::with_capacity(1 << 20, file)),
-            tmp,
+            tmp: tmp.to_path_buf(),
             target: path.to_path_buf(),
             tensors: self
                 .tensors
@@ -196,17 +203,20 @@ fn padded(n: u64, alignment: u64) -> Option<u64> {
     n.checked_next_multiple_of(alignment)
 }
 
-fn temp_path(path: &Path) -> Result<PathBuf, GgufError> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let Some(name) = path.file_name() else {
-        return Err(GgufError::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"),
-        });
-    };
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp_name = format!(".{}.{}-{n}.tmp", name.to_string_lossy(), std::process::id());
-    Ok(path.with_file_name(tmp_name))
+impl GgufWriter {
+    /// A new hidden temporary file name beside `path`: `.NAME.PID-N.tmp`, unique in this process.
+    pub fn temp_path(path: &Path) -> Result<PathBuf, GgufError> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let Some(name) = path.file_name() else {
+            return Err(GgufError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"),
+            });
+        };
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp_name = format!(".{}.{}-{n}.tmp", name.to_string_lossy(), std::process::id());
+        Ok(path.with_file_name(tmp_name))
+    }
 }
 
 fn put_str(buf: &mut Vec<u8>, s: &str) {

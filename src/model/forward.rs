@@ -67,25 +67,77 @@ pub fn forward(
     depth: &Depth,
     all_logits: bool,
 ) -> BatchOutput {
+    let span = Span {
+        input: Input::Tokens(tokens),
+        pos0: cache.n_tokens(),
+        loops: 0..depth.loops,
+        complete: true,
+    };
+    forward_span(model, cache, span, depth, all_logits).0
+}
+
+/// What a span of loops starts from.
+pub enum Input<'a> {
+    /// Token ids: the span starts at loop 0 from their embeddings.
+    Tokens(&'a [u32]),
+    /// `[n × dim]` hidden states carried out of an earlier span (the input of its next loop).
+    Hidden(&'a [f32]),
+}
+
+/// Loops `loops` of a batch at positions `pos0…` (self-speculative decoding runs a token's
+/// loops in two spans: the draft's first loops, then the rest in the verification batch).
+pub struct Span<'a> {
+    pub input: Input<'a>,
+    pub pos0: usize,
+    pub loops: std::ops::Range<usize>,
+    /// Last span of these positions: fill the slots past `loops.end` as the skip policy does
+    /// and commit the positions in the cache. A partial span appends only to its own slots.
+    pub complete: bool,
+}
+
+/// Run one span; the batch output (readout at the exit loop, or at `loops.end − 1` for a
+/// partial span, which must not have an exit threshold) and the hidden states carried out
+/// (`[n × dim]`, the input of loop `loops.end`).
+pub fn forward_span(
+    model: &Model,
+    cache: &mut KvCache,
+    span: Span<'_>,
+    depth: &Depth,
+    all_logits: bool,
+) -> (BatchOutput, Vec<f32>) {
     let c = model.config();
     let w = model.weights();
     let file = model.bytes();
-    let (n, dim) = (tokens.len(), c.dim);
+    let dim = c.dim;
+    let n = match span.input {
+        Input::Tokens(t) => t.len(),
+        Input::Hidden(h) => h.len() / dim,
+    };
     let (q_dim, kv_dim, hidden) = (c.q_dim(), c.kv_dim(), c.hidden_dim);
-    let pos0 = cache.n_tokens();
-    let loops = depth.loops;
+    let pos0 = span.pos0;
+    let (first_loop, loops) = (span.loops.start, span.loops.end);
     let n_slots = cache.n_loop_slots();
-    debug_assert!(loops >= 1 && loops <= n_slots);
+    debug_assert!(first_loop < loops && loops <= n_slots);
+    debug_assert!(
+        (first_loop == 0 && span.complete) || depth.threshold.is_none(),
+        "a split span cannot apply an exit threshold"
+    );
     let shape = AttnShape {
         n_heads: c.n_heads,
         n_kv_heads: c.n_kv_heads,
         head_dim: c.head_dim,
     };
 
-    // Embedding rows, dequantized.
+    // Embedding rows, dequantized (or the hidden states carried in).
     let mut x = vec![0.0f32; n * dim];
-    for (i, &tok) in tokens.iter().enumerate() {
-        ops::matmul::dequantize_row(&w.token_embd, file, tok as usize, &mut x[i * dim..][..dim]);
+    match span.input {
+        Input::Tokens(tokens) => {
+            for (i, &tok) in tokens.iter().enumerate() {
+                let row = &mut x[i * dim..][..dim];
+                ops::matmul::dequantize_row(&w.token_embd, file, tok as usize, row);
+            }
+        }
+        Input::Hidden(h) => x.copy_from_slice(h),
     }
     // RoPE tables: one per position, the same in every loop.
     let tables: Vec<Vec<(f32, f32)>> = (0..n)
@@ -96,7 +148,7 @@ pub fn forward(
         (Some(_), Some(q)) => q,
         _ => f32::INFINITY,
     };
-    let mut trackers = vec![ExitTracker::new(loops, threshold); n];
+    let mut trackers = vec![ExitTracker::new(loops - first_loop, threshold); n];
     let mut gates = vec![f32::NAN; loops * n];
     let mut exit_loops = vec![loops - 1; n];
     let mut readout = vec![0.0f32; n * dim];
@@ -105,7 +157,13 @@ pub fn forward(
     let mut k_row = vec![0.0f32; kv_dim];
     let mut v_row = vec![0.0f32; kv_dim];
 
-    for t in 0..n_slots {
+    let last_slot = if span.complete { n_slots } else { loops };
+    // One decoded token with last-loop KV sharing on: K/V go to the shared planes.
+    let shared = cache.sharing() && n == 1 && span.complete && first_loop == 0;
+    if cache.sharing() && !shared {
+        cache.unshare();
+    }
+    for t in first_loop..last_slot {
         let computing = t < loops && !active.is_empty();
         let na = if computing { active.len() } else { 0 };
         let positions: Vec<usize> = active.iter().take(na).map(|&i| pos0 + i).collect();
@@ -136,8 +194,14 @@ pub fn forward(
                 }
             }
             // Append this batch to slot (t, l) in position order: computed rows, or copies of
-            // the token's rows in loop t−1 for tokens not computing this loop.
-            if na == n {
+            // the token's rows in loop t−1 for tokens not computing this loop. A decoded token
+            // under last-loop sharing writes its row to the layer's shared plane instead (each
+            // loop replaces the last; the loop it exits at stays).
+            if shared {
+                if na > 0 {
+                    cache.put_shared(l, pos0, &k, &v);
+                }
+            } else if na == n {
                 cache.append(t, l, &k, &v);
             } else {
                 let mut j = 0;
@@ -154,7 +218,7 @@ pub fn forward(
             if na == 0 {
                 continue;
             }
-            let (k_rows, v_rows) = (cache.rows_k(t, l), cache.rows_v(t, l));
+            let (k_rows, v_rows) = (cache.view_k(t, l), cache.view_v(t, l));
             ops::attention(&q, k_rows, v_rows, &positions, shape, &mut att);
             ops::matmul(&layer.attn_output, file, &att, na, &mut o);
             if let Some(norm) = &layer.post_attention_norm {
@@ -193,7 +257,7 @@ pub fn forward(
                 None => 0.0,
             };
             if let (_, Some(e)) = trackers[i].push(lambda) {
-                exit_loops[i] = e;
+                exit_loops[i] = first_loop + e;
                 readout[i * dim..][..dim].copy_from_slice(hj);
             }
         }
@@ -205,19 +269,22 @@ pub fn forward(
             active.retain(|&i| trackers[i].exited().is_none());
         }
     }
-    cache.commit(pos0 + n);
+    if span.complete {
+        cache.commit(pos0 + n);
+    }
 
     // Readout: lm_head on the chosen h of every requested position.
     let first = if all_logits { 0 } else { n - 1 };
     let n_out = n - first;
     let mut logits = vec![0.0f32; n_out * c.vocab_size];
     ops::matmul(&w.output, file, &readout[first * dim..], n_out, &mut logits);
-    BatchOutput {
+    let out = BatchOutput {
         logits,
         gates,
         exit_loops,
         layer_evals,
-    }
+    };
+    (out, x)
 }
 
 fn add_assign(acc: &mut [f32], x: &[f32]) {

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use crate::tensor::KvRows;
+use crate::tensor::KvView;
 
 /// Shapes of one attention call.
 #[derive(Clone, Copy, Debug)]
@@ -28,8 +28,8 @@ thread_local! {
 /// `out`: `[n × n_heads·head_dim]`.
 pub fn attention(
     q: &[f32],
-    k: KvRows<'_>,
-    v: KvRows<'_>,
+    k: KvView<'_>,
+    v: KvView<'_>,
     positions: &[usize],
     s: AttnShape,
     out: &mut [f32],
@@ -88,6 +88,7 @@ mod tests {
     use half::f16;
 
     use super::*;
+    use crate::tensor::KvRows;
 
     /// GQA attention against an f64 reference, for head sizes below, at and across the SIMD
     /// widths (3: scalar tails only; 40: 8-lane steps; 64: 32-element steps), with the cache
@@ -120,9 +121,18 @@ mod tests {
         let mut out = vec![0.0f32; 2 * q_dim];
         let mut out16 = vec![0.0f32; 2 * q_dim];
         let (k32, v32) = (KvRows::F32(&k), KvRows::F32(&v));
-        attention(&q, k32, v32, &positions, s, &mut out);
+        attention(&q, k32.into(), v32.into(), &positions, s, &mut out);
         let (kh, vh) = (KvRows::F16(&k16), KvRows::F16(&v16));
-        attention(&q, kh, vh, &positions, s, &mut out16);
+        attention(&q, kh.into(), vh.into(), &positions, s, &mut out16);
+        // A view split after position 2 (the shared-plane layout) reads the same rows.
+        let cut = 3 * kv_dim;
+        let (ks, vs) = (
+            KvView::split(KvRows::F32(&k), cut, KvRows::F32(&k[cut..])),
+            KvView::split(KvRows::F32(&v), cut, KvRows::F32(&v[cut..])),
+        );
+        let mut out_split = vec![0.0f32; 2 * q_dim];
+        attention(&q, ks, vs, &positions, s, &mut out_split);
+        assert_eq!(out_split, out);
         for (i, &p) in positions.iter().enumerate() {
             for h in 0..4 {
                 let kvh = h / 2;

@@ -12,7 +12,8 @@ use super::neon;
 #[inline]
 #[target_feature(enable = "neon,dotprod")]
 pub(super) fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
-    // SAFETY: SDOT only reads and writes these registers; this function requires dotprod.
+    // SAFETY: SDOT is available: this function is compiled with dotprod, so its callers must
+    // guarantee it; the instruction only reads and writes these three registers.
     unsafe {
         core::arch::asm!(
             "sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b",
@@ -42,7 +43,7 @@ macro_rules! sdot_dot {
                 unsafe { neon::$body::<true>(w, a) }
             }
             // SAFETY: these functions are only reachable through `dotprod_kernels`, which
-            // dispatch calls after `is_aarch64_feature_detected!("dotprod")` (asserted there).
+            // asserts `is_aarch64_feature_detected!("dotprod")` before installing them.
             unsafe { with_dotprod(w, a) }
         }
     )*};
@@ -67,7 +68,8 @@ macro_rules! sdot_dot_x4 {
                 // SAFETY: this function is compiled with dotprod, as SDOT = true requires.
                 unsafe { neon::$body::<true>(w, a) }
             }
-            // SAFETY: as for the single dot products above.
+            // SAFETY: these functions are only reachable through `dotprod_kernels`, which
+            // asserts `is_aarch64_feature_detected!("dotprod")` before installing them.
             unsafe { with_dotprod(w, a) }
         }
     )*};

@@ -1,6 +1,9 @@
 //! aarch64 kernels: NEON (every AArch64 CPU; Raspberry Pi 4) and NEON + dotprod (SDOT;
 //! Raspberry Pi 5). Tested on x86_64 under QEMU user mode by scripts/neon-ci.sh.
 
+// An ISA module: the intrinsics need `unsafe` (the crate root denies it elsewhere).
+#![allow(unsafe_code)]
+
 mod dotprod;
 mod neon;
 

@@ -29,13 +29,14 @@ pub(super) unsafe fn dot16<const SDOT: bool>(
     a: int8x16_t,
     b: int8x16_t,
 ) -> int32x4_t {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
-    unsafe {
-        if SDOT {
-            super::dotprod::sdot(acc, a, b)
-        } else {
-            // int8·int8 fits int16 (|−128·−128| = 16384); each product is widened separately.
+    if SDOT {
+        // SAFETY: `sdot` needs dotprod, which our caller guarantees when SDOT is true
+        // (# Safety); it only reads and writes registers.
+        unsafe { super::dotprod::sdot(acc, a, b) }
+    } else {
+        // SAFETY: register-only NEON arithmetic; NEON is enabled on every aarch64 target.
+        // int8·int8 fits int16 (|−128·−128| = 16384); each product is widened separately.
+        unsafe {
             let lo = vmull_s8(vget_low_s8(a), vget_low_s8(b));
             let hi = vmull_high_s8(a, b);
             vpadalq_s16(vpadalq_s16(acc, lo), hi)
@@ -54,8 +55,9 @@ unsafe fn dot32<const SDOT: bool>(
     a1: int8x16_t,
     b: &[i8; 32],
 ) -> int32x4_t {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    // SAFETY: `b` is a `&[i8; 32]`, so the two 16-byte loads (no alignment needed) read
+    // exactly b[0..16] and b[16..32]; vld1q_s8 is NEON, enabled on every aarch64 target; dot16
+    // needs dotprod when SDOT is true, which our caller guarantees (# Safety).
     unsafe {
         let b0 = vld1q_s8(b.as_ptr());
         let b1 = vld1q_s8(b.as_ptr().add(16));
@@ -66,30 +68,26 @@ unsafe fn dot32<const SDOT: bool>(
 /// 16 bytes of `bytes` from `offset` (bounds-checked).
 #[inline(always)]
 fn load_u8(bytes: &[u8], offset: usize) -> uint8x16_t {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
-    unsafe {
-        let s = &bytes[offset..offset + 16];
-        vld1q_u8(s.as_ptr())
-    }
+    let s = &bytes[offset..offset + 16];
+    // SAFETY: `s` is exactly 16 bytes (the slicing above panics otherwise) and vld1q_u8 reads
+    // those 16 bytes with no alignment requirement; NEON is enabled on every aarch64 target.
+    unsafe { vld1q_u8(s.as_ptr()) }
 }
 
 /// 16 int8 of `v` from `offset` (bounds-checked).
 #[inline(always)]
 fn load_i8(v: &[i8], offset: usize) -> int8x16_t {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
-    unsafe {
-        let s = &v[offset..offset + 16];
-        vld1q_s8(s.as_ptr())
-    }
+    let s = &v[offset..offset + 16];
+    // SAFETY: `s` is exactly 16 int8 (the slicing above panics otherwise) and vld1q_s8 reads
+    // those 16 bytes with no alignment requirement; NEON is enabled on every aarch64 target.
+    unsafe { vld1q_s8(s.as_ptr()) }
 }
 
 /// The 32 4-bit values of a Q4_0/Q4_1 block as int8: elements 0..16 (low nibbles), 16..32.
 #[inline(always)]
 fn nibbles(qs: &[u8; 16]) -> (uint8x16_t, uint8x16_t) {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    // SAFETY: register-only NEON (AND, shift) on the 16 bytes `load_u8` read, bounds-checked,
+    // from the `[u8; 16]`; NEON is enabled on every aarch64 target.
     unsafe {
         let v = load_u8(qs, 0);
         (vandq_u8(v, vdupq_n_u8(0x0F)), vshrq_n_u8::<4>(v))
@@ -100,8 +98,9 @@ fn nibbles(qs: &[u8; 16]) -> (uint8x16_t, uint8x16_t) {
 /// `qh`) is set, else 0: elements 0..16, 16..32.
 #[inline(always)]
 fn q5_high_bits(qh: [u8; 4]) -> (uint8x16_t, uint8x16_t) {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    // SAFETY: register-only NEON (dup, table lookup, test); the three 16-byte loads go through
+    // the bounds-checked `load_u8` of 16-byte constant arrays; NEON is enabled on every aarch64
+    // target.
     unsafe {
         const LO: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1];
         const HI: [u8; 16] = [2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3];
@@ -123,7 +122,8 @@ fn q5_high_bits(qh: [u8; 4]) -> (uint8x16_t, uint8x16_t) {
 #[inline(always)]
 fn fp16(h: Half) -> f32 {
     let out: f32;
-    // SAFETY: a register-only conversion available on every AArch64 CPU.
+    // SAFETY: FCVT (half to single) is base AArch64 floating point, present on every AArch64
+    // CPU; it reads one register and writes one, no memory, no flags.
     unsafe {
         core::arch::asm!(
             "fcvt {o:s}, {i:h}",
@@ -143,8 +143,10 @@ fn fp16(h: Half) -> f32 {
 /// As [`dot16`].
 #[inline(always)]
 pub(super) unsafe fn vec_dot_q4_0_q8_0_body<const SDOT: bool>(w: &[u8], a: &[u8]) -> f32 {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    // SAFETY: register-only NEON (enabled on every aarch64 target) on blocks viewed by the safe
+    // `as_blocks`; the weight nibbles are read by the bounds-checked `load_u8`, and dot32 reads the
+    // 32 bytes of the `[i8; 32]` `y.qs` and needs dotprod when SDOT is true, which our caller
+    // guarantees (# Safety).
     unsafe {
         let (x, y) = (as_blocks::<BlockQ4_0>(w), as_blocks::<BlockQ8_0>(a));
         debug_assert_eq!(x.len(), y.len());
@@ -167,8 +169,10 @@ pub(super) unsafe fn vec_dot_q4_0_q8_0_body<const SDOT: bool>(w: &[u8], a: &[u8]
 /// As [`dot16`].
 #[inline(always)]
 pub(super) unsafe fn vec_dot_q4_1_q8_1_body<const SDOT: bool>(w: &[u8], a: &[u8]) -> f32 {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    // SAFETY: register-only NEON (enabled on every aarch64 target) on blocks viewed by the safe
+    // `as_blocks`; the weight nibbles are read by the bounds-checked `load_u8`, and dot32 reads the
+    // 32 bytes of the `[i8; 32]` `y.qs` and needs dotprod when SDOT is true, which our caller
+    // guarantees (# Safety).
     unsafe {
         let (x, y) = (as_blocks::<BlockQ4_1>(w), as_blocks::<BlockQ8_1>(a));
         debug_assert_eq!(x.len(), y.len());
@@ -189,8 +193,10 @@ pub(super) unsafe fn vec_dot_q4_1_q8_1_body<const SDOT: bool>(w: &[u8], a: &[u8]
 /// As [`dot16`].
 #[inline(always)]
 pub(super) unsafe fn vec_dot_q5_0_q8_0_body<const SDOT: bool>(w: &[u8], a: &[u8]) -> f32 {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    // SAFETY: register-only NEON (enabled on every aarch64 target) on blocks viewed by the safe
+    // `as_blocks`; the weight nibbles (and `qh`, a value) are read by the bounds-checked `load_u8`,
+    // and dot32 reads the 32 bytes of the `[i8; 32]` `y.qs` and needs dotprod when SDOT is true,
+    // which our caller guarantees (# Safety).
     unsafe {
         let (x, y) = (as_blocks::<BlockQ5_0>(w), as_blocks::<BlockQ8_0>(a));
         debug_assert_eq!(x.len(), y.len());
@@ -214,8 +220,10 @@ pub(super) unsafe fn vec_dot_q5_0_q8_0_body<const SDOT: bool>(w: &[u8], a: &[u8]
 /// As [`dot16`].
 #[inline(always)]
 pub(super) unsafe fn vec_dot_q5_1_q8_1_body<const SDOT: bool>(w: &[u8], a: &[u8]) -> f32 {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    // SAFETY: register-only NEON (enabled on every aarch64 target) on blocks viewed by the safe
+    // `as_blocks`; the weight nibbles (and `qh`, a value) are read by the bounds-checked `load_u8`,
+    // and dot32 reads the 32 bytes of the `[i8; 32]` `y.qs` and needs dotprod when SDOT is true,
+    // which our caller guarantees (# Safety).
     unsafe {
         let (x, y) = (as_blocks::<BlockQ5_1>(w), as_blocks::<BlockQ8_1>(a));
         debug_assert_eq!(x.len(), y.len());
@@ -238,8 +246,10 @@ pub(super) unsafe fn vec_dot_q5_1_q8_1_body<const SDOT: bool>(w: &[u8], a: &[u8]
 /// As [`dot16`].
 #[inline(always)]
 pub(super) unsafe fn vec_dot_q8_0_q8_0_body<const SDOT: bool>(w: &[u8], a: &[u8]) -> f32 {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    // SAFETY: register-only NEON (enabled on every aarch64 target) on blocks viewed by the safe
+    // `as_blocks`; the weight quants are read by the bounds-checked `load_i8` (offsets 0 and 16 of
+    // 32), and dot32 reads the 32 bytes of the `[i8; 32]` `y.qs` and needs dotprod when SDOT is
+    // true, which our caller guarantees (# Safety).
     unsafe {
         let (x, y) = (as_blocks::<BlockQ8_0>(w), as_blocks::<BlockQ8_0>(a));
         debug_assert_eq!(x.len(), y.len());
@@ -263,8 +273,9 @@ pub(super) unsafe fn vec_dot_q4_0_q8_0_x4_body<const SDOT: bool>(
     w: &[u8],
     a: [&[u8]; 4],
 ) -> [f32; 4] {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    // SAFETY: as in `vec_dot_q4_0_q8_0_body`: register-only NEON (every aarch64 target),
+    // the bounds-checked `load_u8` of each weight block's nibbles, `y[i]` indexed with bounds
+    // checks, dot32 reading a `[i8; 32]` with the dotprod our caller guarantees when SDOT is true.
     unsafe {
         let x = as_blocks::<BlockQ4_0>(w);
         let y = a.map(as_blocks::<BlockQ8_0>);
@@ -295,8 +306,9 @@ pub(super) unsafe fn vec_dot_q8_0_q8_0_x4_body<const SDOT: bool>(
     w: &[u8],
     a: [&[u8]; 4],
 ) -> [f32; 4] {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    // SAFETY: as in `vec_dot_q8_0_q8_0_body`: register-only NEON (every aarch64 target), the
+    // bounds-checked `load_i8` of each weight block's quants, `y[i]` indexed with bounds checks,
+    // dot32 reading a `[i8; 32]` with the dotprod our caller guarantees when SDOT is true.
     unsafe {
         let x = as_blocks::<BlockQ8_0>(w);
         let y = a.map(as_blocks::<BlockQ8_0>);
@@ -318,8 +330,9 @@ pub(super) unsafe fn vec_dot_q8_0_q8_0_x4_body<const SDOT: bool>(
 /// Σ_j bsum(j) · min(j / 2) for a Q4_K/Q5_K block against a Q8_K block (exact in i32).
 #[inline(always)]
 fn mins_dot(mins: [u8; 8], y: &BlockQ8_K) -> i32 {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    // SAFETY: `mins` is a `[u8; 8]`, so vld1_u8 reads exactly its 8 bytes (any alignment);
+    // the 32 bsum bytes go through the bounds-checked `load_u8` (offsets 0 and 16 of 32); the rest
+    // is register-only NEON, enabled on every aarch64 target.
     unsafe {
         let flat = y.bsums.as_flattened();
         // Pairs of 16-sums widened to i32: the sums of sub-blocks 0..4 and 4..8.
@@ -349,8 +362,10 @@ fn scales_mins(scales: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
 /// As [`dot16`].
 #[inline(always)]
 pub(super) unsafe fn vec_dot_q4_K_q8_K_body<const SDOT: bool>(w: &[u8], a: &[u8]) -> f32 {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    // SAFETY: register-only NEON (enabled on every aarch64 target) on blocks viewed by the safe
+    // `as_blocks`; every load is a bounds-checked 16-byte `load_u8`/`load_i8` (x.qs at 32j and
+    // 32j + 16, j < 4, so within 128; y.qs at 64j..64j + 64, within 256); dot16 needs dotprod
+    // when SDOT is true, which our caller guarantees (# Safety).
     unsafe {
         let (x, y) = (as_blocks::<BlockQ4_K>(w), as_blocks::<BlockQ8_K>(a));
         debug_assert_eq!(x.len(), y.len());
@@ -399,8 +414,10 @@ pub(super) unsafe fn vec_dot_q4_K_q8_K_body<const SDOT: bool>(w: &[u8], a: &[u8]
 /// As [`dot16`].
 #[inline(always)]
 pub(super) unsafe fn vec_dot_q5_K_q8_K_body<const SDOT: bool>(w: &[u8], a: &[u8]) -> f32 {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    // SAFETY: register-only NEON (enabled on every aarch64 target) on blocks viewed by the safe
+    // `as_blocks`; every load is a bounds-checked 16-byte `load_u8`/`load_i8` (x.qs at 32j and
+    // 32j + 16, j < 4, so within 128; x.qh at 0 and 16 of 32; y.qs at 64j..64j + 64, within
+    // 256); dot16 needs dotprod when SDOT is true, which our caller guarantees (# Safety).
     unsafe {
         let (x, y) = (as_blocks::<BlockQ5_K>(w), as_blocks::<BlockQ8_K>(a));
         debug_assert_eq!(x.len(), y.len());
@@ -455,8 +472,11 @@ pub(super) unsafe fn vec_dot_q5_K_q8_K_body<const SDOT: bool>(w: &[u8], a: &[u8]
 /// As [`dot16`].
 #[inline(always)]
 pub(super) unsafe fn vec_dot_q6_K_q8_K_body<const SDOT: bool>(w: &[u8], a: &[u8]) -> f32 {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    // SAFETY: register-only NEON (enabled on every aarch64 target) on blocks viewed by the safe
+    // `as_blocks`; every load is a bounds-checked 16-byte `load_u8`/`load_i8` (x.ql at
+    // 64n + 32 + l + 16 ≤ 128, x.qh at 32n + l + 16 ≤ 64, y.qs at e + 16 ≤ 256), and
+    // `x.scales[e / 16]` is indexed with a bounds check; dot16 needs dotprod when SDOT is true,
+    // which our caller guarantees (# Safety).
     unsafe {
         let (x, y) = (as_blocks::<BlockQ6_K>(w), as_blocks::<BlockQ8_K>(a));
         debug_assert_eq!(x.len(), y.len());
@@ -506,7 +526,8 @@ pub(super) unsafe fn vec_dot_q6_K_q8_K_body<const SDOT: bool>(w: &[u8], a: &[u8]
 macro_rules! neon_dot {
     ($($name:ident => $body:ident),* $(,)?) => {$(
         pub(super) fn $name(w: &[u8], a: &[u8]) -> f32 {
-            // SAFETY: SDOT = false uses only baseline AArch64 NEON.
+            // SAFETY: the body's only requirement is dotprod when SDOT is true; SDOT is
+            // false here, and the NEON it uses is enabled on every aarch64 target.
             unsafe { $body::<false>(w, a) }
         }
     )*};
@@ -524,12 +545,14 @@ neon_dot!(
 );
 
 pub(super) fn vec_dot_q4_0_q8_0_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
-    // SAFETY: SDOT = false uses only baseline AArch64 NEON.
+    // SAFETY: the body's only requirement is dotprod when SDOT is true; SDOT is false here,
+    // and the NEON it uses is enabled on every aarch64 target.
     unsafe { vec_dot_q4_0_q8_0_x4_body::<false>(w, a) }
 }
 
 pub(super) fn vec_dot_q8_0_q8_0_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
-    // SAFETY: SDOT = false uses only baseline AArch64 NEON.
+    // SAFETY: the body's only requirement is dotprod when SDOT is true; SDOT is false here,
+    // and the NEON it uses is enabled on every aarch64 target.
     unsafe { vec_dot_q8_0_q8_0_x4_body::<false>(w, a) }
 }
 
@@ -538,19 +561,17 @@ pub(super) fn vec_dot_q8_0_q8_0_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
 /// The first 32 f32 of `x` as eight vectors (bounds-checked).
 #[inline(always)]
 fn load_f32x32(x: &[f32]) -> [float32x4_t; 8] {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
-    unsafe {
-        let x = &x[..32];
-        std::array::from_fn(|i| vld1q_f32(x.as_ptr().add(4 * i)))
-    }
+    let x = &x[..32];
+    // SAFETY: `x` is exactly 32 f32 (the slicing above panics otherwise); load i < 8 reads
+    // x[4i..4i + 4], inside it, at f32 alignment; NEON is enabled on every aarch64 target.
+    std::array::from_fn(|i| unsafe { vld1q_f32(x.as_ptr().add(4 * i)) })
 }
 
 /// max(0, |v|) over the lanes, ignoring NaN like `f32::max` (maxNum), as the scalar fold.
 #[inline(always)]
 fn abs_max(v: &[float32x4_t]) -> f32 {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    // SAFETY: register-only NEON (abs, maxnm) on vectors passed by value; NEON is enabled on
+    // every aarch64 target.
     unsafe {
         let m = v
             .iter()
@@ -563,8 +584,8 @@ fn abs_max(v: &[float32x4_t]) -> f32 {
 /// wrapping (`i32 as i8`, which the Q8_K reference applies after `min(127)`).
 #[inline(always)]
 fn narrow_i32x16<const SATURATE: bool>(q: &[int32x4_t]) -> int8x16_t {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    // SAFETY: register-only NEON (narrowing moves) on `q[0..4]`, indexed with bounds checks;
+    // NEON is enabled on every aarch64 target.
     unsafe {
         if SATURATE {
             let a = vcombine_s16(vqmovn_s32(q[0]), vqmovn_s32(q[1]));
@@ -591,8 +612,8 @@ fn inverse(d: f32) -> f32 {
 /// Round `v · id` half away from zero (`f32::round`) and saturate to int8, 32 at a time.
 #[inline(always)]
 fn round_q8(v: &[float32x4_t; 8], id: f32) -> [int8x16_t; 2] {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    // SAFETY: register-only NEON (multiply, convert, narrow) on the eight vectors of `v`;
+    // NEON is enabled on every aarch64 target.
     unsafe {
         let idv = vdupq_n_f32(id);
         let q: [int32x4_t; 8] = std::array::from_fn(|i| vcvtaq_s32_f32(vmulq_f32(v[i], idv)));
@@ -606,10 +627,11 @@ fn round_q8(v: &[float32x4_t; 8], id: f32) -> [int8x16_t; 2] {
 /// Store 32 int8 into `dst[..32]` (bounds-checked).
 #[inline(always)]
 fn store_i8x32(dst: &mut [i8], q: [int8x16_t; 2]) {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    let dst = &mut dst[..32];
+    // SAFETY: `dst` is exactly 32 int8, borrowed exclusively (the slicing above panics
+    // otherwise); the two 16-byte stores write dst[0..16] and dst[16..32], any alignment;
+    // NEON is enabled on every aarch64 target.
     unsafe {
-        let dst = &mut dst[..32];
         vst1q_s8(dst.as_mut_ptr(), q[0]);
         vst1q_s8(dst.as_mut_ptr().add(16), q[1]);
     }
@@ -627,8 +649,9 @@ pub(super) fn quantize_row_q8_0(src: &[f32], dst: &mut [u8]) {
 }
 
 pub(super) fn quantize_row_q8_1(src: &[f32], dst: &mut [u8]) {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    // SAFETY: register-only NEON (vaddlvq_s8), enabled on every aarch64 target; memory is
+    // touched only by the bounds-checked `load_f32x32` / `store_i8x32` and safe field writes of
+    // blocks viewed by the safe `as_blocks_mut`.
     unsafe {
         let blocks = as_blocks_mut::<BlockQ8_1>(dst);
         debug_assert_eq!(blocks.len() * QK, src.len());
@@ -645,8 +668,10 @@ pub(super) fn quantize_row_q8_1(src: &[f32], dst: &mut [u8]) {
 }
 
 pub(super) fn quantize_row_q8_K(src: &[f32], dst: &mut [u8]) {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    // SAFETY: register-only NEON (dup, multiply, convert, min, add-across), enabled on every
+    // aarch64 target; memory is touched only by the bounds-checked `load_f32x32` of x[32i..],
+    // i < 8, of the 256-f32 chunk, `store_i8x32` into 32-byte chunks of `b.qs`, and safe field
+    // writes of blocks viewed by the safe `as_blocks_mut`.
     unsafe {
         let blocks = as_blocks_mut::<BlockQ8_K>(dst);
         debug_assert_eq!(blocks.len() * QK_K, src.len());
@@ -685,8 +710,8 @@ pub(super) fn quantize_row_q8_K(src: &[f32], dst: &mut [u8]) {
 /// Widen 4 f32 to two f64 pairs and add `w·a` (exact products, as the scalar's f64 sums).
 #[inline(always)]
 fn fma_f64(acc: [float64x2_t; 2], w: float32x4_t, a: float32x4_t) -> [float64x2_t; 2] {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    // SAFETY: register-only NEON (widen, f64 FMA) on vectors passed by value; NEON is
+    // enabled on every aarch64 target.
     unsafe {
         [
             vfmaq_f64(
@@ -702,8 +727,8 @@ fn fma_f64(acc: [float64x2_t; 2], w: float32x4_t, a: float32x4_t) -> [float64x2_
 /// 4 f32 from little-endian bytes at `offset` (bounds-checked).
 #[inline(always)]
 fn load_f32_le(bytes: &[u8], offset: usize) -> float32x4_t {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    // SAFETY: a register-only NEON reinterpretation (enabled on every aarch64 target) of
+    // the 16 bytes the bounds-checked `load_u8` read.
     unsafe { vreinterpretq_f32_u8(load_u8(bytes, offset)) }
 }
 
@@ -717,8 +742,9 @@ fn dot_f64<const WB: usize>(
     widen: impl Fn(&[u8]) -> (float32x4_t, float32x4_t),
     scalar: impl Fn(&[u8]) -> f32,
 ) -> f32 {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    // SAFETY: register-only NEON (f64 add, add-across), enabled on every aarch64 target; the
+    // activations are read by the bounds-checked `load_f32_le` at 0 and 16 of each 32-byte chunk,
+    // the weights by `widen` on 8·WB-byte chunks, and the tails through safe slices.
     unsafe {
         let zero = vdupq_n_f64(0.0);
         let mut acc = [[zero; 2]; 2];
@@ -745,11 +771,11 @@ fn dot_f64<const WB: usize>(
 /// f16 → f32 of 8 halves (FCVTL/FCVTL2: baseline AArch64 NEON, exact).
 #[inline(always)]
 fn f16x8_to_f32(h: uint8x16_t) -> (float32x4_t, float32x4_t) {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    let lo: float32x4_t;
+    let hi: float32x4_t;
+    // SAFETY: FCVTL/FCVTL2 (half to single) are base AArch64 SIMD, present on every AArch64
+    // CPU; they read `h` and write two registers, no memory, no flags.
     unsafe {
-        let lo: float32x4_t;
-        let hi: float32x4_t;
         core::arch::asm!(
             "fcvtl {lo:v}.4s, {h:v}.4h",
             "fcvtl2 {hi:v}.4s, {h:v}.8h",
@@ -758,8 +784,8 @@ fn f16x8_to_f32(h: uint8x16_t) -> (float32x4_t, float32x4_t) {
             hi = out(vreg) hi,
             options(pure, nomem, nostack, preserves_flags),
         );
-        (lo, hi)
     }
+    (lo, hi)
 }
 
 pub(super) fn vec_dot_f32(w: &[u8], a: &[u8]) -> f32 {
@@ -783,8 +809,8 @@ pub(super) fn vec_dot_f16_f32(w: &[u8], a: &[u8]) -> f32 {
 }
 
 pub(super) fn vec_dot_bf16_f32(w: &[u8], a: &[u8]) -> f32 {
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a fixed-size
-    // array or a bounds-checked sub-slice of the stated length.
+    // SAFETY: register-only NEON (reinterpret, shift-left-long), enabled on every aarch64
+    // target, on the 16 bytes the bounds-checked `load_u8` read from each 16-byte chunk.
     unsafe {
         debug_assert_eq!(w.len() * 2, a.len());
         dot_f64::<2>(
@@ -807,8 +833,9 @@ pub(super) fn dot_f16_f32(x: &[half::f16], y: &[f32]) -> f32 {
     assert_eq!(x.len(), y.len(), "dot_f16_f32: row lengths differ");
     let n = x.len();
     let body = n / 16 * 16;
-    // SAFETY: NEON is part of the aarch64 baseline; every load is of a bounds-checked
-    // sub-slice of exactly the loaded length (8 halves = 16 bytes, 4 f32 = 16 bytes).
+    // SAFETY: `xs` and `ys` are bounds-checked slices of exactly 8 f16 (16 bytes: one
+    // vld1q_u8, any alignment) and 8 f32 (two vld1q_f32 of ys[0..4] and ys[4..8], at f32
+    // alignment); the rest is register-only NEON, enabled on every aarch64 target.
     let mut sum = unsafe {
         let mut acc = [vdupq_n_f32(0.0); 4];
         for i in (0..body).step_by(16) {
@@ -837,8 +864,9 @@ pub(super) fn mad_f16_f32(y: &mut [f32], a: f32, x: &[half::f16]) {
     assert_eq!(x.len(), y.len(), "mad_f16_f32: row lengths differ");
     let n = x.len();
     let body = n / 8 * 8;
-    // SAFETY: NEON is part of the aarch64 baseline; every load/store is of a bounds-checked
-    // sub-slice of exactly the accessed length (8 halves, 8 f32).
+    // SAFETY: `xs` is a bounds-checked slice of exactly 8 f16 (one 16-byte vld1q_u8, any
+    // alignment) and `ys` one of exactly 8 f32, borrowed exclusively (vld1q_f32 / vst1q_f32
+    // of ys[0..4] and ys[4..8], at f32 alignment); NEON is enabled on every aarch64 target.
     unsafe {
         let av = vdupq_n_f32(a);
         for e in (0..body).step_by(8) {

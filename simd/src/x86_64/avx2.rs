@@ -10,7 +10,7 @@
 macro_rules! entry {
     ($entry:ident, $inner:ident) => {
         fn $entry(w: &[u8], a: &[u8]) -> f32 {
-            // SAFETY: table entries are installed only after their features were detected.
+            // SAFETY: only reachable through `kernels()`, whose caller guarantees `$feat`.
             unsafe { $inner(w, a) }
         }
     };
@@ -612,12 +612,12 @@ macro_rules! kernels_256 {
             }
 
             fn dot_f16_f32(x: &[half::f16], y: &[f32]) -> f32 {
-                // SAFETY: installed only after the features were detected.
+                // SAFETY: only reachable through `kernels()`, whose caller guarantees `$feat`.
                 unsafe { dot_f16(x, y) }
             }
 
             fn mad_f16_f32(y: &mut [f32], a: f32, x: &[half::f16]) {
-                // SAFETY: installed only after the features were detected.
+                // SAFETY: only reachable through `kernels()`, whose caller guarantees `$feat`.
                 unsafe { mad_f16(y, a, x) }
             }
 
@@ -771,47 +771,51 @@ macro_rules! kernels_256 {
             $crate::x86_64::avx2::entry!(vec_dot_bf16_f32, bf16_f32);
 
             fn vec_dot_q4_0_q8_0_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
-                // SAFETY: installed only after the features were detected.
+                // SAFETY: only reachable through `kernels()`, whose caller guarantees `$feat`.
                 unsafe { q4_0_q8_0_x4(w, a) }
             }
 
             fn vec_dot_q8_0_q8_0_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
-                // SAFETY: installed only after the features were detected.
+                // SAFETY: only reachable through `kernels()`, whose caller guarantees `$feat`.
                 unsafe { q8_0_q8_0_x4(w, a) }
             }
 
             fn vec_dot_q4_K_q8_K_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
-                // SAFETY: installed only after the features were detected.
+                // SAFETY: only reachable through `kernels()`, whose caller guarantees `$feat`.
                 unsafe { q4_K_q8_K_x4(w, a) }
             }
 
             fn vec_dot_q5_K_q8_K_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
-                // SAFETY: installed only after the features were detected.
+                // SAFETY: only reachable through `kernels()`, whose caller guarantees `$feat`.
                 unsafe { q5_K_q8_K_x4(w, a) }
             }
 
             fn vec_dot_q6_K_q8_K_x4(w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
-                // SAFETY: installed only after the features were detected.
+                // SAFETY: only reachable through `kernels()`, whose caller guarantees `$feat`.
                 unsafe { q6_K_q8_K_x4(w, a) }
             }
 
             fn quantize_row_q8_0(src: &[f32], dst: &mut [u8]) {
-                // SAFETY: see above — the features were detected before installation.
+                // SAFETY: only reachable through `kernels()`, whose caller guarantees `$feat`.
                 unsafe { quantize_q8_0(src, dst) }
             }
 
             fn quantize_row_q8_1(src: &[f32], dst: &mut [u8]) {
-                // SAFETY: installed only after the features were detected.
+                // SAFETY: only reachable through `kernels()`, whose caller guarantees `$feat`.
                 unsafe { quantize_q8_1(src, dst) }
             }
 
             fn quantize_row_q8_K(src: &[f32], dst: &mut [u8]) {
-                // SAFETY: installed only after the features were detected.
+                // SAFETY: only reachable through `kernels()`, whose caller guarantees `$feat`.
                 unsafe { quantize_q8_K(src, dst) }
             }
 
-            /// Every kernel of this module (a complete table); call only after detecting `$feat`.
-            pub(crate) fn kernels() -> Kernels {
+            /// Every kernel of this module (a complete table).
+            ///
+            /// # Safety
+            /// The CPU must have the features `$feat`: every entry calls a
+            /// `#[target_feature(enable = $feat)]` function without checking.
+            pub(crate) unsafe fn kernels() -> Kernels {
                 Kernels {
                     quantize_row_q8_0,
                     quantize_row_q8_1,

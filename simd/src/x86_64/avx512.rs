@@ -363,12 +363,12 @@ fn q8_0_q8_0_4x4(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
 }
 
 fn gemm_q4_0_q8_0_4x4(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
-    // SAFETY: installed only after the AVX-512 features were detected.
+    // SAFETY: only reachable through `kernels()`, whose caller guarantees the AVX-512 features.
     unsafe { q4_0_q8_0_4x4(w, a) }
 }
 
 fn gemm_q4_0_prepare_w(w: [&[u8]; 4], out: &mut [u8]) {
-    // SAFETY: installed only after the AVX-512 features were detected.
+    // SAFETY: only reachable through `kernels()`, whose caller guarantees the AVX-512 features.
     unsafe { q4_0_tile_prepare_w(w, out) }
 }
 
@@ -386,37 +386,41 @@ fn q8_0_tile_prepare_w(w: [&[u8]; 4], out: &mut [u8]) {
 }
 
 fn gemm_q8_0_prepare_w(w: [&[u8]; 4], out: &mut [u8]) {
-    // SAFETY: installed only after the AVX-512 features were detected.
+    // SAFETY: only reachable through `kernels()`, whose caller guarantees the AVX-512 features.
     unsafe { q8_0_tile_prepare_w(w, out) }
 }
 
 fn gemm_q8_0_q8_0_4x4(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
-    // SAFETY: installed only after the AVX-512 features were detected.
+    // SAFETY: only reachable through `kernels()`, whose caller guarantees the AVX-512 features.
     unsafe { q8_0_q8_0_4x4(w, a) }
 }
 
 fn vec_dot_q4_0_q8_0_r4(w: [&[u8]; 4], a: &[u8]) -> [f32; 4] {
-    // SAFETY: installed only after the AVX-512 features were detected.
+    // SAFETY: only reachable through `kernels()`, whose caller guarantees the AVX-512 features.
     unsafe { q4_0_q8_0_r4(w, a) }
 }
 
 fn vec_dot_q8_0_q8_0_r4(w: [&[u8]; 4], a: &[u8]) -> [f32; 4] {
-    // SAFETY: installed only after the AVX-512 features were detected.
+    // SAFETY: only reachable through `kernels()`, whose caller guarantees the AVX-512 features.
     unsafe { q8_0_q8_0_r4(w, a) }
 }
 
 fn vec_dot_q4_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
-    // SAFETY: installed only after the AVX-512 features were detected.
+    // SAFETY: only reachable through `kernels()`, whose caller guarantees the AVX-512 features.
     unsafe { q4_0_q8_0(w, a) }
 }
 
 fn vec_dot_q8_0_q8_0(w: &[u8], a: &[u8]) -> f32 {
-    // SAFETY: installed only after the AVX-512 features were detected.
+    // SAFETY: only reachable through `kernels()`, whose caller guarantees the AVX-512 features.
     unsafe { q8_0_q8_0(w, a) }
 }
 
-/// The 256-bit VNNI table with the 512-bit Q4_0 / Q8_0 dots; call only after detection.
-pub(crate) fn kernels() -> Kernels {
+/// The 256-bit VNNI table with the 512-bit Q4_0 / Q8_0 dots.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA, F16C, AVX-512 F/BW/VL and VNNI: every entry calls a
+/// `#[target_feature]` function for (a subset of) those features without checking.
+pub(crate) unsafe fn kernels() -> Kernels {
     Kernels {
         vec_dot_q4_0_q8_0,
         vec_dot_q8_0_q8_0,
@@ -436,6 +440,8 @@ pub(crate) fn kernels() -> Kernels {
             prepare_w: gemm_q8_0_prepare_w,
             tile: gemm_q8_0_q8_0_4x4,
         }),
-        ..k::kernels()
+        // SAFETY: `k` is compiled for avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni, the
+        // features our caller guarantees.
+        ..unsafe { k::kernels() }
     }
 }

@@ -1,7 +1,11 @@
 //! x86_64 kernels: AVX2 + FMA + F16C, and AVX-512 (F, BW, VL, VNNI) on top.
 
+// An ISA module: the intrinsics need `unsafe` (the crate root denies it elsewhere).
+#![allow(unsafe_code)]
+
 mod avx2;
 mod avx512;
+pub(crate) mod quantize_k;
 
 use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
 
@@ -65,12 +69,36 @@ pub(crate) fn missing_avx512() -> Option<&'static str> {
     })
 }
 
-/// The AVX2 table (every kernel); call only when `missing_avx2()` is `None`.
-pub(crate) fn avx2_kernels() -> Kernels {
-    avx2::kernels()
+/// The AVX2 table if this CPU has AVX2, FMA and F16C.
+pub(crate) fn detected_avx2_kernels() -> Option<Kernels> {
+    // SAFETY: missing_avx2() has just detected AVX2, FMA and F16C on this CPU.
+    missing_avx2().is_none().then(|| unsafe { avx2_kernels() })
 }
 
-/// The AVX-512 table (every kernel); call only when `missing_avx512()` is `None`.
-pub(crate) fn avx512_kernels() -> Kernels {
-    avx512::kernels()
+/// The AVX-512 table if this CPU has AVX2, FMA, F16C, AVX-512 F/BW/VL and VNNI.
+pub(crate) fn detected_avx512_kernels() -> Option<Kernels> {
+    // SAFETY: missing_avx512() has just detected all of those features on this CPU.
+    missing_avx512()
+        .is_none()
+        .then(|| unsafe { avx512_kernels() })
+}
+
+/// The AVX2 table (every kernel).
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C (`missing_avx2()` returned `None`): the table's safe
+/// `fn` pointers call `#[target_feature(enable = "avx2,fma,f16c")]` code without checking.
+pub(crate) unsafe fn avx2_kernels() -> Kernels {
+    // SAFETY: our caller guarantees AVX2 + FMA + F16C, what `avx2::kernels` requires.
+    unsafe { avx2::kernels() }
+}
+
+/// The AVX-512 table (every kernel).
+///
+/// # Safety
+/// The CPU must have AVX2, FMA, F16C, AVX-512 F/BW/VL and VNNI (`missing_avx512()` returned
+/// `None`): the table's safe `fn` pointers call code compiled for those features unchecked.
+pub(crate) unsafe fn avx512_kernels() -> Kernels {
+    // SAFETY: our caller guarantees the AVX2 and AVX-512 features `avx512::kernels` requires.
+    unsafe { avx512::kernels() }
 }

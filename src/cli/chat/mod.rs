@@ -23,12 +23,12 @@ use anyhow::{bail, Context, Result};
 use rustyline::error::ReadlineError;
 
 use ouro::chat_template::{ChatTemplate, Message, ThinkSplitter};
-use ouro::engine::{prefix, Event, GenStats, GenerateConfig, Generator, StopReason};
+use ouro::engine::{prefix, Event, GenStats, GenerateConfig, Generator, Speculation, StopReason};
 use ouro::model::Model;
 use ouro::sampler::SamplerConfig;
 use ouro::session::{ExitMode, Session};
 
-use super::common::{kv_type, load_model, max_tokens, KvTypeArg, RunArgs, SamplingArgs};
+use super::common::{kv_type, load_model, max_tokens, KvTypeArg, RunArgs, SamplingArgs, SpecArgs};
 use render::{Style, Think};
 
 #[derive(clap::Args, Debug)]
@@ -60,6 +60,8 @@ pub struct Args {
     pub kv_type: KvTypeArg,
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub spec: SpecArgs,
     /// Colour each generated token by the loop it exited at (terminal only).
     #[arg(long)]
     pub show_depth: bool,
@@ -91,6 +93,7 @@ struct Chat<'m> {
     sampler_cfg: SamplerConfig,
     max_tokens: Option<usize>,
     show_special: bool,
+    speculation: Option<Speculation>,
     system: Option<String>,
     messages: Vec<Message>,
     /// Tokens in the KV cache, in order (`session.n_past() == tokens.len()`).
@@ -130,11 +133,12 @@ pub fn run(args: Args) -> Result<()> {
         None if trained_ctx > 0 => trained_ctx,
         None => 4096,
     };
-    let opts = args
+    let mut opts = args
         .run
         .session_options(&model, ctx, kv_type(args.kv_type))?;
+    args.spec.adjust(&mut opts);
     let (loops, threshold, exit_mode) = (opts.loops, opts.exit_threshold, opts.exit_mode);
-    let session = Session::new(&model, opts)?;
+    let session = args.run.session(&model, opts)?;
     let (template, notice) = model.chat_template().context("the model's chat template")?;
     if let Some(n) = notice {
         eprintln!("{n}");
@@ -164,6 +168,7 @@ pub fn run(args: Args) -> Result<()> {
         sampler_cfg,
         max_tokens,
         show_special: args.special,
+        speculation: args.spec.speculation(),
         system: args.system.clone(),
         messages: Vec::new(),
         tokens: Vec::new(),
@@ -442,6 +447,7 @@ impl<'m> Chat<'m> {
             ignore_eos: false,
             show_special: self.show_special,
             cache_last: true,
+            speculation: self.speculation,
         };
         self.turns += 1;
         self.interrupt.stop.store(false, Ordering::SeqCst);

@@ -1,0 +1,244 @@
+//! The matmul driver: activations quantized once per call, weight rows split across the rayon
+//! pool (never the reduction dimension, so results do not depend on the thread count), and the
+//! four-row / four-vector / 4×4-tile kernels used where the path has them.
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use crate::dispatch::{self, kernels, Kernels, Tile4x4};
+use crate::{row_bytes, vec_dot_type, GgmlType};
+
+/// `y[v*rows + r] = dot(weight row r, x[v*cols .. (v+1)*cols])` for `v < n_vecs`, with the
+/// selected kernel path. `w` is `rows` rows of `cols` elements of `wtype`. Each activation
+/// vector is quantized once to `vec_dot_type(wtype)`; rows are split across the current
+/// rayon pool, and each output is computed by one kernel call, so the result does not
+/// depend on the thread count. Each weight row is dotted with all `n_vecs` vectors while it
+/// is in cache, so the weights stream from memory once per call.
+pub fn matmul(
+    wtype: GgmlType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n_vecs: usize,
+    y: &mut [f32],
+) {
+    matmul_with(kernels(), wtype, w, rows, cols, x, n_vecs, y)
+}
+
+/// Weight bytes × vectors below which `matmul` stays on the calling thread (a rayon
+/// fork-join costs a few microseconds, about what one core needs for 32 KiB of Q4_0).
+const PARALLEL_MIN_WORK: usize = 1 << 15;
+
+thread_local! {
+    static ACTIVATIONS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// [`matmul`] with an explicit kernel table (tests and benchmarks force each path this way).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_with(
+    k: &Kernels,
+    wtype: GgmlType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n_vecs: usize,
+    y: &mut [f32],
+) {
+    let w_row = row_bytes("matmul", wtype, cols);
+    assert_eq!(
+        w.len(),
+        rows * w_row,
+        "ouro_simd::matmul: {rows}x{cols} {wtype} weights need {} bytes, got {}",
+        rows * w_row,
+        w.len()
+    );
+    assert_eq!(
+        x.len(),
+        n_vecs * cols,
+        "ouro_simd::matmul: {n_vecs} vectors of {cols} need {} inputs, got {}",
+        n_vecs * cols,
+        x.len()
+    );
+    assert_eq!(
+        y.len(),
+        n_vecs * rows,
+        "ouro_simd::matmul: {n_vecs} vectors of {rows} need {} outputs, got {}",
+        n_vecs * rows,
+        y.len()
+    );
+    let dot = k
+        .vec_dot(wtype)
+        .unwrap_or_else(|| panic!("ouro_simd::matmul: no dot product for {wtype} weights"));
+    let atype = vec_dot_type(wtype);
+    let quantize = k
+        .quantize_activation(atype)
+        .unwrap_or_else(|| panic!("ouro_simd::matmul: no quantizer for {atype}"));
+    let a_row = row_bytes("matmul", atype, cols);
+    if rows == 0 || n_vecs == 0 {
+        return;
+    }
+
+    let mut run = |acts: &mut Vec<u8>| {
+        acts.clear();
+        acts.resize(n_vecs * a_row, 0);
+        for (a, xv) in acts.chunks_exact_mut(a_row).zip(x.chunks_exact(cols)) {
+            quantize(xv, a);
+        }
+        gemm_rows(
+            dot,
+            k.vec_dot_x4(wtype),
+            k.vec_dot_r4(wtype),
+            k.tile_4x4(wtype),
+            w,
+            w_row,
+            acts,
+            a_row,
+            rows,
+            n_vecs,
+            y,
+        );
+    };
+    // A nested matmul on the same thread (rayon work stealing) gets its own buffer.
+    ACTIVATIONS.with(|buf| match buf.try_borrow_mut() {
+        Ok(mut acts) => run(&mut acts),
+        Err(_) => run(&mut Vec::new()),
+    });
+}
+
+/// The row-parallel product on already quantized activations.
+#[allow(clippy::too_many_arguments)]
+fn gemm_rows(
+    dot: dispatch::VecDotFn,
+    dot_x4: Option<dispatch::VecDotX4Fn>,
+    dot_r4: Option<dispatch::VecDotR4Fn>,
+    tile: Option<Tile4x4>,
+    w: &[u8],
+    w_row: usize,
+    acts: &[u8],
+    a_row: usize,
+    rows: usize,
+    n_vecs: usize,
+    y: &mut [f32],
+) {
+    let threads = rayon::current_num_threads();
+    let parallel = threads > 1 && rows * w_row * n_vecs >= PARALLEL_MIN_WORK;
+    // About four tasks per thread balance uneven cores without much fork-join overhead.
+    // Chunks are whole multiples of 4 rows for the four-row GEMV kernels.
+    let chunk_rows = if parallel {
+        rows.div_ceil(threads * 4).next_multiple_of(4)
+    } else {
+        rows
+    };
+    if n_vecs == 1 {
+        let row = |r: usize| &w[r * w_row..(r + 1) * w_row];
+        let task = |(ci, out): (usize, &mut [f32])| {
+            let r0 = ci * chunk_rows;
+            let mut i = 0;
+            if let Some(dot_r4) = dot_r4 {
+                while i + 4 <= out.len() {
+                    let r = r0 + i;
+                    let rows4 = [row(r), row(r + 1), row(r + 2), row(r + 3)];
+                    out[i..i + 4].copy_from_slice(&dot_r4(rows4, acts));
+                    i += 4;
+                }
+            }
+            for (i, o) in out.iter_mut().enumerate().skip(i) {
+                *o = dot(row(r0 + i), acts);
+            }
+        };
+        if parallel {
+            y.par_chunks_mut(chunk_rows).enumerate().for_each(task);
+        } else {
+            y.chunks_mut(chunk_rows).enumerate().for_each(task);
+        }
+        return;
+    }
+    // The 4×4 tile wants its own activation layout: prepare the first n_vecs/4·4 vectors once.
+    let tile = tile
+        .filter(|_| n_vecs >= 4 && rows >= 4)
+        .and_then(|t| (t.prepared_bytes)(a_row).map(|pb| (t, pb)));
+    let mut prepared = Vec::new();
+    if let Some((t, pb)) = tile {
+        prepared.resize(n_vecs / 4 * 4 * pb, 0u8);
+        prepared
+            .par_chunks_mut(pb)
+            .zip(acts.par_chunks_exact(a_row))
+            .for_each(|(out, a)| (t.prepare)(a, out));
+    }
+    // Row-major [rows][n_vecs] so that a task owns a contiguous range, then transpose.
+    let mut yt = vec![0f32; rows * n_vecs];
+    let act = |v: usize| &acts[v * a_row..(v + 1) * a_row];
+    // One weight row against vectors `from..n_vecs` (four at a time where the path can).
+    let row_dots = |wr: &[u8], o: &mut [f32], from: usize| {
+        let mut v = from;
+        if let Some(dot_x4) = dot_x4 {
+            while v + 4 <= n_vecs {
+                let out = dot_x4(wr, [act(v), act(v + 1), act(v + 2), act(v + 3)]);
+                o[v..v + 4].copy_from_slice(&out);
+                v += 4;
+            }
+        }
+        for (v, ov) in o.iter_mut().enumerate().skip(v) {
+            *ov = dot(wr, act(v));
+        }
+    };
+    let task = |(ci, out): (usize, &mut [f32])| {
+        let r0 = ci * chunk_rows;
+        let n_rows = out.len() / n_vecs;
+        let wrow = |r: usize| &w[r * w_row..(r + 1) * w_row];
+        let mut i = 0;
+        if let Some((t, pb)) = tile {
+            let pact = |v: usize| &prepared[v * pb..(v + 1) * pb];
+            let v4 = n_vecs / 4 * 4;
+            let mut pw = vec![0u8; (t.prepared_w_bytes)(w_row)];
+            while i + 4 <= n_rows {
+                let r = r0 + i;
+                let wr = [wrow(r), wrow(r + 1), wrow(r + 2), wrow(r + 3)];
+                (t.prepare_w)(wr, &mut pw);
+                for v in (0..v4).step_by(4) {
+                    let res = (t.tile)(&pw, [pact(v), pact(v + 1), pact(v + 2), pact(v + 3)]);
+                    for (d, vals) in res.iter().enumerate() {
+                        out[(i + d) * n_vecs + v..][..4].copy_from_slice(vals);
+                    }
+                }
+                for (d, &wr) in wr.iter().enumerate() {
+                    row_dots(wr, &mut out[(i + d) * n_vecs..][..n_vecs], v4);
+                }
+                i += 4;
+            }
+        }
+        for (i, o) in out.chunks_exact_mut(n_vecs).enumerate().skip(i) {
+            row_dots(wrow(r0 + i), o, 0);
+        }
+    };
+    if parallel {
+        yt.par_chunks_mut(chunk_rows * n_vecs)
+            .enumerate()
+            .for_each(task);
+    } else {
+        yt.chunks_mut(chunk_rows * n_vecs)
+            .enumerate()
+            .for_each(task);
+    }
+    // The transpose, in parallel over groups of 16 vectors: each step reads one cache line of
+    // `yt` and appends to 16 sequential output streams (it was 7 % of prefill, single-threaded
+    // and strided).
+    const TV: usize = 16;
+    let transpose = |(g, out): (usize, &mut [f32])| {
+        let v0 = g * TV;
+        let nv = out.len() / rows;
+        for (r, row) in yt.chunks_exact(n_vecs).enumerate() {
+            for (j, &val) in row[v0..v0 + nv].iter().enumerate() {
+                out[j * rows + r] = val;
+            }
+        }
+    };
+    if parallel {
+        y.par_chunks_mut(TV * rows).enumerate().for_each(transpose);
+    } else {
+        y.chunks_mut(TV * rows).enumerate().for_each(transpose);
+    }
+}
