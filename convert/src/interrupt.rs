@@ -15,8 +15,6 @@
 //! known point.
 
 use anyhow::{bail, Context as _, Result};
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
@@ -57,32 +55,47 @@ fn remove(path: &Path, kind: Kind) {
     };
 }
 
+/// Remove every registered path and exit with 128 + `sig` (`name` for the message).
+fn clean_up_and_exit(sig: i32, name: &str) -> ! {
+    let mut reg = registry();
+    reg.interrupted = true;
+    let unfinished = !reg.paths.is_empty();
+    // Innermost first: files inside a created directory go before the directory.
+    for (path, kind) in reg.paths.drain(..).rev() {
+        remove(&path, kind);
+    }
+    if unfinished {
+        eprintln!("\ninterrupted ({name}): the unfinished output was removed");
+    } else {
+        eprintln!("\ninterrupted ({name})");
+    }
+    std::process::exit(128 + sig);
+}
+
 /// Starts the thread that turns SIGINT / SIGTERM into cleanup and exit status 130 / 143.
+#[cfg(unix)]
 pub fn install() -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::iterator::Signals;
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).context("cannot install the SIGINT/SIGTERM handler")?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             if let Some(sig) = signals.forever().next() {
-                let mut reg = registry();
-                reg.interrupted = true;
-                let unfinished = !reg.paths.is_empty();
-                // Innermost first: files inside a created directory go before the directory.
-                for (path, kind) in reg.paths.drain(..).rev() {
-                    remove(&path, kind);
-                }
                 let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
-                if unfinished {
-                    eprintln!("\ninterrupted ({name}): the unfinished output was removed");
-                } else {
-                    eprintln!("\ninterrupted ({name})");
-                }
-                std::process::exit(128 + sig);
+                clean_up_and_exit(sig, name);
             }
         })
         .context("cannot start the signal thread")?;
     Ok(())
+}
+
+/// Ctrl-C (and Ctrl-Break / console close) off Unix: the same cleanup, exit status 130.
+#[cfg(not(unix))]
+pub fn install() -> Result<()> {
+    ctrlc::set_handler(|| clean_up_and_exit(2, "Ctrl-C"))
+        .context("cannot install the Ctrl-C handler")
 }
 
 /// An unfinished output path, removed on drop unless committed.
