@@ -220,7 +220,10 @@ fn recorded_figures_match_pytorch_and_meet_the_exit_targets() {
     let skip = f(&s["default threshold, skip"]["accuracy"], "skip");
     assert!(skip >= full - 0.01, "skip {skip} vs full depth {full}");
     let saving = f(&rec["skip_layer_eval_saving"], "skip_layer_eval_saving");
-    assert!(saving >= 0.30, "skip saves {saving} of the layer evaluations");
+    assert!(
+        saving >= 0.30,
+        "skip saves {saving} of the layer evaluations"
+    );
     assert!(f(&s["depth 1"]["accuracy"], "depth 1") + 0.2 <= full);
     for (name, v) in s.as_object().expect("settings") {
         let stops = f(&v["clean_stops"], name);
@@ -228,7 +231,10 @@ fn recorded_figures_match_pytorch_and_meet_the_exit_targets() {
     }
     for k in 1..=4 {
         let cli = f(&s[format!("depth {k}")]["accuracy"], "cli depth");
-        let pt = f(&torch["test_fixed_depth"][k.to_string()]["accuracy"], "torch depth");
+        let pt = f(
+            &torch["test_fixed_depth"][k.to_string()]["accuracy"],
+            "torch depth",
+        );
         assert!(
             (cli - pt).abs() <= TORCH_TOLERANCE,
             "depth {k}: CLI {cli} vs PyTorch {pt}"
