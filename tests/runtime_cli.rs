@@ -432,3 +432,47 @@ fn generate_interrupted_prints_newline_and_timings() {
         "{err}"
     );
 }
+
+/// A file without an exit gate (as llama.cpp's converter writes Ouro) runs full depth with a
+/// one-line note naming `add-gate`; `ouro info` says "exit gate: no".
+#[test]
+fn a_file_without_exit_gate_runs_full_depth_with_a_note() {
+    use ouro::gguf::{GgufFile, GgufWriter};
+    let src = converted("ouro-tiny-b", "q8_0");
+    let bytes = std::fs::read(&src).expect("read");
+    let g = GgufFile::parse(&bytes).expect("parse");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bare = dir.path().join("bare.gguf");
+    let mut w = GgufWriter::new();
+    for (k, v) in &g.metadata {
+        if !(k.starts_with("ouro.exit_gate.") || k == "ouro.early_exit_threshold") {
+            w.add_kv(k.clone(), v.clone()).expect("kv");
+        }
+    }
+    for t in &g.tensors {
+        w.add_tensor(t.name.clone(), &t.dims, t.ty).expect("tensor");
+    }
+    let mut data = w.begin(&bare).expect("begin");
+    for t in &g.tensors {
+        data.write_tensor(&t.name, g.tensor_data(t)).expect("write");
+    }
+    data.finish().expect("finish");
+    let m = bare.to_str().unwrap();
+    let o = ouro(&[
+        "generate", "-m", m, "-p", "hi", "-n", "3", "--temp", "0", "--json",
+    ]);
+    let v = json_of(&o);
+    assert!(ids(&v["loops"]).iter().all(|&l| l == 3), "{v}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("has no exit gate") && err.contains("add-gate"),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.contains("exit gate")).count(),
+        1,
+        "{err}"
+    );
+    let info = ouro(&["info", m]);
+    assert!(String::from_utf8_lossy(&info.stdout).contains("exit gate"));
+}

@@ -182,7 +182,7 @@ fn name_list(names: &[&str]) -> String {
     s
 }
 
-fn read_gate(cfg: &HfConfig, source: &Source) -> Result<(Vec<f32>, f32)> {
+pub(crate) fn read_gate(cfg: &HfConfig, source: &Source) -> Result<(Vec<f32>, f32)> {
     let check = |name: &str, expected: &[usize]| -> Result<&SrcTensor> {
         let t = source
             .get(name)

@@ -1,7 +1,8 @@
 //! The converter behind the `ouro-convert` binary: Hugging Face Ouro / Llama checkpoints → GGUF
 //! ([`hf2gguf`]), GGUF requantization ([`quantize`]) and shape-exact random checkpoints
-//! ([`synth`]). A library so the fuzz targets can drive the same code as the binary.
+//! ([`synth`]), and adding an exit gate to a GGUF made elsewhere ([`add_gate`]). A library so the fuzz targets can drive the same code as the binary.
 
+pub mod add_gate;
 pub mod config;
 pub mod hf2gguf;
 pub mod interrupt;

@@ -5,7 +5,7 @@ use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
 use ouro_convert::plan::FileType;
 use ouro_convert::summary::Written;
-use ouro_convert::{hf2gguf, interrupt, quantize, synth};
+use ouro_convert::{add_gate, hf2gguf, interrupt, quantize, synth};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -91,6 +91,18 @@ enum Command {
         #[arg(long = "type", value_name = "TYPE", value_parser = parse_quant_type)]
         ty: FileType,
     },
+    /// Copy the exit gate (and threshold) of a Hugging Face checkpoint into a GGUF that has none
+    /// (e.g. one made by llama.cpp's converter), without touching its tensors.
+    AddGate {
+        /// The GGUF to complete.
+        input: PathBuf,
+        /// The Hugging Face checkpoint directory it was converted from.
+        #[arg(long)]
+        from: PathBuf,
+        /// Output GGUF file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Write a random (noise) checkpoint with the exact shapes and layout of a preset.
     #[command(after_long_help = SYNTH_HELP)]
     Synth {
@@ -155,6 +167,11 @@ fn run(cli: Cli) -> Result<Option<Written>> {
             name: name.as_deref(),
         }),
         Command::Quantize { input, output, ty } => quantize::run(&input, &output, ty).map(Some),
+        Command::AddGate {
+            input,
+            from,
+            output,
+        } => add_gate::run(&input, &from, &output).map(Some),
         Command::Synth {
             preset,
             output,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use ouro::engine::Speculation;
-use ouro::model::Model;
+use ouro::model::{Arch, Model};
 use ouro::sampler::SamplerConfig;
 use ouro::session::{default_threads, ExitMode, KvType, Session, SessionOptions};
 
@@ -258,6 +258,15 @@ pub fn resolve_model(arg: Option<&Path>) -> Result<(PathBuf, String)> {
 pub fn load_model(arg: Option<&Path>) -> Result<(Model, PathBuf)> {
     let (path, what) = resolve_model(arg)?;
     let model = Model::load(&path).with_context(|| format!("cannot load {what}"))?;
+    let c = model.config();
+    if c.arch == Arch::Ouro && !c.has_exit_gate && c.n_loops > 1 {
+        eprintln!(
+            "note: {} has no exit gate (llama.cpp's converter stores none): every token runs all \
+             {} loops; `ouro-convert add-gate FILE --from HF_DIR -o OUT` adds it",
+            path.display(),
+            c.n_loops
+        );
+    }
     Ok((model, path))
 }
 
