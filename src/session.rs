@@ -240,11 +240,17 @@ impl<'m> Session<'m> {
     }
 
     fn check(&self, tokens: &[u32]) -> Result<Depth, ModelError> {
+        self.check_at(self.n_past(), tokens)?;
+        self.depth()
+    }
+
+    /// Token ids in range, `tokens` fit in the context from position `pos`, and not empty.
+    fn check_at(&self, pos: usize, tokens: &[u32]) -> Result<(), ModelError> {
         let vocab_size = self.model.config().vocab_size;
         if let Some(&id) = tokens.iter().find(|&&t| t as usize >= vocab_size) {
             return Err(ModelError::BadToken { id, vocab_size });
         }
-        let needed = self.n_past() + tokens.len();
+        let needed = pos + tokens.len();
         if needed > self.ctx {
             return Err(ModelError::ContextFull {
                 needed,
@@ -254,7 +260,7 @@ impl<'m> Session<'m> {
         if tokens.is_empty() {
             return Err(ModelError::InvalidOption("no tokens to evaluate".into()));
         }
-        self.depth()
+        Ok(())
     }
 
     fn run(&mut self, tokens: &[u32], depth: &Depth, all_logits: bool) -> BatchOutput {
@@ -357,18 +363,7 @@ impl<'m> Session<'m> {
     ) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
         let depth = self.speculation_depth(draft_loops)?;
         let pos = self.n_past() + self.n_drafted();
-        if token as usize >= self.model.config().vocab_size {
-            return Err(ModelError::BadToken {
-                id: token,
-                vocab_size: self.model.config().vocab_size,
-            });
-        }
-        if pos + 1 > self.ctx {
-            return Err(ModelError::ContextFull {
-                needed: pos + 1,
-                ctx: self.ctx,
-            });
-        }
+        self.check_at(pos, &[token])?;
         self.cache.ensure_loop_slots(depth.loops);
         let span = Span {
             input: Input::Tokens(&[token]),
@@ -416,9 +411,15 @@ impl<'m> Session<'m> {
     }
 
     /// Whether self-speculation from `draft_loops` loops applies: fewer draft loops than the
-    /// depth, no exit threshold (every token runs the full depth) and no KV sharing.
+    /// depth, no exit threshold (every token runs the full depth) and no KV sharing; the error
+    /// says which condition fails.
+    pub fn check_speculation(&self, draft_loops: usize) -> Result<(), ModelError> {
+        self.speculation_depth(draft_loops).map(|_| ())
+    }
+
+    /// [`Session::check_speculation`] as a yes/no.
     pub fn can_speculate(&self, draft_loops: usize) -> bool {
-        self.speculation_depth(draft_loops).is_ok() && !self.cache.sharing()
+        self.check_speculation(draft_loops).is_ok()
     }
 
     /// Last-loop KV sharing (`--kv-share last`, the Ouro paper's §5.4.2 decoding variant):
@@ -442,6 +443,13 @@ impl<'m> Session<'m> {
             return Err(ModelError::InvalidOption(
                 "self-speculative decoding runs full depth: it cannot be combined with an exit \
                  threshold"
+                    .into(),
+            ));
+        }
+        if self.cache.sharing() {
+            return Err(ModelError::InvalidOption(
+                "self-speculative decoding verifies drafts in a batch: it cannot be combined \
+                 with last-loop KV sharing"
                     .into(),
             ));
         }

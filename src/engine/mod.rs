@@ -35,6 +35,10 @@ pub enum EngineError {
     Tokenizer(#[from] TokenizerError),
     #[error("invalid sampling option: {0}")]
     Sampling(String),
+    // The session's reason is shown in the message, not exposed as `source()`, so a `{:#}`
+    // chain prints it once.
+    #[error("--draft-loops: {0}")]
+    Speculation(ModelError),
     #[error("the session holds {n_past} tokens but the caller says {n_cached} are cached")]
     CacheMismatch { n_past: usize, n_cached: usize },
     #[error("nothing to generate from: the sequence is empty")]
@@ -165,6 +169,11 @@ impl GenStats {
     }
 }
 
+/// Layer evaluations of one token at `loops` loops (no early exit).
+fn full_per_token(model: &Model, loops: usize) -> u64 {
+    (loops * model.config().n_layers) as u64
+}
+
 /// One thing that happened.
 #[derive(Clone, Debug)]
 pub enum Event {
@@ -201,8 +210,6 @@ pub struct Generator<'s, 'm> {
     stats: GenStats,
     gen_start: Instant,
     layer_evals_at_start: u64,
-    /// Layer evaluations per token at full depth.
-    full_per_token: u64,
     done: bool,
 }
 
@@ -222,14 +229,9 @@ impl<'s, 'm> Generator<'s, 'm> {
                     "--draft-max must be at least 1".into(),
                 ));
             }
-            if !session.can_speculate(spec.draft_loops) {
-                return Err(EngineError::Sampling(format!(
-                    "--draft-loops must be below the depth ({} loops) and needs full depth \
-                     (no exit threshold), got {}",
-                    session.depth()?.loops,
-                    spec.draft_loops
-                )));
-            }
+            session
+                .check_speculation(spec.draft_loops)
+                .map_err(EngineError::Speculation)?;
         }
         if session.n_past() != n_cached || n_cached > tokens.len() {
             return Err(EngineError::CacheMismatch {
@@ -242,7 +244,6 @@ impl<'s, 'm> Generator<'s, 'm> {
         }
         let model = session.model();
         let depth = session.depth()?;
-        let full_per_token = (depth.loops * model.config().n_layers) as u64;
         let layer_evals_at_start = session.stats().layer_evals;
         // Nothing new to read (the whole sequence is cached): re-run the last token to get
         // logits to sample from.
@@ -258,7 +259,7 @@ impl<'s, 'm> Generator<'s, 'm> {
         let stats = GenStats {
             prompt_tokens: new.len(),
             prompt_secs: t0.elapsed().as_secs_f64(),
-            full_depth_layer_evals: new.len() as u64 * full_per_token,
+            full_depth_layer_evals: new.len() as u64 * full_per_token(model, depth.loops),
             ..GenStats::default()
         };
         Ok(Generator {
@@ -277,7 +278,6 @@ impl<'s, 'm> Generator<'s, 'm> {
             stats,
             gen_start: Instant::now(),
             layer_evals_at_start,
-            full_per_token,
             done: false,
         })
     }
@@ -299,7 +299,7 @@ impl<'s, 'm> Generator<'s, 'm> {
 
     fn step(&mut self, id: u32) -> Result<(), EngineError> {
         let out = self.session.step(id)?;
-        self.stats.full_depth_layer_evals += self.full_per_token;
+        self.stats.full_depth_layer_evals += full_per_token(self.model, self.full_loops);
         self.logits = out.logits;
         self.exit_loop = out.exit_loop;
         Ok(())
@@ -480,7 +480,8 @@ impl<'s, 'm> Generator<'s, 'm> {
         self.session.count_generated(kept, self.full_loops - 1);
         self.stats.drafted += n;
         self.stats.verifies += 1;
-        self.stats.full_depth_layer_evals += kept as u64 * self.full_per_token;
+        self.stats.full_depth_layer_evals +=
+            kept as u64 * full_per_token(self.model, self.full_loops);
         Ok(())
     }
 }
