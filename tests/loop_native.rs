@@ -15,15 +15,15 @@ use ouro::model::Model;
 use ouro::sampler::SamplerConfig;
 use ouro::session::{ExitMode, KvType, Session, SessionOptions};
 
-fn session(model: &Model) -> Session<'_> {
+/// A full-depth session (no exit threshold: speculation verifies at the last loop).
+fn session(model: &Model, loops: Option<usize>, kv_type: KvType, threads: usize) -> Session<'_> {
     Session::new(
         model,
         SessionOptions {
             ctx: 512,
-            kv_type: KvType::F16,
-            threads: 2,
-            loops: None,
-            // Full depth: speculation verifies at the last loop.
+            kv_type,
+            threads,
+            loops,
             exit_threshold: Some(1.0),
             exit_mode: ExitMode::Select,
         },
@@ -38,7 +38,7 @@ fn generate(
     n: usize,
     spec: Option<Speculation>,
 ) -> (Vec<u32>, StopReason, usize, usize) {
-    let mut s = session(model);
+    let mut s = session(model, None, KvType::F16, 2);
     let cfg = GenerateConfig {
         sampler: SamplerConfig {
             temp: 0.0,
@@ -211,18 +211,7 @@ fn speculative_sampling_keeps_the_distribution() {
     const RUNS: u64 = 1000;
     // Counts of (position, token) over RUNS seeds.
     let histogram = |spec: Option<Speculation>, loops: Option<usize>| {
-        let mut s = Session::new(
-            &model,
-            SessionOptions {
-                ctx: 64,
-                kv_type: KvType::F32,
-                threads: 1,
-                loops,
-                exit_threshold: Some(1.0),
-                exit_mode: ExitMode::Select,
-            },
-        )
-        .expect("session");
+        let mut s = session(&model, loops, KvType::F32, 1);
         let mut h = BTreeMap::<(usize, u32), f64>::new();
         for seed in 0..RUNS {
             s.reset();
@@ -313,18 +302,7 @@ fn last_loop_kv_sharing_stores_one_row_per_decoded_token() {
         .encode("Write a haiku about loops.", true)
         .expect("encode");
     let run = |loops: Option<usize>, share: bool| {
-        let mut s = Session::new(
-            &model,
-            SessionOptions {
-                ctx: 64,
-                kv_type: KvType::F32,
-                threads: 1,
-                loops,
-                exit_threshold: Some(1.0),
-                exit_mode: ExitMode::Select,
-            },
-        )
-        .expect("session");
+        let mut s = session(&model, loops, KvType::F32, 1);
         if share {
             s.share_last_loop_kv();
         }
@@ -368,7 +346,7 @@ fn last_loop_kv_sharing_stores_one_row_per_decoded_token() {
             .expect("render");
         let ids = demo.tokenizer().encode(&text, true).expect("encode");
         for (k, share) in [false, true].into_iter().enumerate() {
-            let mut s = session(&demo);
+            let mut s = session(&demo, None, KvType::F16, 2);
             if share {
                 s.share_last_loop_kv();
             }
