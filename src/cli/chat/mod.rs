@@ -13,7 +13,6 @@
 mod commands;
 mod render;
 
-use std::collections::VecDeque;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -233,37 +232,6 @@ fn save_history(rl: &mut rustyline::DefaultEditor, path: &Path) {
     let _ = rl.save_history(path);
 }
 
-/// Complete lines typed (or pasted) while an answer streamed: the terminal is in cooked mode
-/// then, so the kernel holds them until someone reads. Read them without blocking.
-#[cfg(unix)]
-fn typed_ahead() -> Vec<String> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let stdin = std::io::stdin();
-    let mut lines = Vec::new();
-    loop {
-        let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::ZERO) {
-            Ok(n) if n > 0 => {}
-            _ => break,
-        }
-        let mut line = String::new();
-        // Canonical mode: one read returns at most one complete line.
-        match stdin.lock().read_line(&mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => lines.push(line.trim_end_matches(['\r', '\n']).to_owned()),
-        }
-    }
-    lines
-}
-
-#[cfg(not(unix))]
-fn typed_ahead() -> Vec<String> {
-    Vec::new()
-}
-
-#[cfg(unix)]
-use std::os::fd::AsFd;
-
 impl<'m> Chat<'m> {
     /// Command output and notices: stdout on a terminal, stderr when piped (stdout = answers).
     fn info(&self, msg: &str) {
@@ -305,18 +273,13 @@ impl<'m> Chat<'m> {
         if self.style.depth_view {
             self.print_legend();
         }
-        let mut queue: VecDeque<String> = VecDeque::new();
+        // Lines typed or pasted while an answer streams wait in the terminal's buffer (and in
+        // rustyline's, kept between calls by its `buffer-redux` feature) and are read next.
         loop {
-            let line = match queue.pop_front() {
-                Some(line) => {
-                    println!("> {line}");
-                    line
-                }
-                None => match rl.readline("> ") {
-                    Ok(line) => line,
-                    Err(ReadlineError::Interrupted) | Err(ReadlineError::Eof) => break,
-                    Err(e) => return Err(e).context("cannot read the input line"),
-                },
+            let line = match rl.readline("> ") {
+                Ok(line) => line,
+                Err(ReadlineError::Interrupted) | Err(ReadlineError::Eof) => break,
+                Err(e) => return Err(e).context("cannot read the input line"),
             };
             if !line.trim().is_empty() {
                 let _ = rl.add_history_entry(line.as_str());
@@ -327,7 +290,6 @@ impl<'m> Chat<'m> {
             if !self.handle_line(&line) {
                 break;
             }
-            queue.extend(typed_ahead());
         }
         Ok(())
     }
