@@ -108,6 +108,10 @@ pub struct Kernels {
     pub vec_dot_q4_0_q8_0_r4: Option<VecDotR4Fn>,
     /// 4 rows of Q8_0 · one Q8_0 vector, if the path has it.
     pub vec_dot_q8_0_q8_0_r4: Option<VecDotR4Fn>,
+    /// The panel GEMM for large batches (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K; [`crate::panel`]), if
+    /// the path has it. Its scalar twin is `panel::gemm_scalar`, which the scalar table does
+    /// not use (the row-at-a-time dots are as fast there and exact).
+    pub panel_gemm: Option<crate::panel::PanelFn>,
     /// Q4_0 prefill tile (4 rows × 4 vectors), if the path has one.
     pub gemm_q4_0_q8_0_4x4: Option<Tile4x4>,
     /// Q8_0 prefill tile (4 rows × 4 vectors), if the path has one.
@@ -142,6 +146,7 @@ impl Kernels {
         vec_dot_q6_K_q8_K_x4: None,
         vec_dot_q4_0_q8_0_r4: None,
         vec_dot_q8_0_q8_0_r4: None,
+        panel_gemm: None,
         gemm_q4_0_q8_0_4x4: None,
         gemm_q8_0_q8_0_4x4: None,
         dot_f16_f32: scalar::dot_f16_f32,

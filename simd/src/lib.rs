@@ -12,6 +12,7 @@
 pub mod blocks;
 pub mod dispatch;
 mod matmul;
+pub mod panel;
 pub mod quantize_k;
 pub mod scalar;
 pub mod types;

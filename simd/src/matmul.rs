@@ -7,6 +7,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use crate::dispatch::{self, kernels, Kernels, Tile4x4};
+use crate::panel::{Panel, PanelActs, PanelFn, PanelFormat, PANEL_ROWS};
 use crate::{row_bytes, vec_dot_type, GgmlType};
 
 /// `y[v*rows + r] = dot(weight row r, x[v*cols .. (v+1)*cols])` for `v < n_vecs`, with the
@@ -87,6 +88,11 @@ pub fn matmul_with(
         for (a, xv) in acts.chunks_exact_mut(a_row).zip(x.chunks_exact(cols)) {
             quantize(xv, a);
         }
+        if n_vecs >= PANEL_MIN_VECS {
+            if let (Some(f), Some(fmt)) = (k.panel_gemm, PanelFormat::of(wtype)) {
+                return panel_rows(f, fmt, w, w_row, cols, acts, rows, n_vecs, y);
+            }
+        }
         gemm_rows(
             dot,
             k.vec_dot_x4(wtype),
@@ -106,6 +112,73 @@ pub fn matmul_with(
         Ok(mut acts) => run(&mut acts),
         Err(_) => run(&mut Vec::new()),
     });
+}
+
+/// Batches from this size on take the panel GEMM where the path has one (smaller batches —
+/// speculative verification, a few server sequences — keep the 4×4 tiles, which are
+/// bit-identical to decoding the tokens one at a time).
+pub const PANEL_MIN_VECS: usize = 16;
+
+thread_local! {
+    static PANEL: RefCell<Panel> = RefCell::new(Panel::default());
+}
+
+/// The panel product: 16-row panels split across the pool, each packed once and multiplied
+/// with every vector (8 at a time), results `[panel][vector][16]` then scattered to
+/// `[vector][row]`.
+#[allow(clippy::too_many_arguments)]
+fn panel_rows(
+    f: PanelFn,
+    fmt: PanelFormat,
+    w: &[u8],
+    w_row: usize,
+    cols: usize,
+    acts: &[u8],
+    rows: usize,
+    n_vecs: usize,
+    y: &mut [f32],
+) {
+    let mut pa = PanelActs::default();
+    pa.prepare(fmt, cols, acts, n_vecs);
+    let n_panels = rows.div_ceil(PANEL_ROWS);
+    let threads = rayon::current_num_threads();
+    let chunk = n_panels.div_ceil(threads * 4).max(1);
+    let per_panel = n_vecs * PANEL_ROWS;
+    let mut yt = vec![0f32; n_panels * per_panel];
+    let task = |(ci, out): (usize, &mut [f32])| {
+        PANEL.with_borrow_mut(|panel| {
+            for (pi, o) in out.chunks_exact_mut(per_panel).enumerate() {
+                let r0 = (ci * chunk + pi) * PANEL_ROWS;
+                let r1 = rows.min(r0 + PANEL_ROWS);
+                let mut rws: [&[u8]; PANEL_ROWS] = [&[]; PANEL_ROWS];
+                for (slot, r) in rws.iter_mut().zip(r0..r1) {
+                    *slot = &w[r * w_row..(r + 1) * w_row];
+                }
+                panel.pack(fmt, cols, &rws[..r1 - r0]);
+                for v0 in (0..n_vecs).step_by(8) {
+                    let nv = 8.min(n_vecs - v0);
+                    f(panel, &pa, v0, nv, &mut o[v0 * PANEL_ROWS..]);
+                }
+            }
+        })
+    };
+    if threads > 1 {
+        yt.par_chunks_mut(chunk * per_panel)
+            .enumerate()
+            .for_each(task);
+    } else {
+        yt.chunks_mut(chunk * per_panel).enumerate().for_each(task);
+    }
+    let scatter = |(v, out): (usize, &mut [f32])| {
+        for (p, o) in out.chunks_mut(PANEL_ROWS).enumerate() {
+            o.copy_from_slice(&yt[p * per_panel + v * PANEL_ROWS..][..o.len()]);
+        }
+    };
+    if threads > 1 {
+        y.par_chunks_mut(rows).enumerate().for_each(scatter);
+    } else {
+        y.chunks_mut(rows).enumerate().for_each(scatter);
+    }
 }
 
 /// The row-parallel product on already quantized activations.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{random_blocks, Rng};
+use common::{error_scale, random_blocks, Rng};
 use ouro_simd::{GgmlType, GgmlType::*, Kernels, Path};
 
 /// Relative tolerance of a dot product against the scalar one, relative to the error scale
@@ -34,28 +34,6 @@ fn quantize(k: &Kernels, ty: GgmlType, x: &[f32]) -> Vec<u8> {
     let mut out = vec![0u8; ty.row_bytes(x.len() as u64).unwrap() as usize];
     (k.quantize_activation(ty).unwrap())(x, &mut out);
     out
-}
-
-fn dequantize(ty: GgmlType, b: &[u8], n: usize) -> Vec<f32> {
-    let mut out = vec![0f32; n];
-    ouro_simd::dequantize_row(ty, b, &mut out);
-    out
-}
-
-/// The error scale of a dot product (see DOT_REL_TOL).
-fn error_scale(ty: GgmlType, w: &[u8], a_type: GgmlType, a: &[u8], n: usize) -> f64 {
-    let wv = dequantize(ty, w, n);
-    let av = dequantize(a_type, a, n);
-    let mut w_nomin = w.to_vec();
-    if matches!(ty, Q4_1 | Q5_1 | Q4_K | Q5_K) {
-        for blk in w_nomin.chunks_exact_mut(ty.type_size()) {
-            blk[2..4].copy_from_slice(&[0, 0]);
-        }
-    }
-    let wn = dequantize(ty, &w_nomin, n);
-    (0..n)
-        .map(|i| (av[i].abs() as f64) * (wv[i].abs() as f64 + wn[i].abs() as f64))
-        .sum()
 }
 
 /// Activation rows: random, all at +max, alternating sign, one spike.
@@ -333,7 +311,7 @@ fn matmul_is_bit_identical_across_threads_and_close_to_scalar() {
     let (rows, cols) = (67, 512);
     for &ty in WEIGHT_TYPES {
         let w = random_blocks(&mut rng, ty, rows * cols / ty.block_size(), 15);
-        for n_vecs in [1usize, 3, 6, 8] {
+        for n_vecs in [1usize, 3, 6, 8, 16, 21] {
             let x: Vec<f32> = (0..n_vecs * cols).map(|_| rng.normal(1.0)).collect();
             for (path, k) in paths() {
                 let mut first: Option<Vec<f32>> = None;

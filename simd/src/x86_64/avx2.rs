@@ -838,6 +838,7 @@ macro_rules! kernels_256 {
                     vec_dot_q6_K_q8_K_x4: Some(vec_dot_q6_K_q8_K_x4),
                     vec_dot_q4_0_q8_0_r4: None,
                     vec_dot_q8_0_q8_0_r4: None,
+                    panel_gemm: None,
                     gemm_q4_0_q8_0_4x4: None,
                     gemm_q8_0_q8_0_4x4: None,
                     dot_f16_f32,

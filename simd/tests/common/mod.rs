@@ -158,3 +158,38 @@ pub fn random_blocks(
     }
     b
 }
+
+pub fn dequantize(ty: ouro_simd::GgmlType, b: &[u8], n: usize) -> Vec<f32> {
+    let mut out = vec![0f32; n];
+    ouro_simd::dequantize_row(ty, b, &mut out);
+    out
+}
+
+/// The error scale of a dot product: Σ|a_i|·(|w_i| + |w'_i|), w' = the weight without its
+/// min term (which bounds the two parts a K-quant / Q4_1 / Q5_1 dot subtracts).
+pub fn error_scale(
+    ty: ouro_simd::GgmlType,
+    w: &[u8],
+    a_type: ouro_simd::GgmlType,
+    a: &[u8],
+    n: usize,
+) -> f64 {
+    let wv = dequantize(ty, w, n);
+    let av = dequantize(a_type, a, n);
+    let mut w_nomin = w.to_vec();
+    if matches!(
+        ty,
+        ouro_simd::GgmlType::Q4_1
+            | ouro_simd::GgmlType::Q5_1
+            | ouro_simd::GgmlType::Q4_K
+            | ouro_simd::GgmlType::Q5_K
+    ) {
+        for blk in w_nomin.chunks_exact_mut(ty.type_size()) {
+            blk[2..4].copy_from_slice(&[0, 0]);
+        }
+    }
+    let wn = dequantize(ty, &w_nomin, n);
+    (0..n)
+        .map(|i| (av[i].abs() as f64) * (wv[i].abs() as f64 + wn[i].abs() as f64))
+        .sum()
+}

@@ -1,0 +1,143 @@
+//! The panel GEMM (`ouro_simd::panel`): every path's kernel is bit-identical to the scalar
+//! twin, and the twin equals the row-at-a-time scalar dots within the dot tolerance (only the
+//! order of float additions differs), for every format, partial panels, 1–8 vectors per call,
+//! and random and adversarial blocks.
+
+mod common;
+
+use common::{error_scale, random_blocks, Rng};
+use ouro_simd::panel::{gemm_scalar, Panel, PanelActs, PanelFormat, PANEL_ROWS};
+use ouro_simd::{GgmlType, GgmlType::*, Kernels, Path};
+
+/// Relative tolerance against the scalar dot, of the error scale Σ|a|·(|w| + |w'|): the
+/// integer group sums are exact; the f32 accumulation differs in order (and, for K-quants,
+/// in where the sub-block scales are applied: in f32 here, in i32 in the dot).
+const REL_TOL: f64 = 2e-6;
+
+const FORMATS: &[(GgmlType, PanelFormat)] = &[
+    (Q4_0, PanelFormat::Q4_0),
+    (Q8_0, PanelFormat::Q8_0),
+    (Q4_K, PanelFormat::Q4_K),
+    (Q5_K, PanelFormat::Q5_K),
+    (Q6_K, PanelFormat::Q6_K),
+];
+
+fn quantize(ty: GgmlType, x: &[f32]) -> Vec<u8> {
+    let mut out = vec![0u8; ty.row_bytes(x.len() as u64).unwrap() as usize];
+    (Kernels::SCALAR.quantize_activation(ty).unwrap())(x, &mut out);
+    out
+}
+
+/// Rows of `nb` blocks: random moderate, random near the f16 limit, and fills with the largest
+/// finite scale (all 0x80 bytes, all 0xFF, all 0).
+fn weight_rows(rng: &mut Rng, ty: GgmlType, nb: usize, rows: usize) -> Vec<Vec<u8>> {
+    (0..rows)
+        .map(|r| match r % 5 {
+            0..=1 => random_blocks(rng, ty, nb, 16),
+            2 => random_blocks(rng, ty, nb, 28),
+            f => {
+                let fill = [0x80u8, 0xFF, 0x00][f - 3 + (r / 5) % 2];
+                let mut b = vec![fill; nb * ty.type_size()];
+                for blk in b.chunks_exact_mut(ty.type_size()) {
+                    for &o in common::f16_fields(ty) {
+                        blk[o..o + 2].copy_from_slice(&0x7BFFu16.to_le_bytes());
+                    }
+                }
+                b
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn panel_kernels_equal_the_scalar_twin_and_the_row_dots() {
+    let mut rng = Rng::new(0x9a7e1);
+    let paths: Vec<(Path, Kernels)> = Path::available()
+        .into_iter()
+        .map(|p| (p, p.kernels().unwrap()))
+        .collect();
+    let mut simd_checked = 0;
+    for &(ty, fmt) in FORMATS {
+        let a_type = ouro_simd::vec_dot_type(ty);
+        let per = if fmt.q8k() { 256 } else { 32 };
+        for (nb, rows, n) in [(1, 16, 8), (3, 5, 3), (2, 16, 11), (5, 13, 1)] {
+            let k = nb * per / ty.block_size() * ty.block_size();
+            let w = weight_rows(&mut rng, ty, k / ty.block_size(), rows);
+            let xs: Vec<Vec<f32>> = (0..n)
+                .map(|v| match v % 3 {
+                    0 => (0..k).map(|_| rng.normal(1.0)).collect(),
+                    1 => (0..k)
+                        .map(|i| if i % 2 == 0 { 1e3 } else { -1e3 })
+                        .collect(),
+                    _ => vec![3.5; k],
+                })
+                .collect();
+            let acts: Vec<Vec<u8>> = xs.iter().map(|x| quantize(a_type, x)).collect();
+            let flat: Vec<u8> = acts.concat();
+            let mut panel = Panel::default();
+            let refs: Vec<&[u8]> = w.iter().map(|r| r.as_slice()).collect();
+            panel.pack(fmt, k, &refs);
+            let mut pa = PanelActs::default();
+            pa.prepare(fmt, k, &flat, n);
+            // The scalar twin, up to 8 vectors per call.
+            let mut want = vec![0f32; n * PANEL_ROWS];
+            for v0 in (0..n).step_by(8) {
+                let nv = 8.min(n - v0);
+                gemm_scalar(&panel, &pa, v0, nv, &mut want[v0 * PANEL_ROWS..]);
+            }
+            for v in 0..n {
+                for r in 0..PANEL_ROWS {
+                    let got = want[v * PANEL_ROWS + r] as f64;
+                    if r >= rows {
+                        assert_eq!(got, 0.0, "{ty}: padding row {r} must be 0");
+                        continue;
+                    }
+                    let dot = (Kernels::SCALAR.vec_dot(ty).unwrap())(&w[r], &acts[v]) as f64;
+                    let tol = REL_TOL * error_scale(ty, &w[r], a_type, &acts[v], k) + 1e-30;
+                    assert!(
+                        (got - dot).abs() <= tol,
+                        "{ty} k={k} row {r} vec {v}: panel {got:e} vs dot {dot:e} (tol {tol:e})"
+                    );
+                }
+            }
+            // Every SIMD path's kernel: bit for bit, with every split of the vectors.
+            for (path, kern) in &paths {
+                let Some(f) = kern.panel_gemm else { continue };
+                for step in [1, 3, 8] {
+                    let mut got = vec![f32::NAN; n * PANEL_ROWS];
+                    for v0 in (0..n).step_by(step) {
+                        let nv = step.min(n - v0);
+                        f(&panel, &pa, v0, nv, &mut got[v0 * PANEL_ROWS..]);
+                    }
+                    let same = got
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(
+                        same,
+                        "{ty} k={k} path {} step {step} differs from the twin",
+                        path.name()
+                    );
+                    simd_checked += 1;
+                }
+            }
+        }
+    }
+    if Path::available()
+        .iter()
+        .any(|p| p.kernels().unwrap().panel_gemm.is_some())
+    {
+        assert!(simd_checked > 0);
+    }
+}
+
+#[test]
+#[should_panic(expected = "panel and activations of one format")]
+fn panel_refuses_mismatched_activations() {
+    let w = vec![0u8; 18];
+    let mut panel = Panel::default();
+    panel.pack(PanelFormat::Q4_0, 32, &[&w]);
+    let mut pa = PanelActs::default();
+    pa.prepare(PanelFormat::Q8_0, 32, &[0u8; 34], 1);
+    gemm_scalar(&panel, &pa, 0, 1, &mut [0f32; 16]);
+}
