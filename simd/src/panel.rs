@@ -113,16 +113,21 @@ pub struct Panel {
     pub k: usize,
     /// Rows packed (≤ 16).
     pub rows: usize,
-    /// `[group][step of 4][row][4]` unsigned bytes: 64 bytes per step.
-    pub q: Vec<u8>,
+    /// `[group][step of 4 weights][row]`: four unsigned bytes per word, 64 bytes per step.
+    pub q: Vec<u32>,
     /// `[group][row]` weight scale of the group.
     pub scale: Vec<f32>,
     /// `[group][row]` dmin·m of the group (Q4_K, Q5_K), else empty.
     pub min: Vec<f32>,
 }
 
-/// One row's group `g` decoded: stored bytes, scale and min.
-type Group = ([u8; 32], f32, f32);
+/// One row's group decoded: up to 8 words of four stored bytes, scale and min.
+type Group = ([u32; 8], f32, f32);
+
+/// Four bytes as one little-endian word.
+fn word(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
 
 impl Panel {
     /// Pack `rows` (≤ 16 rows of `k` elements of `format`) into this panel, reusing its buffers.
@@ -131,11 +136,12 @@ impl Panel {
         let gs = format.group();
         assert!(k.is_multiple_of(format.act_block()));
         let groups = k / gs;
+        let steps = gs / 4;
         self.format = Some(format);
         self.k = k;
         self.rows = rows.len();
         self.q.clear();
-        self.q.resize(groups * gs / 4 * 64, 0);
+        self.q.resize(groups * steps * PANEL_ROWS, 0);
         self.scale.clear();
         self.scale.resize(groups * PANEL_ROWS, 0.0);
         self.min.clear();
@@ -144,53 +150,67 @@ impl Panel {
         }
         for (r, row) in rows.iter().enumerate() {
             let mut put = |g: usize, (u, scale, min): Group| {
-                let base = g * gs / 4 * 64 + 4 * r;
-                for (s, quad) in u[..gs].chunks_exact(4).enumerate() {
-                    self.q[base + 64 * s..][..4].copy_from_slice(quad);
+                for (s, &w) in u[..steps].iter().enumerate() {
+                    self.q[(g * steps + s) * PANEL_ROWS + r] = w;
                 }
                 self.scale[g * PANEL_ROWS + r] = scale;
                 if format.has_mins() {
                     self.min[g * PANEL_ROWS + r] = min;
                 }
             };
+            const LOW: u32 = 0x0F0F_0F0F;
             match format {
                 PanelFormat::Q4_0 => {
                     for (g, b) in as_blocks::<BlockQ4_0>(row).iter().enumerate() {
-                        let mut u = [0u8; 32];
-                        for j in 0..16 {
-                            u[j] = b.qs[j] & 0x0F;
-                            u[j + 16] = b.qs[j] >> 4;
+                        let mut u = [0u32; 8];
+                        for j in 0..4 {
+                            let x = word(&b.qs[4 * j..]);
+                            u[j] = x & LOW;
+                            u[j + 4] = (x >> 4) & LOW;
                         }
                         put(g, (u, b.d.to_f32(), 0.0));
                     }
                 }
                 PanelFormat::Q8_0 => {
                     for (g, b) in as_blocks::<BlockQ8_0>(row).iter().enumerate() {
-                        let u = b.qs.map(|q| (q as u8) ^ 0x80);
+                        let qs: &[u8] = bytemuck::cast_slice(&b.qs);
+                        let u = std::array::from_fn(|j| word(&qs[4 * j..]) ^ 0x8080_8080);
                         put(g, (u, b.d.to_f32(), 0.0));
                     }
                 }
-                PanelFormat::Q4_K => {
-                    for (s, b) in as_blocks::<BlockQ4_K>(row).iter().enumerate() {
-                        let (d, dmin) = (b.d.to_f32(), b.dmin.to_f32());
+                PanelFormat::Q4_K | PanelFormat::Q5_K => {
+                    let q5 = format == PanelFormat::Q5_K;
+                    let blocks: Vec<(&[u8; 12], &[u8], Option<&[u8]>, f32, f32)> = if q5 {
+                        as_blocks::<BlockQ5_K>(row)
+                            .iter()
+                            .map(|b| {
+                                (
+                                    &b.scales,
+                                    &b.qs[..],
+                                    Some(&b.qh[..]),
+                                    b.d.to_f32(),
+                                    b.dmin.to_f32(),
+                                )
+                            })
+                            .collect()
+                    } else {
+                        as_blocks::<BlockQ4_K>(row)
+                            .iter()
+                            .map(|b| (&b.scales, &b.qs[..], None, b.d.to_f32(), b.dmin.to_f32()))
+                            .collect()
+                    };
+                    for (s, (scales, qs, qh, d, dmin)) in blocks.into_iter().enumerate() {
                         for j in 0..8 {
-                            let (sc, m) = get_scale_min_k4(j, &b.scales);
-                            let qs = &b.qs[32 * (j / 2)..][..32];
-                            let shift = 4 * (j % 2);
-                            let u = std::array::from_fn(|l| (qs[l] >> shift) & 0x0F);
-                            put(8 * s + j, (u, d * sc as f32, dmin * m as f32));
-                        }
-                    }
-                }
-                PanelFormat::Q5_K => {
-                    for (s, b) in as_blocks::<BlockQ5_K>(row).iter().enumerate() {
-                        let (d, dmin) = (b.d.to_f32(), b.dmin.to_f32());
-                        for j in 0..8 {
-                            let (sc, m) = get_scale_min_k4(j, &b.scales);
-                            let qs = &b.qs[32 * (j / 2)..][..32];
-                            let shift = 4 * (j % 2);
-                            let u = std::array::from_fn(|l| {
-                                ((qs[l] >> shift) & 0x0F) | (((b.qh[l] >> j) & 1) << 4)
+                            let (sc, m) = get_scale_min_k4(j, scales);
+                            let qs = &qs[32 * (j / 2)..][..32];
+                            let shift = 4 * (j % 2) as u32;
+                            let u = std::array::from_fn(|i| {
+                                let mut x = (word(&qs[4 * i..]) >> shift) & LOW;
+                                if let Some(qh) = qh {
+                                    // Bit j of each qh byte is the fifth bit of sub-block j.
+                                    x |= ((word(&qh[4 * i..]) >> j) & 0x0101_0101) << 4;
+                                }
+                                x
                             });
                             put(8 * s + j, (u, d * sc as f32, dmin * m as f32));
                         }
@@ -201,8 +221,10 @@ impl Panel {
                         let d = b.d.to_f32();
                         let v = q6_raw(b);
                         for j in 0..16 {
-                            let mut u = [0u8; 32];
-                            u[..16].copy_from_slice(&v[16 * j..16 * j + 16]);
+                            let mut u = [0u32; 8];
+                            for (i, w) in u[..4].iter_mut().enumerate() {
+                                *w = word(&v[16 * j + 4 * i..]);
+                            }
                             put(16 * s + j, (u, d * b.scales[j] as f32, 0.0));
                         }
                     }
@@ -300,7 +322,7 @@ pub(crate) fn check(panel: &Panel, acts: &PanelActs, v0: usize, nv: usize, out: 
     assert_eq!(acts.format, Some(f), "panel and activations of one format");
     assert_eq!(panel.k, acts.k);
     let groups = panel.k / f.group();
-    assert_eq!(panel.q.len(), groups * f.group() / 4 * 64);
+    assert_eq!(panel.q.len(), groups * f.group() / 4 * PANEL_ROWS);
     assert_eq!(panel.scale.len(), groups * PANEL_ROWS);
     assert_eq!(
         panel.min.len(),
@@ -334,7 +356,7 @@ pub fn gemm_scalar(panel: &Panel, acts: &PanelActs, v0: usize, nv: usize, out: &
             let isum = |g: usize| -> i32 {
                 let mut s = acts.corr[v * groups + g];
                 for st in 0..gs / 4 {
-                    let wq = &panel.q[(g * gs / 4 + st) * 64 + 4 * r..][..4];
+                    let wq = panel.q[(g * gs / 4 + st) * PANEL_ROWS + r].to_le_bytes();
                     for i in 0..4 {
                         s += wq[i] as i32 * a[g * gs + 4 * st + i] as i32;
                     }

@@ -5,6 +5,7 @@
 
 mod avx2;
 mod avx512;
+mod panel256;
 mod panel512;
 pub(crate) mod quantize_k;
 
@@ -90,8 +91,11 @@ pub(crate) fn detected_avx512_kernels() -> Option<Kernels> {
 /// The CPU must have AVX2, FMA and F16C (`missing_avx2()` returned `None`): the table's safe
 /// `fn` pointers call `#[target_feature(enable = "avx2,fma,f16c")]` code without checking.
 pub(crate) unsafe fn avx2_kernels() -> Kernels {
-    // SAFETY: our caller guarantees AVX2 + FMA + F16C, what `avx2::kernels` requires.
-    unsafe { avx2::kernels() }
+    Kernels {
+        panel_gemm: Some(panel256::gemm),
+        // SAFETY: our caller guarantees AVX2 + FMA + F16C, what `avx2::kernels` requires.
+        ..unsafe { avx2::kernels() }
+    }
 }
 
 /// The AVX-512 table (every kernel).

@@ -25,9 +25,9 @@ fn group_sums<const G: usize, const NV: usize>(
     let mut ia: [__m512i; NV] =
         std::array::from_fn(|j| _mm512_set1_epi32(a.corr[(v0 + j) * groups + g]));
     for st in 0..G / 4 {
-        let wo = (g * G / 4 + st) * 64;
-        // SAFETY: `check` asserted `p.q.len() == groups · G/4 · 64` and g < groups, st < G/4,
-        // so the 64 bytes at `wo` are inside `p.q`.
+        let wo = (g * G / 4 + st) * PANEL_ROWS;
+        // SAFETY: `check` asserted `p.q.len() == groups · G/4 · 16` and g < groups, st < G/4,
+        // so the 16 words at `wo` are inside `p.q`.
         let w = unsafe { _mm512_loadu_si512(p.q.as_ptr().add(wo).cast()) };
         for (j, acc) in ia.iter_mut().enumerate() {
             let ao = (v0 + j) * k + g * G + 4 * st;
