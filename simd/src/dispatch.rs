@@ -111,7 +111,7 @@ pub struct Kernels {
     /// The panel GEMM for large batches (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K; [`crate::panel`]), if
     /// the path has it. Its scalar twin is `panel::gemm_scalar`, which the scalar table does
     /// not use (the row-at-a-time dots are as fast there and exact).
-    pub panel_gemm: Option<crate::panel::PanelFn>,
+    pub panel_gemm: Option<crate::panel::PanelKernels>,
     /// Q4_0 prefill tile (4 rows × 4 vectors), if the path has one.
     pub gemm_q4_0_q8_0_4x4: Option<Tile4x4>,
     /// Q8_0 prefill tile (4 rows × 4 vectors), if the path has one.

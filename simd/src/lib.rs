@@ -23,7 +23,7 @@ mod aarch64;
 mod x86_64;
 
 pub use dispatch::{init, kernels, selected, Kernels, Path, SimdError, Tile4x4};
-pub use matmul::{matmul, matmul_with};
+pub use matmul::{matmul, matmul_with, PANEL_MIN_VECS};
 pub use types::GgmlType;
 
 /// Whether the crate can quantize / dequantize this type (and dot it, for weight types).

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use crate::dispatch::{self, kernels, Kernels, Tile4x4};
-use crate::panel::{Panel, PanelActs, PanelFn, PanelFormat, PANEL_ROWS};
+use crate::panel::{Panel, PanelActs, PanelFormat, PanelKernels, PANEL_ROWS};
 use crate::{row_bytes, vec_dot_type, GgmlType};
 
 /// `y[v*rows + r] = dot(weight row r, x[v*cols .. (v+1)*cols])` for `v < n_vecs`, with the
@@ -128,7 +128,7 @@ thread_local! {
 /// `[vector][row]`.
 #[allow(clippy::too_many_arguments)]
 fn panel_rows(
-    f: PanelFn,
+    pk: PanelKernels,
     fmt: PanelFormat,
     w: &[u8],
     w_row: usize,
@@ -150,14 +150,10 @@ fn panel_rows(
             for (pi, o) in out.chunks_exact_mut(per_panel).enumerate() {
                 let r0 = (ci * chunk + pi) * PANEL_ROWS;
                 let r1 = rows.min(r0 + PANEL_ROWS);
-                let mut rws: [&[u8]; PANEL_ROWS] = [&[]; PANEL_ROWS];
-                for (slot, r) in rws.iter_mut().zip(r0..r1) {
-                    *slot = &w[r * w_row..(r + 1) * w_row];
-                }
-                panel.pack(fmt, cols, &rws[..r1 - r0]);
+                (pk.pack)(panel, fmt, cols, &w[r0 * w_row..r1 * w_row], w_row, r1 - r0);
                 for v0 in (0..n_vecs).step_by(8) {
                     let nv = 8.min(n_vecs - v0);
-                    f(panel, &pa, v0, nv, &mut o[v0 * PANEL_ROWS..]);
+                    (pk.gemm)(panel, &pa, v0, nv, &mut o[v0 * PANEL_ROWS..]);
                 }
             }
         })

@@ -95,6 +95,17 @@ impl PanelFormat {
         matches!(self, PanelFormat::Q4_K | PanelFormat::Q5_K)
     }
 
+    /// The ggml type of the weights.
+    pub fn ggml_type(self) -> GgmlType {
+        match self {
+            PanelFormat::Q4_0 => GgmlType::Q4_0,
+            PanelFormat::Q8_0 => GgmlType::Q8_0,
+            PanelFormat::Q4_K => GgmlType::Q4_K,
+            PanelFormat::Q5_K => GgmlType::Q5_K,
+            PanelFormat::Q6_K => GgmlType::Q6_K,
+        }
+    }
+
     /// Elements per activation scale (32 for Q8_0, 256 for Q8_K).
     fn act_block(self) -> usize {
         if self.q8k() {
@@ -119,117 +130,208 @@ pub struct Panel {
     pub scale: Vec<f32>,
     /// `[group][row]` dmin·m of the group (Q4_K, Q5_K), else empty.
     pub min: Vec<f32>,
+    /// Rows decoded in element order (`[row][k / 4]` words) before the interleave.
+    scratch: Vec<u32>,
 }
-
-/// One row's group decoded: up to 8 words of four stored bytes, scale and min.
-type Group = ([u32; 8], f32, f32);
 
 /// Four bytes as one little-endian word.
 fn word(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
+const LOW: u32 = 0x0F0F_0F0F;
+
 impl Panel {
-    /// Pack `rows` (≤ 16 rows of `k` elements of `format`) into this panel, reusing its buffers.
-    pub fn pack(&mut self, format: PanelFormat, k: usize, rows: &[&[u8]]) {
-        assert!(rows.len() <= PANEL_ROWS, "a panel has at most 16 rows");
-        let gs = format.group();
-        assert!(k.is_multiple_of(format.act_block()));
-        let groups = k / gs;
-        let steps = gs / 4;
+    /// Size the buffers for `rows` rows of `k` elements of `format`, all zero (the padding rows
+    /// of a partial panel stay zero: scale 0). Checks the shapes every pack relies on.
+    pub(crate) fn reset(
+        &mut self,
+        format: PanelFormat,
+        k: usize,
+        w: &[u8],
+        w_row: usize,
+        rows: usize,
+    ) {
+        assert!(rows <= PANEL_ROWS, "a panel has at most 16 rows");
+        assert!(k.is_multiple_of(format.act_block()) && k > 0);
+        let ty = format.ggml_type();
+        assert_eq!(
+            ty.row_bytes(k as u64),
+            Some(w_row as u64),
+            "{k} {ty} elements per row"
+        );
+        assert_eq!(w.len(), rows * w_row, "{rows} rows of {w_row} bytes");
+        assert!(
+            PANEL_ROWS * w_row < i32::MAX as usize,
+            "row offsets fit i32"
+        );
+        let groups = k / format.group();
         self.format = Some(format);
         self.k = k;
-        self.rows = rows.len();
+        self.rows = rows;
         self.q.clear();
-        self.q.resize(groups * steps * PANEL_ROWS, 0);
+        self.q.resize(k / 4 * PANEL_ROWS, 0);
         self.scale.clear();
         self.scale.resize(groups * PANEL_ROWS, 0.0);
         self.min.clear();
         if format.has_mins() {
             self.min.resize(groups * PANEL_ROWS, 0.0);
         }
-        for (r, row) in rows.iter().enumerate() {
-            let mut put = |g: usize, (u, scale, min): Group| {
-                for (s, &w) in u[..steps].iter().enumerate() {
-                    self.q[(g * steps + s) * PANEL_ROWS + r] = w;
-                }
-                self.scale[g * PANEL_ROWS + r] = scale;
-                if format.has_mins() {
-                    self.min[g * PANEL_ROWS + r] = min;
-                }
-            };
-            const LOW: u32 = 0x0F0F_0F0F;
+    }
+
+    /// Pack `rows` (≤ 16) consecutive rows of `k` elements of `format` (`w`: the rows, `w_row`
+    /// bytes each) into this panel, reusing its buffers — the scalar twin of the paths' packs:
+    /// each row is decoded into words in element order, then the rows are interleaved word
+    /// by word in blocks of 16 × 16 words.
+    pub fn pack(&mut self, format: PanelFormat, k: usize, w: &[u8], w_row: usize, rows: usize) {
+        self.reset(format, k, w, w_row, rows);
+        let words = k / 4;
+        self.scratch.clear();
+        self.scratch.resize(PANEL_ROWS * words, 0);
+        for (r, (row, out)) in w
+            .chunks_exact(w_row)
+            .zip(self.scratch.chunks_exact_mut(words))
+            .enumerate()
+        {
+            let scale = |g: usize| g * PANEL_ROWS + r;
             match format {
                 PanelFormat::Q4_0 => {
-                    for (g, b) in as_blocks::<BlockQ4_0>(row).iter().enumerate() {
-                        let mut u = [0u32; 8];
+                    for (g, (b, o)) in as_blocks::<BlockQ4_0>(row)
+                        .iter()
+                        .zip(out.chunks_exact_mut(8))
+                        .enumerate()
+                    {
                         for j in 0..4 {
                             let x = word(&b.qs[4 * j..]);
-                            u[j] = x & LOW;
-                            u[j + 4] = (x >> 4) & LOW;
+                            o[j] = x & LOW;
+                            o[j + 4] = (x >> 4) & LOW;
                         }
-                        put(g, (u, b.d.to_f32(), 0.0));
+                        self.scale[scale(g)] = b.d.to_f32();
                     }
                 }
                 PanelFormat::Q8_0 => {
-                    for (g, b) in as_blocks::<BlockQ8_0>(row).iter().enumerate() {
+                    for (g, (b, o)) in as_blocks::<BlockQ8_0>(row)
+                        .iter()
+                        .zip(out.chunks_exact_mut(8))
+                        .enumerate()
+                    {
                         let qs: &[u8] = bytemuck::cast_slice(&b.qs);
-                        let u = std::array::from_fn(|j| word(&qs[4 * j..]) ^ 0x8080_8080);
-                        put(g, (u, b.d.to_f32(), 0.0));
+                        for (j, o) in o.iter_mut().enumerate() {
+                            *o = word(&qs[4 * j..]) ^ 0x8080_8080;
+                        }
+                        self.scale[scale(g)] = b.d.to_f32();
                     }
                 }
-                PanelFormat::Q4_K | PanelFormat::Q5_K => {
-                    let q5 = format == PanelFormat::Q5_K;
-                    let blocks: Vec<(&[u8; 12], &[u8], Option<&[u8]>, f32, f32)> = if q5 {
-                        as_blocks::<BlockQ5_K>(row)
-                            .iter()
-                            .map(|b| {
-                                (
-                                    &b.scales,
-                                    &b.qs[..],
-                                    Some(&b.qh[..]),
-                                    b.d.to_f32(),
-                                    b.dmin.to_f32(),
-                                )
-                            })
-                            .collect()
-                    } else {
-                        as_blocks::<BlockQ4_K>(row)
-                            .iter()
-                            .map(|b| (&b.scales, &b.qs[..], None, b.d.to_f32(), b.dmin.to_f32()))
-                            .collect()
-                    };
-                    for (s, (scales, qs, qh, d, dmin)) in blocks.into_iter().enumerate() {
-                        for j in 0..8 {
-                            let (sc, m) = get_scale_min_k4(j, scales);
-                            let qs = &qs[32 * (j / 2)..][..32];
-                            let shift = 4 * (j % 2) as u32;
-                            let u = std::array::from_fn(|i| {
-                                let mut x = (word(&qs[4 * i..]) >> shift) & LOW;
-                                if let Some(qh) = qh {
-                                    // Bit j of each qh byte is the fifth bit of sub-block j.
-                                    x |= ((word(&qh[4 * i..]) >> j) & 0x0101_0101) << 4;
-                                }
-                                x
-                            });
-                            put(8 * s + j, (u, d * sc as f32, dmin * m as f32));
+                PanelFormat::Q4_K => {
+                    for (b, o) in as_blocks::<BlockQ4_K>(row)
+                        .iter()
+                        .zip(out.chunks_exact_mut(64))
+                    {
+                        k4_words(&b.qs, None, o);
+                    }
+                }
+                PanelFormat::Q5_K => {
+                    for (b, o) in as_blocks::<BlockQ5_K>(row)
+                        .iter()
+                        .zip(out.chunks_exact_mut(64))
+                    {
+                        k4_words(&b.qs, Some(&b.qh), o);
+                    }
+                }
+                PanelFormat::Q6_K => {
+                    for (b, o) in as_blocks::<BlockQ6_K>(row)
+                        .iter()
+                        .zip(out.chunks_exact_mut(64))
+                    {
+                        let v = q6_raw(b);
+                        for (o, q) in o.iter_mut().zip(v.chunks_exact(4)) {
+                            *o = word(q);
                         }
+                    }
+                }
+            }
+        }
+        if format.q8k() {
+            self.k_scales(w, w_row);
+        }
+        // Interleave: q[w·16 + r] = scratch[r][w], in blocks of 16 words so that both sides
+        // stay in L1.
+        for (w0, dst) in (0..words)
+            .step_by(16)
+            .zip(self.q.chunks_mut(16 * PANEL_ROWS))
+        {
+            let n = 16.min(words - w0);
+            for (r, src) in self.scratch.chunks_exact(words).enumerate() {
+                for (i, &x) in src[w0..w0 + n].iter().enumerate() {
+                    dst[i * PANEL_ROWS + r] = x;
+                }
+            }
+        }
+    }
+}
+
+impl Panel {
+    /// The K-quant group scales (d·sc) and mins (dmin·m) of every row of `w` (shared by all
+    /// paths' packs: one decode per 32 or 16 weights).
+    pub(crate) fn k_scales(&mut self, w: &[u8], w_row: usize) {
+        let format = self.format.expect("reset");
+        for (r, row) in w.chunks_exact(w_row).enumerate() {
+            match format {
+                PanelFormat::Q4_K => {
+                    for (s, b) in as_blocks::<BlockQ4_K>(row).iter().enumerate() {
+                        let d = [b.d.to_f32(), b.dmin.to_f32()];
+                        k4_scales(&mut self.scale, &mut self.min, 8 * s, r, &b.scales, d);
+                    }
+                }
+                PanelFormat::Q5_K => {
+                    for (s, b) in as_blocks::<BlockQ5_K>(row).iter().enumerate() {
+                        let d = [b.d.to_f32(), b.dmin.to_f32()];
+                        k4_scales(&mut self.scale, &mut self.min, 8 * s, r, &b.scales, d);
                     }
                 }
                 PanelFormat::Q6_K => {
                     for (s, b) in as_blocks::<BlockQ6_K>(row).iter().enumerate() {
                         let d = b.d.to_f32();
-                        let v = q6_raw(b);
-                        for j in 0..16 {
-                            let mut u = [0u32; 8];
-                            for (i, w) in u[..4].iter_mut().enumerate() {
-                                *w = word(&v[16 * j + 4 * i..]);
-                            }
-                            put(16 * s + j, (u, d * b.scales[j] as f32, 0.0));
+                        for (j, &sc) in b.scales.iter().enumerate() {
+                            self.scale[(16 * s + j) * PANEL_ROWS + r] = d * sc as f32;
                         }
                     }
                 }
+                PanelFormat::Q4_0 | PanelFormat::Q8_0 => {}
             }
+        }
+    }
+}
+
+/// The eight sub-block scales and mins of a Q4_K / Q5_K super-block (groups `g0..g0 + 8`) of
+/// row `r`, from its packed 6-bit scales and `[d, dmin]`.
+fn k4_scales(
+    scale: &mut [f32],
+    min: &mut [f32],
+    g0: usize,
+    r: usize,
+    scales: &[u8; 12],
+    [d, dmin]: [f32; 2],
+) {
+    for j in 0..8 {
+        let (sc, m) = get_scale_min_k4(j, scales);
+        scale[(g0 + j) * PANEL_ROWS + r] = d * sc as f32;
+        min[(g0 + j) * PANEL_ROWS + r] = dmin * m as f32;
+    }
+}
+
+/// The 64 words (256 values, element order) of a Q4_K super-block, or of a Q5_K one with its
+/// fifth bits `qh` (bit j of each qh byte belongs to sub-block j).
+fn k4_words(qs: &[u8; 128], qh: Option<&[u8; 32]>, out: &mut [u32]) {
+    for j in 0..8 {
+        let q = &qs[32 * (j / 2)..][..32];
+        let shift = 4 * (j % 2) as u32;
+        for i in 0..8 {
+            let mut x = (word(&q[4 * i..]) >> shift) & LOW;
+            if let Some(qh) = qh {
+                x |= ((word(&qh[4 * i..]) >> j) & 0x0101_0101) << 4;
+            }
+            out[8 * j + i] = x;
         }
     }
 }
@@ -310,6 +412,29 @@ impl PanelActs {
             }
         }
     }
+}
+
+/// A panel pack: `Panel::pack`'s contract (the scalar one is `Panel::pack` itself).
+pub type PackFn =
+    fn(panel: &mut Panel, format: PanelFormat, k: usize, w: &[u8], w_row: usize, rows: usize);
+
+/// A path's panel GEMM: how it packs weights and how it multiplies.
+#[derive(Clone, Copy)]
+pub struct PanelKernels {
+    pub pack: PackFn,
+    pub gemm: PanelFn,
+}
+
+/// The scalar pack, as a [`PackFn`].
+pub fn pack_scalar(
+    panel: &mut Panel,
+    format: PanelFormat,
+    k: usize,
+    w: &[u8],
+    w_row: usize,
+    rows: usize,
+) {
+    panel.pack(format, k, w, w_row, rows)
 }
 
 /// A panel kernel: rows of `panel` against activation rows `v0 .. v0 + nv` (nv ≤ 8) of

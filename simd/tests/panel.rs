@@ -75,8 +75,9 @@ fn panel_kernels_equal_the_scalar_twin_and_the_row_dots() {
             let acts: Vec<Vec<u8>> = xs.iter().map(|x| quantize(a_type, x)).collect();
             let flat: Vec<u8> = acts.concat();
             let mut panel = Panel::default();
-            let refs: Vec<&[u8]> = w.iter().map(|r| r.as_slice()).collect();
-            panel.pack(fmt, k, &refs);
+            let w_row = w[0].len();
+            let w_flat = w.concat();
+            panel.pack(fmt, k, &w_flat, w_row, rows);
             let mut pa = PanelActs::default();
             pa.prepare(fmt, k, &flat, n);
             // The scalar twin, up to 8 vectors per call.
@@ -102,7 +103,30 @@ fn panel_kernels_equal_the_scalar_twin_and_the_row_dots() {
             }
             // Every SIMD path's kernel: bit for bit, with every split of the vectors.
             for (path, kern) in &paths {
-                let Some(f) = kern.panel_gemm else { continue };
+                let Some(pk) = kern.panel_gemm else { continue };
+                // The path's pack: the same panel, word for word.
+                let mut packed = Panel::default();
+                (pk.pack)(&mut packed, fmt, k, &w_flat, w_row, rows);
+                assert_eq!(
+                    packed.q,
+                    panel.q,
+                    "{ty} k={k} rows={rows}: {} pack",
+                    path.name()
+                );
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&packed.scale),
+                    bits(&panel.scale),
+                    "{ty}: {} scales",
+                    path.name()
+                );
+                assert_eq!(
+                    bits(&packed.min),
+                    bits(&panel.min),
+                    "{ty}: {} mins",
+                    path.name()
+                );
+                let f = pk.gemm;
                 for step in [1, 3, 8] {
                     let mut got = vec![f32::NAN; n * PANEL_ROWS];
                     for v0 in (0..n).step_by(step) {
@@ -136,7 +160,7 @@ fn panel_kernels_equal_the_scalar_twin_and_the_row_dots() {
 fn panel_refuses_mismatched_activations() {
     let w = vec![0u8; 18];
     let mut panel = Panel::default();
-    panel.pack(PanelFormat::Q4_0, 32, &[&w]);
+    panel.pack(PanelFormat::Q4_0, 32, &w, 18, 1);
     let mut pa = PanelActs::default();
     pa.prepare(PanelFormat::Q8_0, 32, &[0u8; 34], 1);
     gemm_scalar(&panel, &pa, 0, 1, &mut [0f32; 16]);

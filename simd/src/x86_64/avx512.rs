@@ -426,7 +426,10 @@ pub(crate) unsafe fn kernels() -> Kernels {
         vec_dot_q8_0_q8_0,
         vec_dot_q4_0_q8_0_r4: Some(vec_dot_q4_0_q8_0_r4),
         vec_dot_q8_0_q8_0_r4: Some(vec_dot_q8_0_q8_0_r4),
-        panel_gemm: Some(super::panel512::gemm),
+        panel_gemm: Some(crate::panel::PanelKernels {
+            pack: super::panel512::pack,
+            gemm: super::panel512::gemm,
+        }),
         gemm_q4_0_q8_0_4x4: Some(Tile4x4 {
             prepared_bytes: tile_prepared_bytes,
             prepare: tile_prepare,

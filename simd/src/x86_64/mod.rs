@@ -92,7 +92,10 @@ pub(crate) fn detected_avx512_kernels() -> Option<Kernels> {
 /// `fn` pointers call `#[target_feature(enable = "avx2,fma,f16c")]` code without checking.
 pub(crate) unsafe fn avx2_kernels() -> Kernels {
     Kernels {
-        panel_gemm: Some(panel256::gemm),
+        panel_gemm: Some(crate::panel::PanelKernels {
+            pack: crate::panel::pack_scalar,
+            gemm: panel256::gemm,
+        }),
         // SAFETY: our caller guarantees AVX2 + FMA + F16C, what `avx2::kernels` requires.
         ..unsafe { avx2::kernels() }
     }
