@@ -1,0 +1,517 @@
+//! 4×4 prefill tiles (four weight rows × four activation rows, see [`Tile4x4`]) for Q4_0 and
+//! Q8_0 weights on aarch64: SDOT by element (dotprod, Pi 5) and SMMLA (i8mm, Armv8.6+).
+//!
+//! Both tiles are bit-identical to sixteen calls of the dotprod single dots
+//! (`neon::vec_dot_q{4,8}_0_q8_0_body`): each block's integer sum is exact in any order, and the
+//! f32 accumulation over blocks is the single dot's, lane by lane — Q4_0 `sumf += (s·dx)·dy`,
+//! Q8_0 `sumf += s·(dx·dy)` — as separate vector multiplies and adds (no FMA), from 0.0.
+//!
+//! Layouts (prepared once; the tile reads nothing else):
+//! - activations (both tiles): per Q8_0 block its 32 quants, then its scale as f32 (36 bytes);
+//! - dotprod weights: per block eight 16-byte chunks, chunk `c` = elements 4c..4c+4 of rows
+//!   0, 1, 2, 3 as int8 (Q4_0 as q − 8), then the four row scales as f32 (144 bytes);
+//! - i8mm weights: per block, per group of 8 elements `o` and row pair `p`, 16 bytes =
+//!   elements 8o..8o+8 of row 2p then row 2p+1, then the row pairs' scales as
+//!   [d0, d0, d1, d1], [d2, d2, d3, d3] (160 bytes).
+//!
+//! Inner loop per block (4 rows × 4 vectors × 32 elements = 512 multiply-adds), counted in the
+//! release build's disassembly (`aarch64-linux-gnu-objdump -d`, rustc 1.95; the Q4_0 and Q8_0
+//! instances differ only in the order of the two scale multiplies):
+//! - dotprod: 73 instructions = 32 SDOT (by element) + 8 LDP q (8 weight, 8 activation
+//!   registers) + 5 LDR (weight scales, 4 activation scales) + 4 MOVI (zero the sums) + 4 SCVTF
+//!   + 8 FMUL + 4 FADD + 8 address/loop → **9.1 per 64 multiply-adds** (4 of them SDOT);
+//! - i8mm: 69 instructions = 16 SMMLA + 9 LDP + 4 LDR + 8 ZIP1/ZIP2 (pair the vectors' 8-byte
+//!   groups) + 4 UZP1 (pair the vectors' scales) + 4 MOVI + 4 SCVTF + 8 FMUL + 4 FADD
+//!   + 8 address/loop → **8.6 per 64 multiply-adds** (2 of them SMMLA).
+//!
+//! For comparison, the dotprod single dot spends 23 instructions per 32 multiply-adds (46 per
+//! 64) and the one-row × four-vector kernel 70 per 128 (35 per 64), each with a serial f32 sum.
+//! The per-block f32 epilogue (a third of the instructions) is the price of bit identity with
+//! the single dots, which scale every block's integer sum separately.
+
+use core::arch::aarch64::*;
+
+use crate::blocks::{as_blocks, Block, BlockQ4_0, BlockQ8_0, Half, QK};
+use crate::dispatch::Tile4x4;
+
+/// Bytes of one prepared activation block: 32 int8 quants, then the scale as f32.
+const A_BLOCK: usize = QK + 4;
+/// Bytes of one prepared block of four weight rows (both layouts): 128 int8, then scales.
+const W_DOT_BLOCK: usize = 4 * QK + 16;
+const W_MM_BLOCK: usize = 4 * QK + 32;
+
+/// An f16 scale as f32 (exact, as the single dots' FCVT).
+fn f16(h: Half) -> f32 {
+    h.to_f32()
+}
+
+// ---------------------------------------------------------------- instructions
+
+/// `acc` plus, per i32 lane i, the dot product of bytes 4i..4i+4 of `w` with bytes
+/// 4L..4L+4 of `a` (SDOT by element).
+///
+/// # Safety
+/// The CPU must support dotprod.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn sdot_lane<const L: i32>(mut acc: int32x4_t, w: int8x16_t, a: int8x16_t) -> int32x4_t {
+    // SAFETY: SDOT needs dotprod, which our caller guarantees (# Safety); the instruction only
+    // reads and writes these three registers. (`vdotq_laneq_s32` is unstable, rust#117224.)
+    unsafe {
+        core::arch::asm!(
+            "sdot {acc:v}.4s, {w:v}.16b, {a:v}.4b[{l}]",
+            acc = inout(vreg) acc,
+            w = in(vreg) w,
+            a = in(vreg) a,
+            l = const L,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    acc
+}
+
+/// `acc` plus the 2×2 int32 matrix `w · aᵀ` of two rows of 8 int8 each (SMMLA):
+/// lane 2i + j += Σ_k w[8i + k]·a[8j + k].
+///
+/// # Safety
+/// The CPU must support i8mm.
+#[inline]
+#[target_feature(enable = "neon,i8mm")]
+unsafe fn smmla(mut acc: int32x4_t, w: int8x16_t, a: int8x16_t) -> int32x4_t {
+    // SAFETY: SMMLA needs i8mm, which our caller guarantees (# Safety); the instruction only
+    // reads and writes these three registers. (`vmmlaq_s32` is unstable.)
+    unsafe {
+        core::arch::asm!(
+            "smmla {acc:v}.4s, {w:v}.16b, {a:v}.16b",
+            acc = inout(vreg) acc,
+            w = in(vreg) w,
+            a = in(vreg) a,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    acc
+}
+
+/// 16 int8 at `p`.
+///
+/// # Safety
+/// `p..p + 16` must be readable.
+#[inline(always)]
+unsafe fn ld(p: *const u8) -> int8x16_t {
+    // SAFETY: the caller guarantees 16 readable bytes, read without alignment.
+    unsafe { p.cast::<int8x16_t>().read_unaligned() }
+}
+
+/// Four f32 at `p`.
+///
+/// # Safety
+/// `p..p + 16` must be readable.
+#[inline(always)]
+unsafe fn ldf(p: *const u8) -> float32x4_t {
+    // SAFETY: the caller guarantees 16 readable bytes, read without alignment.
+    unsafe { p.cast::<float32x4_t>().read_unaligned() }
+}
+
+/// One f32 at `p`.
+///
+/// # Safety
+/// `p..p + 4` must be readable.
+#[inline(always)]
+unsafe fn ld1f(p: *const u8) -> f32 {
+    // SAFETY: the caller guarantees 4 readable bytes; an unaligned read.
+    unsafe { p.cast::<f32>().read_unaligned() }
+}
+
+// ---------------------------------------------------------------- activations
+
+/// Prepared bytes of a Q8_0 activation row of `a_row` bytes (any number of blocks).
+fn prepared_bytes(a_row: usize) -> Option<usize> {
+    let nb = a_row / size_of::<BlockQ8_0>();
+    (nb * size_of::<BlockQ8_0>() == a_row).then_some(nb * A_BLOCK)
+}
+
+/// A Q8_0 row → per block the 32 quants and the scale as f32 (plain code: once per row).
+fn prepare(a: &[u8], out: &mut [u8]) {
+    let y = as_blocks::<BlockQ8_0>(a);
+    assert_eq!(out.len(), y.len() * A_BLOCK, "prepared activation size");
+    for (y, o) in y.iter().zip(out.chunks_exact_mut(A_BLOCK)) {
+        for (o, &q) in o[..QK].iter_mut().zip(&y.qs) {
+            *o = q as u8;
+        }
+        o[QK..].copy_from_slice(&f16(y.d).to_le_bytes());
+    }
+}
+
+// ---------------------------------------------------------------- weights
+
+/// The 32 elements of a block as int8, elements 0..16 and 16..32.
+type Quants = (int8x16_t, int8x16_t);
+
+/// A Q4_0 block's elements as int8 q − 8.
+#[inline(always)]
+fn q4_0_quants(x: &BlockQ4_0) -> Quants {
+    // SAFETY: vld1q_u8 reads exactly the 16 bytes of `x.qs`; the rest is register-only NEON,
+    // which every aarch64 target has.
+    unsafe {
+        let v = vld1q_u8(x.qs.as_ptr());
+        let eight = vdupq_n_s8(8);
+        (
+            vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(0x0F))), eight),
+            vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8::<4>(v)), eight),
+        )
+    }
+}
+
+/// A Q8_0 block's quants.
+#[inline(always)]
+fn q8_0_quants(x: &BlockQ8_0) -> Quants {
+    // SAFETY: two 16-byte loads inside the 32 bytes of `x.qs`; NEON is on every aarch64 target.
+    unsafe { (vld1q_s8(x.qs.as_ptr()), vld1q_s8(x.qs.as_ptr().add(16))) }
+}
+
+/// Four rows' 16 elements (as 4×u32 each) → four chunks of 4 elements × 4 rows:
+/// chunk c = [r0 c, r1 c, r2 c, r3 c] (a 4×4 transpose of u32).
+#[inline(always)]
+fn transpose4(r: [int8x16_t; 4]) -> [int8x16_t; 4] {
+    // SAFETY: register-only NEON, which every aarch64 target has.
+    unsafe {
+        let r = r.map(|v| vreinterpretq_u32_s8(v));
+        let t0 = vtrn1q_u32(r[0], r[1]); // r0c0 r1c0 r0c2 r1c2
+        let t1 = vtrn2q_u32(r[0], r[1]); // r0c1 r1c1 r0c3 r1c3
+        let t2 = vtrn1q_u32(r[2], r[3]);
+        let t3 = vtrn2q_u32(r[2], r[3]);
+        let u = |a: uint32x4_t| vreinterpretq_u64_u32(a);
+        let c0 = vtrn1q_u64(u(t0), u(t2));
+        let c1 = vtrn1q_u64(u(t1), u(t3));
+        let c2 = vtrn2q_u64(u(t0), u(t2));
+        let c3 = vtrn2q_u64(u(t1), u(t3));
+        [c0, c1, c2, c3].map(|v| vreinterpretq_s8_u64(v))
+    }
+}
+
+/// Store 16 bytes into `o` (exactly 16 bytes long).
+#[inline(always)]
+fn st(o: &mut [u8], v: int8x16_t) {
+    assert_eq!(o.len(), 16);
+    // SAFETY: `o` is 16 writable bytes (asserted); vst1q_s8 has no alignment requirement.
+    unsafe { vst1q_s8(o.as_mut_ptr().cast(), v) }
+}
+
+/// Four rows of blocks → the dotprod layout (see the module docs).
+fn prepare_w_dot<B>(w: [&[u8]; 4], out: &mut [u8], quants: fn(&B) -> Quants, d: fn(&B) -> Half)
+where
+    B: Block,
+{
+    let x = w.map(as_blocks::<B>);
+    let nb = x[0].len();
+    assert!(x.iter().all(|r| r.len() == nb), "four rows of one length");
+    assert_eq!(out.len(), nb * W_DOT_BLOCK, "prepared weight size");
+    for (i, o) in out.chunks_exact_mut(W_DOT_BLOCK).enumerate() {
+        let q = x.map(|r| quants(&r[i]));
+        let lo = transpose4([q[0].0, q[1].0, q[2].0, q[3].0]);
+        let hi = transpose4([q[0].1, q[1].1, q[2].1, q[3].1]);
+        for (c, v) in lo.into_iter().chain(hi).enumerate() {
+            st(&mut o[16 * c..16 * c + 16], v);
+        }
+        for (r, x) in x.iter().enumerate() {
+            o[128 + 4 * r..][..4].copy_from_slice(&f16(d(&x[i])).to_le_bytes());
+        }
+    }
+}
+
+/// Four rows of blocks → the i8mm layout (see the module docs).
+fn prepare_w_mm<B>(w: [&[u8]; 4], out: &mut [u8], quants: fn(&B) -> Quants, d: fn(&B) -> Half)
+where
+    B: Block,
+{
+    let x = w.map(as_blocks::<B>);
+    let nb = x[0].len();
+    assert!(x.iter().all(|r| r.len() == nb), "four rows of one length");
+    assert_eq!(out.len(), nb * W_MM_BLOCK, "prepared weight size");
+    for (i, o) in out.chunks_exact_mut(W_MM_BLOCK).enumerate() {
+        let q = x.map(|r| quants(&r[i]));
+        for p in 0..2 {
+            let (a, b) = (q[2 * p], q[2 * p + 1]);
+            // SAFETY: register-only NEON (64-bit zips), which every aarch64 target has.
+            let octets = unsafe {
+                let z = |x: int8x16_t, y: int8x16_t| {
+                    let (x, y) = (vreinterpretq_s64_s8(x), vreinterpretq_s64_s8(y));
+                    [vzip1q_s64(x, y), vzip2q_s64(x, y)].map(|v| vreinterpretq_s8_s64(v))
+                };
+                let [o0, o1] = z(a.0, b.0);
+                let [o2, o3] = z(a.1, b.1);
+                [o0, o1, o2, o3]
+            };
+            for (g, v) in octets.into_iter().enumerate() {
+                let at = 32 * g + 16 * p;
+                st(&mut o[at..at + 16], v);
+            }
+        }
+        for (r, x) in x.iter().enumerate() {
+            let dr = f16(d(&x[i])).to_le_bytes();
+            o[128 + 8 * r..][..4].copy_from_slice(&dr);
+            o[128 + 8 * r + 4..][..4].copy_from_slice(&dr);
+        }
+    }
+}
+
+fn w_dot_bytes<B>(w_row: usize) -> usize {
+    w_row / size_of::<B>() * W_DOT_BLOCK
+}
+
+fn w_mm_bytes<B>(w_row: usize) -> usize {
+    w_row / size_of::<B>() * W_MM_BLOCK
+}
+
+// ---------------------------------------------------------------- tiles
+
+/// Block counts of a tile call, checking every prepared buffer's size.
+fn tile_blocks(w: &[u8], w_block: usize, a: &[&[u8]; 4]) -> usize {
+    let nb = w.len() / w_block;
+    assert_eq!(w.len(), nb * w_block, "prepared weight size");
+    assert!(
+        a.iter().all(|a| a.len() == nb * A_BLOCK),
+        "prepared activation sizes"
+    );
+    nb
+}
+
+/// The dotprod tile. `Q4` picks the single dots' scale order: `(s·dx)·dy` (Q4_0) or
+/// `s·(dx·dy)` (Q8_0).
+///
+/// # Safety
+/// The CPU must support dotprod.
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn tile_dot<const Q4: bool>(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
+    let nb = tile_blocks(w, W_DOT_BLOCK, &a);
+    let zero = vdupq_n_s32(0);
+    // acc[v]: lanes = rows.
+    let mut acc = [vdupq_n_f32(0.0); 4];
+    for b in 0..nb {
+        // SAFETY: every load below is inside block b of a checked buffer: weights at 64·h + 16·c
+        // (+ 16 ≤ 128) and the scales at 128..144 of the 144-byte block, activations 16·h + 16 ≤ 32 and the scale at 32..36
+        // of the 36-byte block (`tile_blocks` checked nb blocks of each); `sdot_lane` needs the
+        // dotprod this function is compiled with and our caller guarantees (# Safety).
+        unsafe {
+            let wb = w.as_ptr().add(b * W_DOT_BLOCK);
+            let ab = [
+                a[0].as_ptr().add(b * A_BLOCK),
+                a[1].as_ptr().add(b * A_BLOCK),
+                a[2].as_ptr().add(b * A_BLOCK),
+                a[3].as_ptr().add(b * A_BLOCK),
+            ];
+            let mut s = [zero; 4];
+            for h in 0..2 {
+                let wc = [
+                    ld(wb.add(64 * h)),
+                    ld(wb.add(64 * h + 16)),
+                    ld(wb.add(64 * h + 32)),
+                    ld(wb.add(64 * h + 48)),
+                ];
+                for v in 0..4 {
+                    let av = ld(ab[v].add(16 * h));
+                    let mut sv = sdot_lane::<0>(s[v], wc[0], av);
+                    sv = sdot_lane::<1>(sv, wc[1], av);
+                    sv = sdot_lane::<2>(sv, wc[2], av);
+                    s[v] = sdot_lane::<3>(sv, wc[3], av);
+                }
+            }
+            let dx = ldf(wb.add(4 * QK));
+            for v in 0..4 {
+                let dy = ld1f(ab[v].add(QK));
+                let sf = vcvtq_f32_s32(s[v]);
+                let t = if Q4 {
+                    vmulq_n_f32(vmulq_f32(sf, dx), dy)
+                } else {
+                    vmulq_f32(sf, vmulq_n_f32(dx, dy))
+                };
+                acc[v] = vaddq_f32(acc[v], t);
+            }
+        }
+    }
+    let mut out = [[0f32; 4]; 4];
+    for (v, acc) in acc.iter().enumerate() {
+        let mut lanes = [0f32; 4];
+        // SAFETY: a 16-byte store into the 16-byte array `lanes`.
+        unsafe { vst1q_f32(lanes.as_mut_ptr(), *acc) };
+        for r in 0..4 {
+            out[r][v] = lanes[r];
+        }
+    }
+    out
+}
+
+/// The i8mm tile (scale order as [`tile_dot`]).
+///
+/// # Safety
+/// The CPU must support i8mm.
+#[target_feature(enable = "neon,i8mm")]
+unsafe fn tile_mm<const Q4: bool>(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
+    let nb = tile_blocks(w, W_MM_BLOCK, &a);
+    let zero = vdupq_n_s32(0);
+    let zero_i8 = vdupq_n_s8(0);
+    // acc[p][q]: rows 2p, 2p + 1 × vectors 2q, 2q + 1 as [r0v0, r0v1, r1v0, r1v1].
+    let mut acc = [[vdupq_n_f32(0.0); 2]; 2];
+    for b in 0..nb {
+        // SAFETY: every load below is inside block b of a checked buffer: weights at
+        // 32·(2h + g) + 16·p (+ 16 ≤ 128) and the scales at 128..160 of the 160-byte block, activations 16·h + 16 ≤
+        // 32 and the scale at 32..36 of the 36-byte block (`tile_blocks` checked nb blocks of
+        // each); `smmla` needs the i8mm this function is compiled with and our caller
+        // guarantees (# Safety).
+        unsafe {
+            let wb = w.as_ptr().add(b * W_MM_BLOCK);
+            let ab = [
+                a[0].as_ptr().add(b * A_BLOCK),
+                a[1].as_ptr().add(b * A_BLOCK),
+                a[2].as_ptr().add(b * A_BLOCK),
+                a[3].as_ptr().add(b * A_BLOCK),
+            ];
+            let mut s = [[zero; 2]; 2];
+            for h in 0..2 {
+                // pairs[g][q], per group g of 8 elements: [v(2q) 8 | v(2q+1) 8].
+                let mut pairs = [[zero_i8; 2]; 2];
+                for q in 0..2 {
+                    let a0 = vreinterpretq_s64_s8(ld(ab[2 * q].add(16 * h)));
+                    let a1 = vreinterpretq_s64_s8(ld(ab[2 * q + 1].add(16 * h)));
+                    pairs[0][q] = vreinterpretq_s8_s64(vzip1q_s64(a0, a1));
+                    pairs[1][q] = vreinterpretq_s8_s64(vzip2q_s64(a0, a1));
+                }
+                for (g, pg) in pairs.iter().enumerate() {
+                    let o = wb.add(32 * (2 * h + g));
+                    for (p, sp) in s.iter_mut().enumerate() {
+                        let wp = ld(o.add(16 * p));
+                        for (spq, pq) in sp.iter_mut().zip(pg) {
+                            *spq = smmla(*spq, wp, *pq);
+                        }
+                    }
+                }
+            }
+            let dx = [ldf(wb.add(4 * QK)), ldf(wb.add(4 * QK + 16))];
+            let mut dys = [vdupq_n_f32(0.0); 2];
+            for q in 0..2 {
+                let d0 = vdupq_n_f32(ld1f(ab[2 * q].add(QK)));
+                let d1 = vdupq_n_f32(ld1f(ab[2 * q + 1].add(QK)));
+                dys[q] = vzip1q_f32(d0, d1); // [dy(2q), dy(2q+1), dy(2q), dy(2q+1)]
+            }
+            for p in 0..2 {
+                for q in 0..2 {
+                    let sf = vcvtq_f32_s32(s[p][q]);
+                    let t = if Q4 {
+                        vmulq_f32(vmulq_f32(sf, dx[p]), dys[q])
+                    } else {
+                        vmulq_f32(sf, vmulq_f32(dx[p], dys[q]))
+                    };
+                    acc[p][q] = vaddq_f32(acc[p][q], t);
+                }
+            }
+        }
+    }
+    let mut out = [[0f32; 4]; 4];
+    for (p, accp) in acc.iter().enumerate() {
+        for (q, acc) in accp.iter().enumerate() {
+            let mut lanes = [0f32; 4];
+            // SAFETY: a 16-byte store into the 16-byte array `lanes`.
+            unsafe { vst1q_f32(lanes.as_mut_ptr(), *acc) };
+            for i in 0..2 {
+                for j in 0..2 {
+                    out[2 * p + i][2 * q + j] = lanes[2 * i + j];
+                }
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------- tables
+
+fn d_q4_0(x: &BlockQ4_0) -> Half {
+    x.d
+}
+
+fn d_q8_0(x: &BlockQ8_0) -> Half {
+    x.d
+}
+
+fn q4_0_prepare_w_dot(w: [&[u8]; 4], out: &mut [u8]) {
+    prepare_w_dot::<BlockQ4_0>(w, out, q4_0_quants, d_q4_0)
+}
+
+fn q8_0_prepare_w_dot(w: [&[u8]; 4], out: &mut [u8]) {
+    prepare_w_dot::<BlockQ8_0>(w, out, q8_0_quants, d_q8_0)
+}
+
+fn q4_0_prepare_w_mm(w: [&[u8]; 4], out: &mut [u8]) {
+    prepare_w_mm::<BlockQ4_0>(w, out, q4_0_quants, d_q4_0)
+}
+
+fn q8_0_prepare_w_mm(w: [&[u8]; 4], out: &mut [u8]) {
+    prepare_w_mm::<BlockQ8_0>(w, out, q8_0_quants, d_q8_0)
+}
+
+fn q4_0_tile_dot(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
+    // SAFETY: only reachable through `dotprod_tiles`, which asserts dotprod.
+    unsafe { tile_dot::<true>(w, a) }
+}
+
+fn q8_0_tile_dot(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
+    // SAFETY: only reachable through `dotprod_tiles`, which asserts dotprod.
+    unsafe { tile_dot::<false>(w, a) }
+}
+
+fn q4_0_tile_mm(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
+    // SAFETY: only reachable through `i8mm_tiles`, which asserts i8mm.
+    unsafe { tile_mm::<true>(w, a) }
+}
+
+fn q8_0_tile_mm(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
+    // SAFETY: only reachable through `i8mm_tiles`, which asserts i8mm.
+    unsafe { tile_mm::<false>(w, a) }
+}
+
+/// The dotprod tiles (Q4_0, Q8_0). Panics on a CPU without dotprod.
+pub(super) fn dotprod_tiles() -> (Tile4x4, Tile4x4) {
+    assert!(
+        std::arch::is_aarch64_feature_detected!("dotprod"),
+        "dotprod tiles on a CPU without dotprod"
+    );
+    (
+        Tile4x4 {
+            prepared_bytes,
+            prepare,
+            prepared_w_bytes: w_dot_bytes::<BlockQ4_0>,
+            prepare_w: q4_0_prepare_w_dot,
+            tile: q4_0_tile_dot,
+        },
+        Tile4x4 {
+            prepared_bytes,
+            prepare,
+            prepared_w_bytes: w_dot_bytes::<BlockQ8_0>,
+            prepare_w: q8_0_prepare_w_dot,
+            tile: q8_0_tile_dot,
+        },
+    )
+}
+
+/// The i8mm tiles (Q4_0, Q8_0). Panics on a CPU without i8mm.
+pub(super) fn i8mm_tiles() -> (Tile4x4, Tile4x4) {
+    assert!(
+        std::arch::is_aarch64_feature_detected!("i8mm"),
+        "i8mm tiles on a CPU without i8mm"
+    );
+    (
+        Tile4x4 {
+            prepared_bytes,
+            prepare,
+            prepared_w_bytes: w_mm_bytes::<BlockQ4_0>,
+            prepare_w: q4_0_prepare_w_mm,
+            tile: q4_0_tile_mm,
+        },
+        Tile4x4 {
+            prepared_bytes,
+            prepare,
+            prepared_w_bytes: w_mm_bytes::<BlockQ8_0>,
+            prepare_w: q8_0_prepare_w_mm,
+            tile: q8_0_tile_mm,
+        },
+    )
+}
