@@ -31,7 +31,10 @@
 
 use core::arch::aarch64::*;
 
-use crate::blocks::{as_blocks, Block, BlockQ4_0, BlockQ8_0, Half, QK};
+use crate::blocks::{
+    as_blocks, get_scale_min_k4, Block, BlockQ4_0, BlockQ4_K, BlockQ6_K, BlockQ8_0, BlockQ8_K,
+    Half, QK, QK_K,
+};
 use crate::dispatch::Tile4x4;
 
 /// Bytes of one prepared activation block: 32 int8 quants, then the scale as f32.
@@ -422,6 +425,371 @@ unsafe fn tile_mm<const Q4: bool>(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
     out
 }
 
+// ---------------------------------------------------------------- K-quants (Q4_K, Q6_K)
+//
+// Not in the table yet: `Kernels` has no K-quant tile fields on this branch (the x86 K-quant
+// tile work adds `gemm_q4_K_q8_K_4x4` / `gemm_q6_K_q8_K_4x4`); `dotprod_k_tiles` is what to
+// install there. Tested below against the dotprod single dots.
+//
+// Activations (Q8_K): per super-block its 256 quants, the scale as f32, then the eight
+// 32-element sums as i32 (292 bytes). Weights: per super-block sixteen 16-element groups, each
+// four 16-byte chunks as in the Q4_0 layout (chunk c of group g = elements 16g + 4c..+4 of rows
+// 0..4, 1024 bytes), then per type: Q4_K the eight sub-block scales and eight mins as i32 ×4
+// rows, d ×4 and dmin ×4 as f32 (1312 bytes); Q6_K the sixteen group scales as i32 ×4 rows
+// and d ×4 as f32 (1296 bytes).
+
+/// Bytes of one prepared Q8_K block.
+const A_K_BLOCK: usize = QK_K + 4 + 32;
+const W_Q4_K_BLOCK: usize = 1024 + 128 + 128 + 32;
+const W_Q6_K_BLOCK: usize = 1024 + 256 + 16;
+
+/// Prepared bytes of a Q8_K activation row of `a_row` bytes.
+fn k_prepared_bytes(a_row: usize) -> Option<usize> {
+    let nb = a_row / size_of::<BlockQ8_K>();
+    (nb * size_of::<BlockQ8_K>() == a_row).then_some(nb * A_K_BLOCK)
+}
+
+/// A Q8_K row → per block the 256 quants, the scale and the eight 32-element sums.
+fn k_prepare(a: &[u8], out: &mut [u8]) {
+    let y = as_blocks::<BlockQ8_K>(a);
+    assert_eq!(out.len(), y.len() * A_K_BLOCK, "prepared activation size");
+    for (y, o) in y.iter().zip(out.chunks_exact_mut(A_K_BLOCK)) {
+        for (o, &q) in o[..QK_K].iter_mut().zip(&y.qs) {
+            *o = q as u8;
+        }
+        o[QK_K..QK_K + 4].copy_from_slice(&y.d);
+        for j in 0..8 {
+            let sum = y.bsum(2 * j) as i32 + y.bsum(2 * j + 1) as i32;
+            o[QK_K + 4 + 4 * j..][..4].copy_from_slice(&sum.to_le_bytes());
+        }
+    }
+}
+
+/// Four rows' 16-element groups (`q[row][group]`) → the chunk layout at `o[..1024]`.
+fn store_groups(q: &[[int8x16_t; 16]; 4], o: &mut [u8]) {
+    for g in 0..16 {
+        let c = transpose4([q[0][g], q[1][g], q[2][g], q[3][g]]);
+        for (k, v) in c.into_iter().enumerate() {
+            st(&mut o[64 * g + 16 * k..64 * g + 16 * k + 16], v);
+        }
+    }
+}
+
+/// `v[r]` for four rows as i32 little-endian at `o[..16]`.
+fn store_i32x4(o: &mut [u8], v: [i32; 4]) {
+    for (r, v) in v.into_iter().enumerate() {
+        o[4 * r..4 * r + 4].copy_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// `v[r]` for four rows as f32 little-endian at `o[..16]`.
+fn store_f32x4(o: &mut [u8], v: [f32; 4]) {
+    for (r, v) in v.into_iter().enumerate() {
+        o[4 * r..4 * r + 4].copy_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// A Q4_K block's 256 nibbles as sixteen 16-element groups (values 0..16).
+fn q4_K_groups(x: &BlockQ4_K) -> [int8x16_t; 16] {
+    let zero = unsafe_zero();
+    let mut g = [zero; 16];
+    for jj in 0..4 {
+        // Bytes 32jj..32jj+32: low nibbles = elements 64jj..+32, high = 64jj+32..+32.
+        let (lo0, hi0) = nibbles16(&x.qs[32 * jj..32 * jj + 16]);
+        let (lo1, hi1) = nibbles16(&x.qs[32 * jj + 16..32 * jj + 32]);
+        g[4 * jj] = lo0;
+        g[4 * jj + 1] = lo1;
+        g[4 * jj + 2] = hi0;
+        g[4 * jj + 3] = hi1;
+    }
+    g
+}
+
+/// A zeroed int8 register.
+#[inline(always)]
+fn unsafe_zero() -> int8x16_t {
+    // SAFETY: register-only NEON, which every aarch64 target has.
+    unsafe { vdupq_n_s8(0) }
+}
+
+/// 16 bytes → (low nibbles, high nibbles) as int8.
+#[inline(always)]
+fn nibbles16(b: &[u8]) -> (int8x16_t, int8x16_t) {
+    assert_eq!(b.len(), 16);
+    // SAFETY: a 16-byte load from the 16-byte slice (asserted); register-only NEON after.
+    unsafe {
+        let v = vld1q_u8(b.as_ptr());
+        (
+            vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(0x0F))),
+            vreinterpretq_s8_u8(vshrq_n_u8::<4>(v)),
+        )
+    }
+}
+
+/// A Q6_K block's 256 elements as sixteen 16-element groups of q − 32 (as the single dot).
+fn q6_K_groups(x: &BlockQ6_K) -> [int8x16_t; 16] {
+    let mut out = [unsafe_zero(); 16];
+    // SAFETY: 16-byte loads inside x.ql (64n + 32 + l + 16 ≤ 128) and x.qh (32n + l + 16 ≤ 64);
+    // register-only NEON after, which every aarch64 target has.
+    unsafe {
+        let (mask4, mask2, off) = (vdupq_n_u8(0x0F), vdupq_n_u8(0x03), vdupq_n_s8(32));
+        for n in 0..2 {
+            for half in 0..2 {
+                let l = 16 * half;
+                let ql0 = vld1q_u8(x.ql.as_ptr().add(64 * n + l));
+                let ql1 = vld1q_u8(x.ql.as_ptr().add(64 * n + 32 + l));
+                let qh = vld1q_u8(x.qh.as_ptr().add(32 * n + l));
+                let q = [
+                    vorrq_u8(vandq_u8(ql0, mask4), vshlq_n_u8::<4>(vandq_u8(qh, mask2))),
+                    vorrq_u8(
+                        vandq_u8(ql1, mask4),
+                        vshlq_n_u8::<4>(vandq_u8(vshrq_n_u8::<2>(qh), mask2)),
+                    ),
+                    vorrq_u8(
+                        vshrq_n_u8::<4>(ql0),
+                        vshlq_n_u8::<4>(vandq_u8(vshrq_n_u8::<4>(qh), mask2)),
+                    ),
+                    vorrq_u8(vshrq_n_u8::<4>(ql1), vshlq_n_u8::<4>(vshrq_n_u8::<6>(qh))),
+                ];
+                for (g, q) in q.into_iter().enumerate() {
+                    // Elements 128n + 32g + l + (0..16): group 8n + 2g + half.
+                    out[8 * n + 2 * g + half] = vsubq_s8(vreinterpretq_s8_u8(q), off);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn q4_K_prepare_w(w: [&[u8]; 4], out: &mut [u8]) {
+    let x = w.map(as_blocks::<BlockQ4_K>);
+    let nb = x[0].len();
+    assert!(x.iter().all(|r| r.len() == nb), "four rows of one length");
+    assert_eq!(out.len(), nb * W_Q4_K_BLOCK, "prepared weight size");
+    for (i, o) in out.chunks_exact_mut(W_Q4_K_BLOCK).enumerate() {
+        let b = x.map(|r| &r[i]);
+        store_groups(&b.map(q4_K_groups), o);
+        let sm = b.map(|b| unpack_scales_mins(&b.scales));
+        for j in 0..8 {
+            store_i32x4(&mut o[1024 + 16 * j..], sm.map(|(sc, _)| sc[j] as i32));
+            store_i32x4(&mut o[1152 + 16 * j..], sm.map(|(_, m)| m[j] as i32));
+        }
+        store_f32x4(&mut o[1280..], b.map(|b| f16(b.d)));
+        store_f32x4(&mut o[1296..], b.map(|b| f16(b.dmin)));
+    }
+}
+
+/// The eight (scale, min) pairs of a Q4_K block.
+fn unpack_scales_mins(scales: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
+    let (mut sc, mut m) = ([0u8; 8], [0u8; 8]);
+    for j in 0..8 {
+        (sc[j], m[j]) = get_scale_min_k4(j, scales);
+    }
+    (sc, m)
+}
+
+fn q6_K_prepare_w(w: [&[u8]; 4], out: &mut [u8]) {
+    let x = w.map(as_blocks::<BlockQ6_K>);
+    let nb = x[0].len();
+    assert!(x.iter().all(|r| r.len() == nb), "four rows of one length");
+    assert_eq!(out.len(), nb * W_Q6_K_BLOCK, "prepared weight size");
+    for (i, o) in out.chunks_exact_mut(W_Q6_K_BLOCK).enumerate() {
+        let b = x.map(|r| &r[i]);
+        store_groups(&b.map(q6_K_groups), o);
+        for g in 0..16 {
+            store_i32x4(&mut o[1024 + 16 * g..], b.map(|b| b.scales[g] as i32));
+        }
+        store_f32x4(&mut o[1280..], b.map(|b| f16(b.d)));
+    }
+}
+
+fn q4_K_w_bytes(w_row: usize) -> usize {
+    w_row / size_of::<BlockQ4_K>() * W_Q4_K_BLOCK
+}
+
+fn q6_K_w_bytes(w_row: usize) -> usize {
+    w_row / size_of::<BlockQ6_K>() * W_Q6_K_BLOCK
+}
+
+/// Sixteen elements (group `g` of the block at `wb`, four rows) · sixteen elements of each
+/// vector at `ab[v] + 16·g`: `s[v]` (lanes = rows) from zero.
+///
+/// # Safety
+/// The CPU must support dotprod; `wb + 64g .. + 64` and `ab[v] + 16g .. + 16` readable.
+#[inline(always)]
+unsafe fn group_dot(wb: *const u8, ab: &[*const u8; 4], g: usize) -> [int32x4_t; 4] {
+    // SAFETY: the loads are in bounds and dotprod is present (# Safety).
+    unsafe {
+        let wc = [
+            ld(wb.add(64 * g)),
+            ld(wb.add(64 * g + 16)),
+            ld(wb.add(64 * g + 32)),
+            ld(wb.add(64 * g + 48)),
+        ];
+        let mut s = [vdupq_n_s32(0); 4];
+        for v in 0..4 {
+            let av = ld(ab[v].add(16 * g));
+            let mut sv = sdot_lane::<0>(s[v], wc[0], av);
+            sv = sdot_lane::<1>(sv, wc[1], av);
+            sv = sdot_lane::<2>(sv, wc[2], av);
+            s[v] = sdot_lane::<3>(sv, wc[3], av);
+        }
+        s
+    }
+}
+
+/// Four f32 lanes → `out[r][v]` for vector `v`.
+fn scatter(out: &mut [[f32; 4]; 4], v: usize, acc: float32x4_t) {
+    let mut lanes = [0f32; 4];
+    // SAFETY: a 16-byte store into the 16-byte array `lanes`.
+    unsafe { vst1q_f32(lanes.as_mut_ptr(), acc) };
+    for r in 0..4 {
+        out[r][v] = lanes[r];
+    }
+}
+
+/// The Q4_K dotprod tile: per row and vector `sumf += d·Σ sc·s − dmin·Σ m·bsum`, with
+/// `d = dx·dy`, `dmin = dminx·dy` (the single dot's operations and order).
+///
+/// # Safety
+/// The CPU must support dotprod.
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn tile_q4_K(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
+    let nb = w.len() / W_Q4_K_BLOCK;
+    assert_eq!(w.len(), nb * W_Q4_K_BLOCK, "prepared weight size");
+    assert!(
+        a.iter().all(|a| a.len() == nb * A_K_BLOCK),
+        "prepared activation sizes"
+    );
+    let mut acc = [vdupq_n_f32(0.0); 4];
+    for b in 0..nb {
+        // SAFETY: block b of each checked buffer: weight groups at 64g + 64 ≤ 1024, scales and
+        // mins at 1024..1280, d and dmin at 1280..1312 of the 1312-byte block; activations at
+        // 16g + 16 ≤ 256, the scale at 256..260 and the sums at 260..292 of the 292-byte block;
+        // dotprod as our caller guarantees (# Safety).
+        unsafe {
+            let wb = w.as_ptr().add(b * W_Q4_K_BLOCK);
+            let ab = [0, 1, 2, 3].map(|v| a[v].as_ptr().add(b * A_K_BLOCK));
+            let mut isum = [vdupq_n_s32(0); 4];
+            for j in 0..8 {
+                let s0 = group_dot(wb, &ab, 2 * j);
+                let s1 = group_dot(wb, &ab, 2 * j + 1);
+                let sc = vld1q_s32(wb.add(1024 + 16 * j).cast());
+                for v in 0..4 {
+                    isum[v] = vmlaq_s32(isum[v], vaddq_s32(s0[v], s1[v]), sc);
+                }
+            }
+            let mins: [int32x4_t; 8] =
+                [0, 1, 2, 3, 4, 5, 6, 7].map(|j| vld1q_s32(wb.add(1152 + 16 * j).cast()));
+            let dx = ldf(wb.add(1280));
+            let dminx = ldf(wb.add(1296));
+            for v in 0..4 {
+                let bs0 = vld1q_s32(ab[v].add(QK_K + 4).cast());
+                let bs1 = vld1q_s32(ab[v].add(QK_K + 20).cast());
+                let mut m = vmulq_laneq_s32::<0>(mins[0], bs0);
+                m = vmlaq_laneq_s32::<1>(m, mins[1], bs0);
+                m = vmlaq_laneq_s32::<2>(m, mins[2], bs0);
+                m = vmlaq_laneq_s32::<3>(m, mins[3], bs0);
+                m = vmlaq_laneq_s32::<0>(m, mins[4], bs1);
+                m = vmlaq_laneq_s32::<1>(m, mins[5], bs1);
+                m = vmlaq_laneq_s32::<2>(m, mins[6], bs1);
+                m = vmlaq_laneq_s32::<3>(m, mins[7], bs1);
+                let dy = ld1f(ab[v].add(QK_K));
+                let d = vmulq_n_f32(dx, dy);
+                let dmin = vmulq_n_f32(dminx, dy);
+                let t = vsubq_f32(
+                    vmulq_f32(d, vcvtq_f32_s32(isum[v])),
+                    vmulq_f32(dmin, vcvtq_f32_s32(m)),
+                );
+                acc[v] = vaddq_f32(acc[v], t);
+            }
+        }
+    }
+    let mut out = [[0f32; 4]; 4];
+    for (v, acc) in acc.into_iter().enumerate() {
+        scatter(&mut out, v, acc);
+    }
+    out
+}
+
+/// The Q6_K dotprod tile: per row and vector `sumf += (dx·dy)·Σ sc·s` (the single dot's order).
+///
+/// # Safety
+/// The CPU must support dotprod.
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn tile_q6_K(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
+    let nb = w.len() / W_Q6_K_BLOCK;
+    assert_eq!(w.len(), nb * W_Q6_K_BLOCK, "prepared weight size");
+    assert!(
+        a.iter().all(|a| a.len() == nb * A_K_BLOCK),
+        "prepared activation sizes"
+    );
+    let mut acc = [vdupq_n_f32(0.0); 4];
+    for b in 0..nb {
+        // SAFETY: block b of each checked buffer: weight groups at 64g + 64 ≤ 1024, scales at
+        // 1024..1280 and d at 1280..1296 of the 1296-byte block; activations at 16g + 16 ≤ 256
+        // and the scale at 256..260 of the 292-byte block; dotprod as our caller guarantees.
+        unsafe {
+            let wb = w.as_ptr().add(b * W_Q6_K_BLOCK);
+            let ab = [0, 1, 2, 3].map(|v| a[v].as_ptr().add(b * A_K_BLOCK));
+            let mut isum = [vdupq_n_s32(0); 4];
+            for g in 0..16 {
+                let s = group_dot(wb, &ab, g);
+                let sc = vld1q_s32(wb.add(1024 + 16 * g).cast());
+                for v in 0..4 {
+                    isum[v] = vmlaq_s32(isum[v], s[v], sc);
+                }
+            }
+            let dx = ldf(wb.add(1280));
+            for v in 0..4 {
+                let d = vmulq_n_f32(dx, ld1f(ab[v].add(QK_K)));
+                acc[v] = vaddq_f32(acc[v], vmulq_f32(d, vcvtq_f32_s32(isum[v])));
+            }
+        }
+    }
+    let mut out = [[0f32; 4]; 4];
+    for (v, acc) in acc.into_iter().enumerate() {
+        scatter(&mut out, v, acc);
+    }
+    out
+}
+
+fn q4_K_tile(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
+    // SAFETY: only reachable through `dotprod_k_tiles`, which asserts dotprod.
+    unsafe { tile_q4_K(w, a) }
+}
+
+fn q6_K_tile(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
+    // SAFETY: only reachable through `dotprod_k_tiles`, which asserts dotprod.
+    unsafe { tile_q6_K(w, a) }
+}
+
+/// The dotprod K-quant tiles (Q4_K, Q6_K), bit-identical to the dotprod single dots. Panics on
+/// a CPU without dotprod.
+#[allow(dead_code)] // until `Kernels` has K-quant tile fields (see above)
+pub(super) fn dotprod_k_tiles() -> (Tile4x4, Tile4x4) {
+    assert!(
+        std::arch::is_aarch64_feature_detected!("dotprod"),
+        "dotprod tiles on a CPU without dotprod"
+    );
+    (
+        Tile4x4 {
+            prepared_bytes: k_prepared_bytes,
+            prepare: k_prepare,
+            prepared_w_bytes: q4_K_w_bytes,
+            prepare_w: q4_K_prepare_w,
+            tile: q4_K_tile,
+        },
+        Tile4x4 {
+            prepared_bytes: k_prepared_bytes,
+            prepare: k_prepare,
+            prepared_w_bytes: q6_K_w_bytes,
+            prepare_w: q6_K_prepare_w,
+            tile: q6_K_tile,
+        },
+    )
+}
+
 // ---------------------------------------------------------------- tables
 
 fn d_q4_0(x: &BlockQ4_0) -> Half {
@@ -514,4 +882,143 @@ pub(super) fn i8mm_tiles() -> (Tile4x4, Tile4x4) {
             tile: q8_0_tile_mm,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    //! The K-quant tiles (not yet in a table, so not reached by tests/paths.rs) against sixteen
+    //! dotprod single dots, bit for bit.
+
+    use super::*;
+    use crate::{scalar, GgmlType};
+
+    /// xorshift64.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        /// Uniform in [-r, r).
+        fn f32(&mut self, r: f32) -> f32 {
+            ((self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * r
+        }
+    }
+
+    /// `nb` blocks of `ty`: random bytes with finite f16 scales below `range`, or every byte
+    /// `fill` with scales `range`.
+    fn blocks(rng: &mut Rng, ty: GgmlType, nb: usize, fill: Option<u8>, range: f32) -> Vec<u8> {
+        let size = ty.type_size();
+        let mut v: Vec<u8> = match fill {
+            Some(f) => vec![f; nb * size],
+            None => (0..nb * size).map(|_| rng.next() as u8).collect(),
+        };
+        let fields: &[usize] = if ty == GgmlType::Q6_K {
+            &[208]
+        } else {
+            &[0, 2]
+        };
+        for b in v.chunks_exact_mut(size) {
+            for &o in fields {
+                let d = if fill.is_some() {
+                    range
+                } else {
+                    rng.f32(range)
+                };
+                b[o..o + 2].copy_from_slice(&Half::from_f32(d).0);
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn k_tiles_equal_dotprod_single_dots() {
+        if !std::arch::is_aarch64_feature_detected!("dotprod") {
+            return;
+        }
+        let (q4k, q6k) = dotprod_k_tiles();
+        let cases: [(GgmlType, Tile4x4, crate::dispatch::VecDotFn); 2] = [
+            (
+                GgmlType::Q4_K,
+                q4k,
+                super::super::dotprod::vec_dot_q4_K_q8_K,
+            ),
+            (
+                GgmlType::Q6_K,
+                q6k,
+                super::super::dotprod::vec_dot_q6_K_q8_K,
+            ),
+        ];
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut checked = 0;
+        for (ty, t, dot) in cases {
+            for nb in [1usize, 2, 3, 5] {
+                let n = nb * QK_K;
+                // Activations: random, ramps (many significant bits), ±max, a spike.
+                let xs: Vec<Vec<f32>> = vec![
+                    (0..n).map(|_| rng.f32(3.0)).collect(),
+                    (0..n).map(|i| 1.0 + (i % 13) as f32 * 0.07).collect(),
+                    (0..n)
+                        .map(|i| if i % 2 == 0 { 1e3 } else { -1e3 })
+                        .collect(),
+                    (0..n)
+                        .map(|i| {
+                            if i == n / 2 {
+                                5e4
+                            } else {
+                                1e-3 * (i % 7) as f32
+                            }
+                        })
+                        .collect(),
+                ];
+                let a: Vec<Vec<u8>> = xs
+                    .iter()
+                    .map(|x| {
+                        let mut q = vec![0u8; nb * size_of::<BlockQ8_K>()];
+                        scalar::quantize_row_q8_K(x, &mut q);
+                        q
+                    })
+                    .collect();
+                let pb = (t.prepared_bytes)(a[0].len()).expect("any Q8_K row");
+                let pa: Vec<Vec<u8>> = a
+                    .iter()
+                    .map(|a| {
+                        let mut o = vec![0u8; pb];
+                        (t.prepare)(a, &mut o);
+                        o
+                    })
+                    .collect();
+                let w: Vec<Vec<u8>> = vec![
+                    blocks(&mut rng, ty, nb, None, 2.0),
+                    blocks(&mut rng, ty, nb, None, 65504.0),
+                    blocks(&mut rng, ty, nb, None, 6e-5),
+                    blocks(&mut rng, ty, nb, Some(0xFF), 1.5),
+                    blocks(&mut rng, ty, nb, Some(0x00), 65504.0),
+                    blocks(&mut rng, ty, nb, Some(0x80), 0.75),
+                    blocks(&mut rng, ty, nb, None, 1.0),
+                ];
+                for rows in w.windows(4) {
+                    let mut pw = vec![0u8; (t.prepared_w_bytes)(rows[0].len())];
+                    (t.prepare_w)([&rows[0], &rows[1], &rows[2], &rows[3]], &mut pw);
+                    let got = (t.tile)(&pw, [&pa[0], &pa[1], &pa[2], &pa[3]]);
+                    for r in 0..4 {
+                        for v in 0..4 {
+                            let want = dot(&rows[r], &a[v]);
+                            assert_eq!(
+                                got[r][v].to_bits(),
+                                want.to_bits(),
+                                "{ty} {nb} blocks row {r} vec {v}: {} vs {want}",
+                                got[r][v]
+                            );
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 2 * 4 * 4 * 16);
+    }
 }
