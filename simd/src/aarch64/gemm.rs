@@ -1,13 +1,14 @@
-//! 4×4 prefill tiles (four weight rows × four activation rows, see [`Tile4x4`]) for Q4_0 and
-//! Q8_0 weights on aarch64: SDOT by element (dotprod, Pi 5) and SMMLA (i8mm, Armv8.6+).
+//! 4×4 prefill tiles (four weight rows × four activation rows, see [`Tile4x4`]) on aarch64:
+//! Q4_0 and Q8_0 with SDOT by element (dotprod, Pi 5) and with SMMLA (i8mm, Armv8.6+); Q4_K
+//! and Q6_K with SDOT (not yet installed, see the K-quant section).
 //!
-//! Both tiles are bit-identical to sixteen calls of the dotprod single dots
-//! (`neon::vec_dot_q{4,8}_0_q8_0_body`): each block's integer sum is exact in any order, and the
+//! Every tile is bit-identical to sixteen calls of the dotprod single dots
+//! (`neon::vec_dot_*_body`): each block's integer sum is exact in any order, and the
 //! f32 accumulation over blocks is the single dot's, lane by lane — Q4_0 `sumf += (s·dx)·dy`,
 //! Q8_0 `sumf += s·(dx·dy)` — as separate vector multiplies and adds (no FMA), from 0.0.
 //!
-//! Layouts (prepared once; the tile reads nothing else):
-//! - activations (both tiles): per Q8_0 block its 32 quants, then its scale as f32 (36 bytes);
+//! Q4_0 / Q8_0 layouts (prepared once; the tile reads nothing else):
+//! - activations (dotprod and i8mm): per Q8_0 block its 32 quants, then its scale as f32 (36 bytes);
 //! - dotprod weights: per block eight 16-byte chunks, chunk `c` = elements 4c..4c+4 of rows
 //!   0, 1, 2, 3 as int8 (Q4_0 as q − 8), then the four row scales as f32 (144 bytes);
 //! - i8mm weights: per block, per group of 8 elements `o` and row pair `p`, 16 bytes =
@@ -16,13 +17,19 @@
 //!
 //! Inner loop per block (4 rows × 4 vectors × 32 elements = 512 multiply-adds), counted in the
 //! release build's disassembly (`aarch64-linux-gnu-objdump -d`, rustc 1.95; the Q4_0 and Q8_0
-//! instances differ only in the order of the two scale multiplies):
+//! instances differ only in the order of the two scale multiplies; the K-quant tiles, see
+//! their section below, counted with them made reachable):
 //! - dotprod: 73 instructions = 32 SDOT (by element) + 8 LDP q (8 weight, 8 activation
 //!   registers) + 5 LDR (weight scales, 4 activation scales) + 4 MOVI (zero the sums) + 4 SCVTF
 //!   + 8 FMUL + 4 FADD + 8 address/loop → **9.1 per 64 multiply-adds** (4 of them SDOT);
 //! - i8mm: 69 instructions = 16 SMMLA + 9 LDP + 4 LDR + 8 ZIP1/ZIP2 (pair the vectors' 8-byte
 //!   groups) + 4 UZP1 (pair the vectors' scales) + 4 MOVI + 4 SCVTF + 8 FMUL + 4 FADD
-//!   + 8 address/loop → **8.6 per 64 multiply-adds** (2 of them SMMLA).
+//!   + 8 address/loop → **8.6 per 64 multiply-adds** (2 of them SMMLA);
+//! - Q4_K (dotprod): per 32-element sub-block 57 instructions = 32 SDOT + 8 LDP + 1 LDR
+//!   (scales) + 4 MOVI + 4 MLA (× sub-block scale) + 8 address/loop, plus 116 per super-block
+//!   (mins · sums, 8 SCVTF, 16 FMUL, 4 FSUB, 4 FADD, loads) → **8.9 per 64 multiply-adds**;
+//! - Q6_K (dotprod): per 16-element group 37 = 16 SDOT + 2 LDP + 5 LDR + 4 MOVI + 4 MLA
+//!   + 6 address/loop, plus 41 per super-block → **9.9 per 64 multiply-adds**.
 //!
 //! For comparison, the dotprod single dot spends 23 instructions per 32 multiply-adds (46 per
 //! 64) and the one-row × four-vector kernel 70 per 128 (35 per 64), each with a serial f32 sum.
@@ -611,13 +618,18 @@ fn q6_K_w_bytes(w_row: usize) -> usize {
     w_row / size_of::<BlockQ6_K>() * W_Q6_K_BLOCK
 }
 
-/// Sixteen elements (group `g` of the block at `wb`, four rows) · sixteen elements of each
-/// vector at `ab[v] + 16·g`: `s[v]` (lanes = rows) from zero.
+/// `s[v]` (lanes = rows) plus sixteen elements (group `g` of the block at `wb`, four rows) ·
+/// sixteen elements of each vector at `ab[v] + 16·g`.
 ///
 /// # Safety
 /// The CPU must support dotprod; `wb + 64g .. + 64` and `ab[v] + 16g .. + 16` readable.
 #[inline(always)]
-unsafe fn group_dot(wb: *const u8, ab: &[*const u8; 4], g: usize) -> [int32x4_t; 4] {
+unsafe fn group_dot(
+    mut s: [int32x4_t; 4],
+    wb: *const u8,
+    ab: &[*const u8; 4],
+    g: usize,
+) -> [int32x4_t; 4] {
     // SAFETY: the loads are in bounds and dotprod is present (# Safety).
     unsafe {
         let wc = [
@@ -626,7 +638,6 @@ unsafe fn group_dot(wb: *const u8, ab: &[*const u8; 4], g: usize) -> [int32x4_t;
             ld(wb.add(64 * g + 32)),
             ld(wb.add(64 * g + 48)),
         ];
-        let mut s = [vdupq_n_s32(0); 4];
         for v in 0..4 {
             let av = ld(ab[v].add(16 * g));
             let mut sv = sdot_lane::<0>(s[v], wc[0], av);
@@ -672,11 +683,11 @@ unsafe fn tile_q4_K(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
             let ab = [0, 1, 2, 3].map(|v| a[v].as_ptr().add(b * A_K_BLOCK));
             let mut isum = [vdupq_n_s32(0); 4];
             for j in 0..8 {
-                let s0 = group_dot(wb, &ab, 2 * j);
-                let s1 = group_dot(wb, &ab, 2 * j + 1);
+                let s = group_dot([vdupq_n_s32(0); 4], wb, &ab, 2 * j);
+                let s = group_dot(s, wb, &ab, 2 * j + 1);
                 let sc = vld1q_s32(wb.add(1024 + 16 * j).cast());
                 for v in 0..4 {
-                    isum[v] = vmlaq_s32(isum[v], vaddq_s32(s0[v], s1[v]), sc);
+                    isum[v] = vmlaq_s32(isum[v], s[v], sc);
                 }
             }
             let mins: [int32x4_t; 8] =
@@ -734,7 +745,7 @@ unsafe fn tile_q6_K(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
             let ab = [0, 1, 2, 3].map(|v| a[v].as_ptr().add(b * A_K_BLOCK));
             let mut isum = [vdupq_n_s32(0); 4];
             for g in 0..16 {
-                let s = group_dot(wb, &ab, g);
+                let s = group_dot([vdupq_n_s32(0); 4], wb, &ab, g);
                 let sc = vld1q_s32(wb.add(1024 + 16 * g).cast());
                 for v in 0..4 {
                     isum[v] = vmlaq_s32(isum[v], s[v], sc);
