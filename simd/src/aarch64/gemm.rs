@@ -1,6 +1,6 @@
 //! 4×4 prefill tiles (four weight rows × four activation rows, see [`Tile4x4`]) on aarch64:
-//! Q4_0 and Q8_0 with SDOT by element (dotprod, Pi 5) and with SMMLA (i8mm, Armv8.6+); Q4_K
-//! and Q6_K with SDOT (not yet installed, see the K-quant section).
+//! Q4_0 and Q8_0 with SDOT by element (dotprod, Pi 5) and with SMMLA (i8mm, Armv8.6+); Q4_K,
+//! Q5_K and Q6_K with SDOT (not yet installed, see the K-quant section).
 //!
 //! Every tile is bit-identical to sixteen calls of the dotprod single dots
 //! (`neon::vec_dot_*_body`): each block's integer sum is exact in any order, and the
@@ -39,8 +39,8 @@
 use core::arch::aarch64::*;
 
 use crate::blocks::{
-    as_blocks, get_scale_min_k4, Block, BlockQ4_0, BlockQ4_K, BlockQ6_K, BlockQ8_0, BlockQ8_K,
-    Half, QK, QK_K,
+    as_blocks, get_scale_min_k4, Block, BlockQ4_0, BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ8_0,
+    BlockQ8_K, Half, QK, QK_K,
 };
 use crate::dispatch::Tile4x4;
 
@@ -50,9 +50,10 @@ const A_BLOCK: usize = QK + 4;
 const W_DOT_BLOCK: usize = 4 * QK + 16;
 const W_MM_BLOCK: usize = 4 * QK + 32;
 
-/// An f16 scale as f32 (exact, as the single dots' FCVT).
+/// An f16 scale as f32 with the single dots' FCVT (`Half::to_f32` is a software conversion
+/// without the fp16 extension; both are exact).
 fn f16(h: Half) -> f32 {
-    h.to_f32()
+    super::neon::fp16(h)
 }
 
 // ---------------------------------------------------------------- instructions
@@ -432,16 +433,16 @@ unsafe fn tile_mm<const Q4: bool>(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
     out
 }
 
-// ---------------------------------------------------------------- K-quants (Q4_K, Q6_K)
+// ---------------------------------------------------------------- K-quants (Q4_K, Q5_K, Q6_K)
 //
 // Not in the table yet: `Kernels` has no K-quant tile fields on this branch (the x86 K-quant
-// tile work adds `gemm_q4_K_q8_K_4x4` / `gemm_q6_K_q8_K_4x4`); `dotprod_k_tiles` is what to
-// install there. Tested below against the dotprod single dots.
+// tile work adds `gemm_q4_K_q8_K_4x4`, `gemm_q5_K_q8_K_4x4`, `gemm_q6_K_q8_K_4x4`);
+// `dotprod_k_tiles` is what to install there. Tested below against the dotprod single dots.
 //
 // Activations (Q8_K): per super-block its 256 quants, the scale as f32, then the eight
 // 32-element sums as i32 (292 bytes). Weights: per super-block sixteen 16-element groups, each
 // four 16-byte chunks as in the Q4_0 layout (chunk c of group g = elements 16g + 4c..+4 of rows
-// 0..4, 1024 bytes), then per type: Q4_K the eight sub-block scales and eight mins as i32 ×4
+// 0..4, 1024 bytes), then per type: Q4_K / Q5_K the eight sub-block scales and eight mins as i32 ×4
 // rows, d ×4 and dmin ×4 as f32 (1312 bytes); Q6_K the sixteen group scales as i32 ×4 rows
 // and d ×4 as f32 (1296 bytes).
 
@@ -568,22 +569,73 @@ fn q6_K_groups(x: &BlockQ6_K) -> [int8x16_t; 16] {
     out
 }
 
-fn q4_K_prepare_w(w: [&[u8]; 4], out: &mut [u8]) {
-    let x = w.map(as_blocks::<BlockQ4_K>);
+/// Four rows of Q4_K-like blocks (Q4_K, Q5_K: 6-bit scales and mins, d, dmin) → the layout.
+fn prepare_w_k4<B: Block>(
+    w: [&[u8]; 4],
+    out: &mut [u8],
+    groups: fn(&B) -> [int8x16_t; 16],
+    meta: fn(&B) -> (&[u8; 12], Half, Half),
+) {
+    let x = w.map(as_blocks::<B>);
     let nb = x[0].len();
     assert!(x.iter().all(|r| r.len() == nb), "four rows of one length");
     assert_eq!(out.len(), nb * W_Q4_K_BLOCK, "prepared weight size");
     for (i, o) in out.chunks_exact_mut(W_Q4_K_BLOCK).enumerate() {
         let b = x.map(|r| &r[i]);
-        store_groups(&b.map(q4_K_groups), o);
-        let sm = b.map(|b| unpack_scales_mins(&b.scales));
+        store_groups(&b.map(groups), o);
+        let m = b.map(meta);
+        let sm = m.map(|(scales, _, _)| unpack_scales_mins(scales));
         for j in 0..8 {
             store_i32x4(&mut o[1024 + 16 * j..], sm.map(|(sc, _)| sc[j] as i32));
             store_i32x4(&mut o[1152 + 16 * j..], sm.map(|(_, m)| m[j] as i32));
         }
-        store_f32x4(&mut o[1280..], b.map(|b| f16(b.d)));
-        store_f32x4(&mut o[1296..], b.map(|b| f16(b.dmin)));
+        store_f32x4(&mut o[1280..], m.map(|(_, d, _)| f16(d)));
+        store_f32x4(&mut o[1296..], m.map(|(_, _, dmin)| f16(dmin)));
     }
+}
+
+fn q4_K_meta(b: &BlockQ4_K) -> (&[u8; 12], Half, Half) {
+    (&b.scales, b.d, b.dmin)
+}
+
+fn q5_K_meta(b: &BlockQ5_K) -> (&[u8; 12], Half, Half) {
+    (&b.scales, b.d, b.dmin)
+}
+
+fn q4_K_prepare_w(w: [&[u8]; 4], out: &mut [u8]) {
+    prepare_w_k4::<BlockQ4_K>(w, out, q4_K_groups, q4_K_meta)
+}
+
+fn q5_K_prepare_w(w: [&[u8]; 4], out: &mut [u8]) {
+    prepare_w_k4::<BlockQ5_K>(w, out, q5_K_groups, q5_K_meta)
+}
+
+/// A Q5_K block's 256 elements (values 0..32: the nibble plus 16 if its `qh` bit is set) as
+/// sixteen 16-element groups.
+fn q5_K_groups(x: &BlockQ5_K) -> [int8x16_t; 16] {
+    let mut g = [unsafe_zero(); 16];
+    // SAFETY: 16-byte loads inside x.qh (0 and 16 of 32); register-only NEON after.
+    let (qh0, qh1) = unsafe { (vld1q_u8(x.qh.as_ptr()), vld1q_u8(x.qh.as_ptr().add(16))) };
+    for jj in 0..4 {
+        let (lo0, hi0) = nibbles16(&x.qs[32 * jj..32 * jj + 16]);
+        let (lo1, hi1) = nibbles16(&x.qs[32 * jj + 16..32 * jj + 32]);
+        // SAFETY: register-only NEON, which every aarch64 target has.
+        unsafe {
+            let h = vdupq_n_u8(0x10);
+            let (u0, u1) = (vdupq_n_u8(1 << (2 * jj)), vdupq_n_u8(2 << (2 * jj)));
+            let add = |q: int8x16_t, qh: uint8x16_t, u: uint8x16_t| {
+                vreinterpretq_s8_u8(vorrq_u8(
+                    vreinterpretq_u8_s8(q),
+                    vandq_u8(vtstq_u8(qh, u), h),
+                ))
+            };
+            g[4 * jj] = add(lo0, qh0, u0);
+            g[4 * jj + 1] = add(lo1, qh1, u0);
+            g[4 * jj + 2] = add(hi0, qh0, u1);
+            g[4 * jj + 3] = add(hi1, qh1, u1);
+        }
+    }
+    g
 }
 
 /// The eight (scale, min) pairs of a Q4_K block.
@@ -612,6 +664,10 @@ fn q6_K_prepare_w(w: [&[u8]; 4], out: &mut [u8]) {
 
 fn q4_K_w_bytes(w_row: usize) -> usize {
     w_row / size_of::<BlockQ4_K>() * W_Q4_K_BLOCK
+}
+
+fn q5_K_w_bytes(w_row: usize) -> usize {
+    w_row / size_of::<BlockQ5_K>() * W_Q4_K_BLOCK
 }
 
 fn q6_K_w_bytes(w_row: usize) -> usize {
@@ -659,7 +715,7 @@ fn scatter(out: &mut [[f32; 4]; 4], v: usize, acc: float32x4_t) {
     }
 }
 
-/// The Q4_K dotprod tile: per row and vector `sumf += d·Σ sc·s − dmin·Σ m·bsum`, with
+/// The Q4_K / Q5_K dotprod tile: per row and vector `sumf += d·Σ sc·s − dmin·Σ m·bsum`, with
 /// `d = dx·dy`, `dmin = dminx·dy` (the single dot's operations and order).
 ///
 /// # Safety
@@ -775,10 +831,10 @@ fn q6_K_tile(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
     unsafe { tile_q6_K(w, a) }
 }
 
-/// The dotprod K-quant tiles (Q4_K, Q6_K), bit-identical to the dotprod single dots. Panics on
-/// a CPU without dotprod.
+/// The dotprod K-quant tiles (Q4_K, Q5_K, Q6_K), bit-identical to the dotprod single dots.
+/// Panics on a CPU without dotprod.
 #[allow(dead_code)] // until `Kernels` has K-quant tile fields (see above)
-pub(super) fn dotprod_k_tiles() -> (Tile4x4, Tile4x4) {
+pub(super) fn dotprod_k_tiles() -> (Tile4x4, Tile4x4, Tile4x4) {
     assert!(
         std::arch::is_aarch64_feature_detected!("dotprod"),
         "dotprod tiles on a CPU without dotprod"
@@ -789,6 +845,13 @@ pub(super) fn dotprod_k_tiles() -> (Tile4x4, Tile4x4) {
             prepare: k_prepare,
             prepared_w_bytes: q4_K_w_bytes,
             prepare_w: q4_K_prepare_w,
+            tile: q4_K_tile,
+        },
+        Tile4x4 {
+            prepared_bytes: k_prepared_bytes,
+            prepare: k_prepare,
+            prepared_w_bytes: q5_K_w_bytes,
+            prepare_w: q5_K_prepare_w,
             tile: q4_K_tile,
         },
         Tile4x4 {
@@ -950,12 +1013,17 @@ mod tests {
         if !std::arch::is_aarch64_feature_detected!("dotprod") {
             return;
         }
-        let (q4k, q6k) = dotprod_k_tiles();
-        let cases: [(GgmlType, Tile4x4, crate::dispatch::VecDotFn); 2] = [
+        let (q4k, q5k, q6k) = dotprod_k_tiles();
+        let cases: [(GgmlType, Tile4x4, crate::dispatch::VecDotFn); 3] = [
             (
                 GgmlType::Q4_K,
                 q4k,
                 super::super::dotprod::vec_dot_q4_K_q8_K,
+            ),
+            (
+                GgmlType::Q5_K,
+                q5k,
+                super::super::dotprod::vec_dot_q5_K_q8_K,
             ),
             (
                 GgmlType::Q6_K,
@@ -1030,6 +1098,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 2 * 4 * 4 * 16);
+        assert_eq!(checked, 3 * 4 * 4 * 16);
     }
 }
