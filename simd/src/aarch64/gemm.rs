@@ -139,10 +139,11 @@ unsafe fn ld1f(p: *const u8) -> f32 {
 
 // ---------------------------------------------------------------- activations
 
-/// Prepared bytes of a Q8_0 activation row of `a_row` bytes (any number of blocks).
+/// Prepared bytes of a Q8_0 activation row of `a_row` bytes (any number of blocks but none:
+/// an empty row has nothing to prepare, and `matmul` chunks the prepared rows by this size).
 fn prepared_bytes(a_row: usize) -> Option<usize> {
     let nb = a_row / size_of::<BlockQ8_0>();
-    (nb * size_of::<BlockQ8_0>() == a_row).then_some(nb * A_BLOCK)
+    (nb > 0 && nb * size_of::<BlockQ8_0>() == a_row).then_some(nb * A_BLOCK)
 }
 
 /// A Q8_0 row → per block the 32 quants and the scale as f32 (plain code: once per row).
@@ -463,10 +464,10 @@ const A_K_BLOCK: usize = QK_K + 4 + 32;
 const W_Q4_K_BLOCK: usize = 1024 + 128 + 128 + 32;
 const W_Q6_K_BLOCK: usize = 1024 + 256 + 16;
 
-/// Prepared bytes of a Q8_K activation row of `a_row` bytes.
+/// Prepared bytes of a Q8_K activation row of `a_row` bytes (none for an empty row).
 fn k_prepared_bytes(a_row: usize) -> Option<usize> {
     let nb = a_row / size_of::<BlockQ8_K>();
-    (nb * size_of::<BlockQ8_K>() == a_row).then_some(nb * A_K_BLOCK)
+    (nb > 0 && nb * size_of::<BlockQ8_K>() == a_row).then_some(nb * A_K_BLOCK)
 }
 
 /// A Q8_K row → per block the 256 quants, the scale and the eight 32-element sums.
