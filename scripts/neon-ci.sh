@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cross-build the ouro-simd tests for aarch64-unknown-linux-gnu and run them under QEMU user mode
 # as a Raspberry Pi 4 (cortex-a72: NEON, no dotprod), a Pi 5 (cortex-a76: NEON + dotprod) and
-# QEMU's `max` CPU, asserting which kernel path dispatch selects on each.
+# QEMU's `max` CPU (dotprod + i8mm: the SMMLA tiles), asserting which kernel path dispatch
+# selects on each.
 # See shared/docs/neon-ci.md for the recipe and the libc trap it avoids.
 #
 # Installs what is missing (Debian: qemu-user-static, gcc-aarch64-linux-gnu,
@@ -137,6 +138,7 @@ first=1
 for cpu in $CPUS; do
     case "$cpu" in
         cortex-a72 | cortex-a53 | cortex-a57) want=neon ;;
+        max) want=neon-i8mm ;;
         *) want=neon-dotprod ;;
     esac
     if [ "$first" = 1 ]; then targets=("${ALL_TESTS[@]}"); else targets=("${PATH_TESTS[@]}"); fi
@@ -145,11 +147,15 @@ for cpu in $CPUS; do
     QEMU_CPU=$cpu OURO_EXPECT_SIMD=$want "${TEST[@]}" "${targets[@]}"
 done
 
-# 6. Forcing a path the CPU lacks is a clear init() error, never a SIGILL; forcing plain NEON
-#    on a dotprod CPU selects it.
+# 6. Forcing a path the CPU lacks is a clear init() error, never a SIGILL; forcing a lower path
+#    on a CPU with more selects it.
 log "QEMU_CPU=cortex-a72 OURO_SIMD=dotprod: init() must refuse"
 QEMU_CPU=cortex-a72 OURO_SIMD=dotprod OURO_EXPECT_INIT_ERROR=dotprod "${TEST[@]}" --test neon_expect
 log "QEMU_CPU=cortex-a76 OURO_SIMD=neon: plain NEON must be selected"
 QEMU_CPU=cortex-a76 OURO_SIMD=neon OURO_EXPECT_SIMD=neon "${TEST[@]}" --test neon_expect
+log "QEMU_CPU=cortex-a76 OURO_SIMD=i8mm: init() must refuse"
+QEMU_CPU=cortex-a76 OURO_SIMD=i8mm OURO_EXPECT_INIT_ERROR=i8mm "${TEST[@]}" --test neon_expect
+log "QEMU_CPU=max OURO_SIMD=dotprod: the dotprod path must be selected"
+QEMU_CPU=max OURO_SIMD=dotprod OURO_EXPECT_SIMD=neon-dotprod "${TEST[@]}" --test neon_expect
 
 log "all aarch64 runs passed ($CPUS)"

@@ -1,13 +1,15 @@
 //! Run-time choice of the kernel path, made once into a table of function pointers.
 //!
 //! Paths: `scalar` (always), `avx2` (x86_64 AVX2 + FMA + F16C), `avx512` (reported as
-//! "avx512-vnni": AVX-512 F/BW/VL + VNNI on top of the AVX2 set), `neon` (aarch64) and
-//! `dotprod` (reported as "neon-dotprod": NEON + SDOT). `OURO_SIMD=<path>` forces one.
+//! "avx512-vnni": AVX-512 F/BW/VL + VNNI on top of the AVX2 set), `neon` (aarch64),
+//! `dotprod` (reported as "neon-dotprod": NEON + SDOT) and `i8mm` (reported as "neon-i8mm":
+//! dotprod + SMMLA prefill tiles). `OURO_SIMD=<path>` forces one.
 //!
 //! On aarch64 a path's table starts from the one below it and overrides the kernels it speeds
-//! up (scalar → neon → dotprod): the aarch64 module provides
-//! `pub(crate) fn neon_kernels(base: Kernels) -> Kernels` and
-//! `pub(crate) fn dotprod_kernels(base: Kernels) -> Kernels` (which asserts dotprod). The
+//! up (scalar → neon → dotprod → i8mm): the aarch64 module provides
+//! `pub(crate) fn neon_kernels(base: Kernels) -> Kernels`,
+//! `pub(crate) fn dotprod_kernels(base: Kernels) -> Kernels` (which asserts dotprod) and
+//! `pub(crate) fn i8mm_kernels(base: Kernels) -> Kernels` (which asserts i8mm). The
 //! x86_64 module's `unsafe fn avx2_kernels()` and `avx512_kernels()` return complete tables
 //! whose fields wrap `#[target_feature]` functions; dispatch reaches them only through
 //! `detected_avx2_kernels()` / `detected_avx512_kernels()`, which detect the features first,
@@ -221,12 +223,13 @@ pub enum Path {
     Avx512,
     Neon,
     Dotprod,
+    I8mm,
 }
 
 /// Why a path cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SimdError {
-    #[error("OURO_SIMD={value:?} is not a kernel path (expected one of scalar, avx2, avx512, neon, dotprod)")]
+    #[error("OURO_SIMD={value:?} is not a kernel path (expected one of scalar, avx2, avx512, neon, dotprod, i8mm)")]
     UnknownPath { value: String },
     #[error("OURO_SIMD={path}: this CPU lacks {missing}")]
     Unsupported {
@@ -237,12 +240,13 @@ pub enum SimdError {
 
 impl Path {
     /// Every path, slowest first.
-    pub const ALL: [Path; 5] = [
+    pub const ALL: [Path; 6] = [
         Path::Scalar,
         Path::Avx2,
         Path::Avx512,
         Path::Neon,
         Path::Dotprod,
+        Path::I8mm,
     ];
 
     /// The name accepted by `OURO_SIMD`.
@@ -253,6 +257,7 @@ impl Path {
             Path::Avx512 => "avx512",
             Path::Neon => "neon",
             Path::Dotprod => "dotprod",
+            Path::I8mm => "i8mm",
         }
     }
 
@@ -264,6 +269,7 @@ impl Path {
             Path::Avx512 => "avx512-vnni",
             Path::Neon => "neon",
             Path::Dotprod => "neon-dotprod",
+            Path::I8mm => "neon-i8mm",
         }
     }
 
@@ -296,8 +302,12 @@ impl Path {
                     None
                 }
             }
+            #[cfg(target_arch = "aarch64")]
+            Path::I8mm => Path::Dotprod
+                .missing()
+                .or_else(|| (!std::arch::is_aarch64_feature_detected!("i8mm")).then_some("i8mm")),
             #[cfg(not(target_arch = "aarch64"))]
-            Path::Neon | Path::Dotprod => Some("aarch64"),
+            Path::Neon | Path::Dotprod | Path::I8mm => Some("aarch64"),
         }
     }
 
@@ -347,6 +357,10 @@ impl Path {
             Path::Dotprod => {
                 crate::aarch64::dotprod_kernels(crate::aarch64::neon_kernels(Kernels::SCALAR))
             }
+            #[cfg(target_arch = "aarch64")]
+            Path::I8mm => crate::aarch64::i8mm_kernels(crate::aarch64::dotprod_kernels(
+                crate::aarch64::neon_kernels(Kernels::SCALAR),
+            )),
             #[allow(unreachable_patterns)]
             _ => Kernels::SCALAR,
         }

@@ -7,7 +7,14 @@
 use ouro_simd::GgmlType;
 
 /// Every path name `selected()` may return.
-const PATH_NAMES: &[&str] = &["avx512-vnni", "avx2", "neon-dotprod", "neon", "scalar"];
+const PATH_NAMES: &[&str] = &[
+    "avx512-vnni",
+    "avx2",
+    "neon-i8mm",
+    "neon-dotprod",
+    "neon",
+    "scalar",
+];
 
 /// Relative tolerance of a Q8_0 × Q8_0 dot against the f32 dot of the dequantized rows: the
 /// activation is rounded to 8 bits (relative error ≤ 1/254 per element, here on same-sign data).
@@ -44,10 +51,13 @@ fn selected_path_is_the_expected_one() {
                 err.contains(&forced),
                 "init() error should name the forced path {forced:?}: {err}"
             );
+            let refused = ouro_simd::Path::from_name(&forced).expect("a path name");
             assert_ne!(
-                selected, "neon-dotprod",
-                "dotprod selected on a CPU without it"
+                selected,
+                refused.name(),
+                "{forced} selected on a CPU without it"
             );
+            assert_eq!(selected, ouro_simd::Path::best().name());
         }
         (None, None) => {
             if env("OURO_SIMD").is_none() {
@@ -59,16 +69,22 @@ fn selected_path_is_the_expected_one() {
 
 #[cfg(target_arch = "aarch64")]
 #[test]
-fn dotprod_is_selected_exactly_when_the_cpu_has_it() {
+fn dotprod_and_i8mm_are_selected_exactly_when_the_cpu_has_them() {
     if env("OURO_SIMD").is_some() {
         return;
     }
-    let want = if std::arch::is_aarch64_feature_detected!("dotprod") {
-        "neon-dotprod"
-    } else {
-        "neon"
+    let dotprod = std::arch::is_aarch64_feature_detected!("dotprod");
+    let want = match (dotprod, std::arch::is_aarch64_feature_detected!("i8mm")) {
+        (true, true) => "neon-i8mm",
+        (true, false) => "neon-dotprod",
+        (false, _) => "neon",
     };
     assert_eq!(ouro_simd::selected(), want);
+    // The dotprod and i8mm tables carry the Q4_0 / Q8_0 prefill tiles; plain NEON has none.
+    let k = ouro_simd::kernels();
+    for ty in [GgmlType::Q4_0, GgmlType::Q8_0] {
+        assert_eq!(k.tile_4x4(ty).is_some(), dotprod, "{ty} tile on {want}");
+    }
 }
 
 /// A Q8_0 matrix-vector product through whatever path was selected (a forced path the CPU lacks

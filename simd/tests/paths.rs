@@ -222,44 +222,104 @@ fn tiles_4x4_equal_single_dots() {
                     );
                     continue;
                 };
-                // Four of the usual activation rows (random, +max, alternating, spike) against
-                // every window of four of the usual weight rows (random, near-limit scales,
-                // adversarial bytes).
-                let a: Vec<Vec<u8>> = activations(&mut rng, n)
-                    .iter()
-                    .map(|x| quantize(&k, a_type, x))
-                    .collect();
-                let pa: Vec<Vec<u8>> = a
-                    .iter()
-                    .map(|a| {
-                        let mut out = vec![0u8; pb];
-                        (t.prepare)(a, &mut out);
-                        out
-                    })
-                    .collect();
+                // Four of the usual activation rows (random, +max, alternating, spike), then
+                // four positive ramps (block sums of many significant bits: they tell the
+                // single dots' scale order (s·dx)·dy from s·(dx·dy)), against every window of
+                // four of the usual weight rows (random, near-limit scales, adversarial bytes).
+                let ramps = (1..5).map(|slope| {
+                    (0..n)
+                        .map(|i| 1.0 + ((i * slope) % 13) as f32 * 0.07)
+                        .collect::<Vec<f32>>()
+                });
                 let mut w = weights(&mut rng, ty, *nb);
                 w.extend(weights(&mut rng, ty, *nb));
-                for rows in w.windows(4) {
-                    let mut pw = vec![0u8; (t.prepared_w_bytes)(rows[0].len())];
-                    (t.prepare_w)([&rows[0], &rows[1], &rows[2], &rows[3]], &mut pw);
-                    let got = (t.tile)(&pw, [&pa[0], &pa[1], &pa[2], &pa[3]]);
-                    for r in 0..4 {
-                        for v in 0..4 {
-                            assert_eq!(
-                                got[r][v].to_bits(),
-                                dot(&rows[r], &a[v]).to_bits(),
-                                "{ty} path {} n={n} row {r} vec {v}",
-                                path.name()
-                            );
-                            checked += 1;
+                for xs in [activations(&mut rng, n), ramps.collect()] {
+                    let a: Vec<Vec<u8>> = xs.iter().map(|x| quantize(&k, a_type, x)).collect();
+                    let pa: Vec<Vec<u8>> = a
+                        .iter()
+                        .map(|a| {
+                            let mut out = vec![0u8; pb];
+                            (t.prepare)(a, &mut out);
+                            out
+                        })
+                        .collect();
+                    for rows in w.windows(4) {
+                        let mut pw = vec![0u8; (t.prepared_w_bytes)(rows[0].len())];
+                        (t.prepare_w)([&rows[0], &rows[1], &rows[2], &rows[3]], &mut pw);
+                        let got = (t.tile)(&pw, [&pa[0], &pa[1], &pa[2], &pa[3]]);
+                        for r in 0..4 {
+                            for v in 0..4 {
+                                assert_eq!(
+                                    got[r][v].to_bits(),
+                                    dot(&rows[r], &a[v]).to_bits(),
+                                    "{ty} path {} n={n} row {r} vec {v}",
+                                    path.name()
+                                );
+                                checked += 1;
+                            }
                         }
                     }
                 }
             }
         }
     }
-    if Path::available().contains(&Path::Avx512) {
-        assert!(checked > 0);
+    // The paths with tiles: every Q4_0 and Q8_0 tile was checked (and not all refused).
+    let tiled = [Path::Avx512, Path::Dotprod, Path::I8mm];
+    let with_tiles = Path::available()
+        .into_iter()
+        .filter(|p| tiled.contains(p))
+        .count();
+    assert!(
+        checked >= with_tiles * 2 * 16,
+        "{checked} tile outputs checked on {with_tiles} tiled paths"
+    );
+}
+
+/// `matmul` on every path equals that path's single dots bit for bit (the 4×4 tiles, the
+/// four-vector and four-row kernels and the single dots must agree wherever the driver switches
+/// between them): rows not a multiple of 4, batches not a multiple of 4, 1 to 9 blocks.
+#[test]
+fn matmul_equals_single_dots_on_every_shape() {
+    let mut rng = Rng::new(21);
+    let mut tiled = 0;
+    for (path, k) in paths() {
+        for ty in [Q4_0, Q8_0, Q4_K, Q6_K] {
+            let (dot, a_type) = (k.vec_dot(ty).unwrap(), ouro_simd::vec_dot_type(ty));
+            let per_row = if ty.block_size() == 32 { 9 } else { 2 };
+            for nb in [1, 2, 3, per_row] {
+                let cols = nb * ty.block_size();
+                let row = ty.row_bytes(cols as u64).unwrap() as usize;
+                for rows in [4usize, 5, 11] {
+                    let w = random_blocks(&mut rng, ty, rows * nb, 15);
+                    for n_vecs in [2usize, 4, 5, 7, 9] {
+                        let x: Vec<f32> = (0..n_vecs * cols).map(|_| rng.normal(1.0)).collect();
+                        let mut y = vec![0f32; rows * n_vecs];
+                        ouro_simd::matmul_with(&k, ty, &w, rows, cols, &x, n_vecs, &mut y);
+                        for v in 0..n_vecs {
+                            let a = quantize(&k, a_type, &x[v * cols..(v + 1) * cols]);
+                            for r in 0..rows {
+                                let want = dot(&w[r * row..(r + 1) * row], &a);
+                                assert_eq!(
+                                    y[v * rows + r].to_bits(),
+                                    want.to_bits(),
+                                    "{ty} path {}: {rows}x{cols}, {n_vecs} vectors, row {r} vec {v}",
+                                    path.name()
+                                );
+                            }
+                        }
+                        if k.tile_4x4(ty).is_some() && n_vecs >= 4 {
+                            tiled += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if Path::available()
+        .iter()
+        .any(|p| matches!(p, Path::Avx512 | Path::Dotprod | Path::I8mm))
+    {
+        assert!(tiled > 0);
     }
 }
 
@@ -381,9 +441,15 @@ fn paths_parse_and_unavailable_paths_are_errors() {
     }
     let best = Path::best();
     assert_eq!(Path::available().last(), Some(&best));
-    assert!(
-        ["avx512-vnni", "avx2", "neon-dotprod", "neon", "scalar"].contains(&ouro_simd::selected())
-    );
+    assert!([
+        "avx512-vnni",
+        "avx2",
+        "neon-i8mm",
+        "neon-dotprod",
+        "neon",
+        "scalar"
+    ]
+    .contains(&ouro_simd::selected()));
 }
 
 #[test]

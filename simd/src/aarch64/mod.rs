@@ -1,10 +1,12 @@
-//! aarch64 kernels: NEON (every AArch64 CPU; Raspberry Pi 4) and NEON + dotprod (SDOT;
-//! Raspberry Pi 5). Tested on x86_64 under QEMU user mode by scripts/neon-ci.sh.
+//! aarch64 kernels: NEON (every AArch64 CPU; Raspberry Pi 4), NEON + dotprod (SDOT;
+//! Raspberry Pi 5) and NEON + dotprod + i8mm (SMMLA prefill tiles; Armv8.6+). Tested on x86_64
+//! under QEMU user mode by scripts/neon-ci.sh.
 
 // An ISA module: the intrinsics need `unsafe` (the crate root denies it elsewhere).
 #![allow(unsafe_code)]
 
 mod dotprod;
+mod gemm;
 mod neon;
 
 use crate::dispatch::Kernels;
@@ -41,7 +43,10 @@ pub(crate) fn dotprod_kernels(base: Kernels) -> Kernels {
         std::arch::is_aarch64_feature_detected!("dotprod"),
         "dotprod_kernels on a CPU without dotprod"
     );
+    let (q4_0, q8_0) = gemm::dotprod_tiles();
     Kernels {
+        gemm_q4_0_q8_0_4x4: Some(q4_0),
+        gemm_q8_0_q8_0_4x4: Some(q8_0),
         vec_dot_q4_0_q8_0: dotprod::vec_dot_q4_0_q8_0,
         vec_dot_q4_1_q8_1: dotprod::vec_dot_q4_1_q8_1,
         vec_dot_q5_0_q8_0: dotprod::vec_dot_q5_0_q8_0,
@@ -52,6 +57,17 @@ pub(crate) fn dotprod_kernels(base: Kernels) -> Kernels {
         vec_dot_q6_K_q8_K: dotprod::vec_dot_q6_K_q8_K,
         vec_dot_q4_0_q8_0_x4: Some(dotprod::vec_dot_q4_0_q8_0_x4),
         vec_dot_q8_0_q8_0_x4: Some(dotprod::vec_dot_q8_0_q8_0_x4),
+        ..base
+    }
+}
+
+/// The NEON + dotprod + i8mm table: `base` (the dotprod table) with the SMMLA prefill tiles.
+/// Only for a CPU with i8mm.
+pub(crate) fn i8mm_kernels(base: Kernels) -> Kernels {
+    let (q4_0, q8_0) = gemm::i8mm_tiles();
+    Kernels {
+        gemm_q4_0_q8_0_4x4: Some(q4_0),
+        gemm_q8_0_q8_0_4x4: Some(q8_0),
         ..base
     }
 }

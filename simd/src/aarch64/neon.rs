@@ -120,7 +120,7 @@ fn q5_high_bits(qh: [u8; 4]) -> (uint8x16_t, uint8x16_t) {
 /// An f16 scale as f32 with one FCVT (baseline AArch64 FP; exact, as `Half::to_f32`, which
 /// without the fp16 extension takes a software path).
 #[inline(always)]
-fn fp16(h: Half) -> f32 {
+pub(super) fn fp16(h: Half) -> f32 {
     let out: f32;
     // SAFETY: FCVT (half to single) is base AArch64 floating point, present on every AArch64
     // CPU; it reads one register and writes one, no memory, no flags.
