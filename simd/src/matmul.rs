@@ -81,6 +81,11 @@ pub fn matmul_with(
     if rows == 0 || n_vecs == 0 {
         return;
     }
+    if cols == 0 {
+        // Empty dot products (and no zero-sized chunks below).
+        y.fill(0.0);
+        return;
+    }
 
     let mut run = |acts: &mut Vec<u8>| {
         acts.clear();
