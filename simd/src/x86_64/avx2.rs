@@ -840,6 +840,9 @@ macro_rules! kernels_256 {
                     vec_dot_q8_0_q8_0_r4: None,
                     gemm_q4_0_q8_0_4x4: None,
                     gemm_q8_0_q8_0_4x4: None,
+                    gemm_q4_K_q8_K_4x4: None,
+                    gemm_q5_K_q8_K_4x4: None,
+                    gemm_q6_K_q8_K_4x4: None,
                     dot_f16_f32,
                     mad_f16_f32,
                 }
