@@ -30,20 +30,61 @@ const A_BSF: usize = 288;
 const A_D: usize = 320;
 
 /// Bytes of one super-block of a Q4_K / Q5_K row pair: 8 × 64 quants (u8; row 0 in the low
-/// 32 bytes, row 1 in the high), 8 × 64 scales (32 i16 each: 16 × row 0's, 16 × row 1's),
-/// d, dmin and the 8 mins as f32 ×8 per row.
-const K4_PAIR: usize = 1216;
-const K4_S: usize = 512;
-const K4_D: usize = 1024;
-const K4_DMIN: usize = 1088;
-const K4_MIN: usize = 1152;
+/// 32 bytes, row 1 in the high), the scales as i16 (row h's 8 in words 16h..16h + 8, spread
+/// over the lanes by one `vpermw` per group and row pair in the tile), then d, dmin and the
+/// 8 mins as f32 ×8 per row.
+const K4_PAIR: usize = 768;
+const K4_SC: usize = 512;
+const K4_D: usize = 576;
+const K4_DMIN: usize = 640;
+const K4_MIN: usize = 704;
 
-/// Bytes of one super-block of a Q6_K row pair: 8 × 64 quants (u8, q + 32), 8 × 64 scales
-/// (per row: 8 × scale 2i then 8 × scale 2i+1 as i16), −32 · the 16 scales as i16 per row, d.
-const Q6_PAIR: usize = 1152;
-const Q6_S: usize = 512;
-const Q6_NEG: usize = 1024;
-const Q6_D: usize = 1088;
+/// Bytes of one super-block of a Q6_K row pair: 8 × 64 quants (u8, q + 32), the 16 scales of
+/// row h as i16 in words 16h..16h + 16, −32 · the 16 scales as i16 per row, d as f32 ×8.
+const Q6_PAIR: usize = 704;
+const Q6_SC: usize = 512;
+const Q6_NEG: usize = 576;
+const Q6_D: usize = 640;
+
+/// `vpermw` indices: group i's scale for every i16 lane of a row pair (Q4_K / Q5_K: one
+/// scale per 32-element group and row).
+static K4_IDX: [[u16; 32]; 8] = {
+    let mut t = [[0u16; 32]; 8];
+    let mut i = 0;
+    while i < 8 {
+        let mut w = 0;
+        while w < 32 {
+            t[i][w] = if w < 16 { i as u16 } else { 16 + i as u16 };
+            w += 1;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// `vpermw` indices for Q6_K: the first 16 elements of group i (i32 lanes 0..4 of a row's
+/// half) take scale 2i, the next 16 scale 2i + 1.
+static Q6_IDX: [[u16; 32]; 8] = {
+    let mut t = [[0u16; 32]; 8];
+    let mut i = 0;
+    while i < 8 {
+        let mut w = 0;
+        while w < 32 {
+            t[i][w] = (16 * (w / 16) + 2 * i + (w % 16) / 8) as u16;
+            w += 1;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// Index table row `i` as a vector.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+fn idx(t: &[[u16; 32]; 8], i: usize) -> __m512i {
+    // SAFETY: an unaligned 64-byte load of the 32 u16 of row `i`.
+    unsafe { _mm512_loadu_si512(t[i].as_ptr().cast()) }
+}
 
 /// Prepared bytes for a Q8_K activation row of `a_row` bytes (at least one super-block).
 fn a_bytes(a_row: usize) -> Option<usize> {
@@ -112,6 +153,25 @@ fn bcast256(b: &[u8]) -> __m512i {
     _mm512_broadcast_i64x4(load256(b))
 }
 
+/// acc + Σ pairs t·s (`vpdpwssd`). Written as `asm!`: LLVM otherwise splits the intrinsic into
+/// `vpmaddwd` + `vpaddd` (one more instruction per 32 multiply-adds on the hot path).
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+fn dpwssd(acc: __m512i, t: __m512i, s: __m512i) -> __m512i {
+    let mut acc = acc;
+    // SAFETY: a register-only VNNI instruction; the enclosing function requires avx512vnni.
+    unsafe {
+        std::arch::asm!(
+            "vpdpwssd {acc}, {t}, {s}",
+            acc = inout(zmm_reg) acc,
+            t = in(zmm_reg) t,
+            s = in(zmm_reg) s,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    acc
+}
+
 /// The 256-bit kernels' horizontal sum of eight lanes, in their order.
 fn hsum8(a: &[f32]) -> f32 {
     ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
@@ -170,12 +230,8 @@ fn for_each_row<B>(
 #[inline]
 fn k4_prepare_scales(scales: &[u8; 12], d: f32, dmin: f32, h: usize, o: &mut [u8]) {
     let (sc, mins) = unpack_scales_mins_k4(scales);
-    for (i, &s) in sc.iter().enumerate() {
-        store256(
-            &mut o[K4_S + 64 * i + 32 * h..],
-            _mm256_set1_epi16(s as i16),
-        );
-    }
+    let sc16 = _mm256_cvtepu8_epi16(_mm_cvtsi64_si128(i64::from_le_bytes(sc)));
+    store256(&mut o[K4_SC + 32 * h..], sc16);
     store256_ps(&mut o[K4_D + 32 * h..], _mm256_set1_ps(d));
     store256_ps(&mut o[K4_DMIN + 32 * h..], _mm256_set1_ps(dmin));
     let m = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(i64::from_le_bytes(mins)));
@@ -253,16 +309,9 @@ fn q6_K_prepare_w(w: [&[u8]; 4], out: &mut [u8]) {
                 store256(&mut o[64 * (4 * n + k) + 32 * h..], q);
             }
         }
-        let sc = x.scales;
-        for i in 0..8 {
-            let s = _mm256_set_m128i(
-                _mm_set1_epi16(sc[2 * i + 1] as i16),
-                _mm_set1_epi16(sc[2 * i] as i16),
-            );
-            store256(&mut o[Q6_S + 64 * i + 32 * h..], s);
-        }
         // SAFETY: reads exactly the 16 scale bytes.
-        let s16 = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(sc.as_ptr().cast()) });
+        let s16 = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) });
+        store256(&mut o[Q6_SC + 32 * h..], s16);
         let neg = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16(s16, 5));
         store256(&mut o[Q6_NEG + 32 * h..], neg);
         store256_ps(&mut o[Q6_D + 32 * h..], _mm256_set1_ps(x.d.to_f32()));
@@ -270,6 +319,24 @@ fn q6_K_prepare_w(w: [&[u8]; 4], out: &mut [u8]) {
 }
 
 /// Super-blocks of a prepared group and the activations' super-block views, checked.
+/// Super-block `sb` of each prepared activation row, as fixed-size arrays (so the constant
+/// offsets inside need no bounds checks).
+fn a_sb(a: [&[u8]; 4], sb: usize) -> [&[u8; A_SB]; 4] {
+    a.map(|a| a[sb * A_SB..(sb + 1) * A_SB].try_into().unwrap())
+}
+
+/// The activation's d broadcast.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+fn a_d(b: &[u8; A_SB]) -> __m512 {
+    _mm512_set1_ps(f32::from_le_bytes([
+        b[A_D],
+        b[A_D + 1],
+        b[A_D + 2],
+        b[A_D + 3],
+    ]))
+}
+
 fn split<'a>(w: &[u8], a: [&'a [u8]; 4], pair: usize) -> (usize, [&'a [u8]; 4]) {
     let nsb = w.len() / (2 * pair);
     assert_eq!(w.len(), nsb * 2 * pair);
@@ -284,24 +351,24 @@ fn k4_tile(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
     let mut acc = [[_mm512_setzero_ps(); 4]; 2];
     let mut acc_m = [[_mm512_setzero_ps(); 4]; 2];
     for sb in 0..nsb {
-        let ab = a.map(|a| &a[sb * A_SB..(sb + 1) * A_SB]);
+        let ab = a_sb(a, sb);
         for rp in 0..2 {
-            let p = &w[(2 * sb + rp) * K4_PAIR..][..K4_PAIR];
+            let p: &[u8; K4_PAIR] = w[(2 * sb + rp) * K4_PAIR..][..K4_PAIR].try_into().unwrap();
             let mut sumi = [_mm512_setzero_si512(); 4];
+            let sc = load512(&p[K4_SC..]);
             for i in 0..8 {
                 let q = load512(&p[64 * i..]);
-                let s = load512(&p[K4_S + 64 * i..]);
+                let s = _mm512_permutexvar_epi16(idx(&K4_IDX, i), sc);
                 for v in 0..4 {
                     let t = _mm512_maddubs_epi16(q, bcast256(&ab[v][32 * i..]));
-                    sumi[v] = _mm512_dpwssd_epi32(sumi[v], t, s);
+                    sumi[v] = dpwssd(sumi[v], t, s);
                 }
             }
             let dx = load512_ps(&p[K4_D..]);
             let mx = load512_ps(&p[K4_DMIN..]);
             let mn = load512_ps(&p[K4_MIN..]);
             for v in 0..4 {
-                let yd =
-                    _mm512_set1_ps(f32::from_le_bytes(ab[v][A_D..A_D + 4].try_into().unwrap()));
+                let yd = a_d(ab[v]);
                 let bsf = _mm512_castsi512_ps(bcast256(&ab[v][A_BSF..]));
                 let d = _mm512_mul_ps(dx, yd);
                 acc[rp][v] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi[v]), acc[rp][v]);
@@ -319,24 +386,24 @@ fn q6_tile(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
     let (nsb, a) = split(w, a, Q6_PAIR);
     let mut acc = [[_mm512_setzero_ps(); 4]; 2];
     for sb in 0..nsb {
-        let ab = a.map(|a| &a[sb * A_SB..(sb + 1) * A_SB]);
+        let ab = a_sb(a, sb);
         for rp in 0..2 {
-            let p = &w[(2 * sb + rp) * Q6_PAIR..][..Q6_PAIR];
+            let p: &[u8; Q6_PAIR] = w[(2 * sb + rp) * Q6_PAIR..][..Q6_PAIR].try_into().unwrap();
             // The values are stored + 32: start from −32 · Σ_j scale_j · bsum_j.
             let neg = load512(&p[Q6_NEG..]);
             let mut sumi = ab.map(|b| _mm512_madd_epi16(bcast256(&b[A_BSUMS..]), neg));
+            let sc = load512(&p[Q6_SC..]);
             for i in 0..8 {
                 let q = load512(&p[64 * i..]);
-                let s = load512(&p[Q6_S + 64 * i..]);
+                let s = _mm512_permutexvar_epi16(idx(&Q6_IDX, i), sc);
                 for v in 0..4 {
                     let t = _mm512_maddubs_epi16(q, bcast256(&ab[v][32 * i..]));
-                    sumi[v] = _mm512_dpwssd_epi32(sumi[v], t, s);
+                    sumi[v] = dpwssd(sumi[v], t, s);
                 }
             }
             let dx = load512_ps(&p[Q6_D..]);
             for v in 0..4 {
-                let yd =
-                    _mm512_set1_ps(f32::from_le_bytes(ab[v][A_D..A_D + 4].try_into().unwrap()));
+                let yd = a_d(ab[v]);
                 let d = _mm512_mul_ps(dx, yd);
                 acc[rp][v] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi[v]), acc[rp][v]);
             }

@@ -6,6 +6,7 @@
 mod avx2;
 mod avx512;
 mod gemm_k;
+pub(crate) mod peak;
 pub(crate) mod quantize_k;
 
 use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
