@@ -4,6 +4,7 @@
 #![allow(unsafe_code)]
 
 mod avx2;
+mod avx2_tile;
 mod avx512;
 mod gemm_k;
 pub(crate) mod peak;
