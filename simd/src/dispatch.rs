@@ -118,6 +118,12 @@ pub struct Kernels {
     pub gemm_q4_0_q8_0_4x4: Option<Tile4x4>,
     /// Q8_0 prefill tile (4 rows × 4 vectors), if the path has one.
     pub gemm_q8_0_q8_0_4x4: Option<Tile4x4>,
+    /// Q4_K prefill tile (4 rows × 4 Q8_K vectors), if the path has one.
+    pub gemm_q4_K_q8_K_4x4: Option<Tile4x4>,
+    /// Q5_K prefill tile (4 rows × 4 Q8_K vectors), if the path has one.
+    pub gemm_q5_K_q8_K_4x4: Option<Tile4x4>,
+    /// Q6_K prefill tile (4 rows × 4 Q8_K vectors), if the path has one.
+    pub gemm_q6_K_q8_K_4x4: Option<Tile4x4>,
     /// f16 key row · f32 query row (attention scores over the f16 KV cache).
     pub dot_f16_f32: DotF16Fn,
     /// f32 output row += weight · f16 value row (ggml's `vec_mad`).
@@ -151,6 +157,9 @@ impl Kernels {
         panel_gemm: None,
         gemm_q4_0_q8_0_4x4: None,
         gemm_q8_0_q8_0_4x4: None,
+        gemm_q4_K_q8_K_4x4: None,
+        gemm_q5_K_q8_K_4x4: None,
+        gemm_q6_K_q8_K_4x4: None,
         dot_f16_f32: scalar::dot_f16_f32,
         mad_f16_f32: scalar::mad_f16_f32,
     };
@@ -199,6 +208,9 @@ impl Kernels {
         match wtype {
             GgmlType::Q4_0 => self.gemm_q4_0_q8_0_4x4,
             GgmlType::Q8_0 => self.gemm_q8_0_q8_0_4x4,
+            GgmlType::Q4_K => self.gemm_q4_K_q8_K_4x4,
+            GgmlType::Q5_K => self.gemm_q5_K_q8_K_4x4,
+            GgmlType::Q6_K => self.gemm_q6_K_q8_K_4x4,
             _ => None,
         }
     }

@@ -25,6 +25,10 @@ mod x86_64;
 pub use dispatch::{init, kernels, selected, Kernels, Path, SimdError, Tile4x4};
 pub use matmul::{matmul, matmul_with, PANEL_MIN_VECS};
 pub use types::GgmlType;
+/// The int8 multiply-add peak microbenchmark (benches/gemm.rs reports GEMMs against it).
+#[cfg(target_arch = "x86_64")]
+#[doc(hidden)]
+pub use x86_64::peak::{int8_peak, PeakKind};
 
 /// Whether the crate can quantize / dequantize this type (and dot it, for weight types).
 pub fn is_supported(ty: GgmlType) -> bool {

@@ -444,6 +444,12 @@ pub(crate) unsafe fn kernels() -> Kernels {
             prepare_w: gemm_q8_0_prepare_w,
             tile: gemm_q8_0_q8_0_4x4,
         }),
+        // SAFETY: our caller guarantees the AVX-512 features the K-quant tiles need.
+        gemm_q4_K_q8_K_4x4: Some(unsafe { super::gemm_k::q4_K_tile() }),
+        // SAFETY: as above.
+        gemm_q5_K_q8_K_4x4: Some(unsafe { super::gemm_k::q5_K_tile() }),
+        // SAFETY: as above.
+        gemm_q6_K_q8_K_4x4: Some(unsafe { super::gemm_k::q6_K_tile() }),
         // SAFETY: `k` is compiled for avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni, the
         // features our caller guarantees.
         ..unsafe { k::kernels() }

@@ -4,9 +4,12 @@
 #![allow(unsafe_code)]
 
 mod avx2;
+mod avx2_tile;
 mod avx512;
+mod gemm_k;
 mod panel256;
 mod panel512;
+pub(crate) mod peak;
 pub(crate) mod quantize_k;
 
 use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
