@@ -448,9 +448,8 @@ unsafe fn tile_mm<const Q4: bool>(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
 
 // ---------------------------------------------------------------- K-quants (Q4_K, Q5_K, Q6_K)
 //
-// Not in the table yet: `Kernels` has no K-quant tile fields on this branch (the x86 K-quant
-// tile work adds `gemm_q4_K_q8_K_4x4`, `gemm_q5_K_q8_K_4x4`, `gemm_q6_K_q8_K_4x4`);
-// `dotprod_k_tiles` is what to install there. Tested below against the dotprod single dots.
+// Installed by `dotprod_kernels` as `gemm_q4_K_q8_K_4x4`, `gemm_q5_K_q8_K_4x4` and
+// `gemm_q6_K_q8_K_4x4`. Tested below against the dotprod single dots.
 //
 // Activations (Q8_K): per super-block its 256 quants, the scale as f32, then the eight
 // 32-element sums as i32 (292 bytes). Weights: per super-block sixteen 16-element groups, each
@@ -846,7 +845,6 @@ fn q6_K_tile(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4] {
 
 /// The dotprod K-quant tiles (Q4_K, Q5_K, Q6_K), bit-identical to the dotprod single dots.
 /// Panics on a CPU without dotprod.
-#[allow(dead_code)] // until `Kernels` has K-quant tile fields (see above)
 pub(super) fn dotprod_k_tiles() -> (Tile4x4, Tile4x4, Tile4x4) {
     assert!(
         std::arch::is_aarch64_feature_detected!("dotprod"),

@@ -44,9 +44,13 @@ pub(crate) fn dotprod_kernels(base: Kernels) -> Kernels {
         "dotprod_kernels on a CPU without dotprod"
     );
     let (q4_0, q8_0) = gemm::dotprod_tiles();
+    let (q4_k, q5_k, q6_k) = gemm::dotprod_k_tiles();
     Kernels {
         gemm_q4_0_q8_0_4x4: Some(q4_0),
         gemm_q8_0_q8_0_4x4: Some(q8_0),
+        gemm_q4_K_q8_K_4x4: Some(q4_k),
+        gemm_q5_K_q8_K_4x4: Some(q5_k),
+        gemm_q6_K_q8_K_4x4: Some(q6_k),
         vec_dot_q4_0_q8_0: dotprod::vec_dot_q4_0_q8_0,
         vec_dot_q4_1_q8_1: dotprod::vec_dot_q4_1_q8_1,
         vec_dot_q5_0_q8_0: dotprod::vec_dot_q5_0_q8_0,
