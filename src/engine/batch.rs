@@ -33,6 +33,8 @@ pub struct SeqRequest {
     /// At least 1.
     pub max_tokens: usize,
     pub depth: Depth,
+    /// Do not stop at the model's stop tokens.
+    pub ignore_eos: bool,
 }
 
 /// The resolved depth policy of a request, as [`crate::session::Session::depth`] resolves it:
@@ -195,7 +197,7 @@ impl<'m> Sequence<'m> {
             return None;
         }
         let id = run.sampler.sample(&mut run.logits, &self.tokens);
-        if self.model.stop_tokens().contains(&id) {
+        if !run.req.ignore_eos && self.model.stop_tokens().contains(&id) {
             return Some(self.finish(StopReason::Stop(id)));
         }
         let loops = run.exit_loop + 1;

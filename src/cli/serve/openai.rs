@@ -64,6 +64,9 @@ pub struct Common {
     pub n: Option<u64>,
     #[serde(default)]
     pub stream: bool,
+    /// llama-server's `ignore_eos`: do not stop at the model's stop tokens.
+    #[serde(default)]
+    pub ignore_eos: bool,
     /// Ouro: loops to run (1…).
     pub loops: Option<usize>,
     /// Ouro: exit threshold Q in [0, 1].

@@ -86,6 +86,9 @@ pub async fn health(State(st): State<Shared>) -> Json<serde_json::Value> {
         "slots_processing": busy,
         "slots_idle": st.parallel.saturating_sub(busy),
         "queued": st.handle.load.queued.load(Ordering::SeqCst),
+        "tokens_generated": st.handle.load.generated.load(Ordering::SeqCst),
+        "requests_cancelled": st.handle.load.cancelled.load(Ordering::SeqCst),
+        "steps": st.handle.load.steps.load(Ordering::SeqCst),
     }))
 }
 
@@ -261,6 +264,7 @@ async fn run(st: &Shared, kind: Kind, prompt: Vec<u32>, c: Common) -> Result<Res
             sampler,
             max_tokens,
             depth,
+            ignore_eos: c.ignore_eos,
         },
         tx,
         cancel: cancel.clone(),

@@ -8,7 +8,7 @@
 //! HTTP side, never buffered. The per-job token channel holds at most the job's `max_tokens`
 //! events, which the context bounds.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 
@@ -53,6 +53,10 @@ pub enum Msg {
 pub struct Load {
     pub busy: AtomicUsize,
     pub queued: AtomicUsize,
+    /// Tokens emitted, batched forwards run, jobs dropped because their client left.
+    pub generated: AtomicU64,
+    pub steps: AtomicU64,
+    pub cancelled: AtomicU64,
 }
 
 /// The HTTP side's end of the queue.
@@ -196,6 +200,7 @@ fn run(model: &Model, cfg: &Config, pool: &rayon::ThreadPool, rx: &Receiver<Job>
             if txs[i].as_ref().is_none_or(|tx| tx.is_closed()) {
                 slots[i].end(StopReason::Cancelled);
                 txs[i] = None;
+                load.cancelled.fetch_add(1, Ordering::SeqCst);
                 continue;
             }
             if cancels[i]
@@ -213,7 +218,10 @@ fn run(model: &Model, cfg: &Config, pool: &rayon::ThreadPool, rx: &Receiver<Job>
             }
             if let Some(ev) = slots[i].next_event() {
                 match ev {
-                    Event::Token { text, loops, .. } => send(&txs[i], Msg::Token { text, loops }),
+                    Event::Token { text, loops, .. } => {
+                        load.generated.fetch_add(1, Ordering::SeqCst);
+                        send(&txs[i], Msg::Token { text, loops })
+                    }
                     done => {
                         if let Some(msg) = done_msg(done, cached[i]) {
                             send(&txs[i], msg);
@@ -235,6 +243,9 @@ fn run(model: &Model, cfg: &Config, pool: &rayon::ThreadPool, rx: &Receiver<Job>
         }
         load.busy
             .store(slots.iter().filter(|s| s.busy()).count(), Ordering::SeqCst);
+        if slots.iter().any(Sequence::busy) {
+            load.steps.fetch_add(1, Ordering::SeqCst);
+        }
         let ended = pool.install(|| step_batch(&mut slots));
         for (i, ev) in ended {
             if let Some(msg) = done_msg(ev, cached[i]) {
