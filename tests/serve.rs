@@ -616,3 +616,49 @@ fn openai_python_client_streaming_and_not() {
     );
     assert!(out.contains("openai client: ok"), "{out}");
 }
+
+#[test]
+fn chat_page_is_served() {
+    let s = Server::start(&[]);
+    let page = ureq::get(&s.url("/")).call().expect("GET /");
+    assert_eq!(page.content_type(), "text/html");
+    let html = page.into_string().expect("html");
+    assert!(html.contains("<title>ouro chat</title>"));
+    // One static file: no external scripts or styles (no CDN).
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
+}
+
+/// The chat page in Debian's headless chromium via selenium; a screenshot lands in target/.
+#[test]
+fn chat_page_streams_depth_coloured_answer_in_chromium() {
+    let browser = ["/usr/bin/chromium", "/usr/bin/chromedriver"];
+    if let Some(missing) = browser.iter().find(|p| !Path::new(p).exists()) {
+        assert!(
+            !in_ci(),
+            "CI=true but {missing} is missing (apt-get install chromium chromium-driver)"
+        );
+        eprintln!("skipped: {missing} not installed (apt-get install chromium chromium-driver)");
+        return;
+    }
+    if !python_has("selenium") {
+        return;
+    }
+    let s = Server::start(&[]);
+    let shot = root().join("target/serve-chat-page.png");
+    let o = Command::new("python3")
+        .arg(root().join("tests/py/serve_browser.py"))
+        .arg(&s.base)
+        .arg(&shot)
+        .args([QA[0].0, QA[0].1])
+        .output()
+        .expect("python3");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    println!("{out}");
+    assert!(out.contains("screenshot:"), "{out}");
+    assert!(shot.is_file());
+}

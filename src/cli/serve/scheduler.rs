@@ -69,12 +69,14 @@ pub struct Handle {
 impl Handle {
     /// Queue a job; `false` when the queue is full (or the scheduler has stopped).
     pub fn submit(&self, job: Job) -> bool {
+        // Counted before the send: the scheduler may take the job (and count it out) at once.
+        self.load.queued.fetch_add(1, Ordering::SeqCst);
         match self.tx.try_send(job) {
-            Ok(()) => {
-                self.load.queued.fetch_add(1, Ordering::SeqCst);
-                true
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.load.queued.fetch_sub(1, Ordering::SeqCst);
+                false
             }
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
         }
     }
 }
