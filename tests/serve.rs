@@ -325,7 +325,7 @@ fn bad_requests_get_openai_style_errors() {
         &chat_body("hi", json!({"temperature": -1})),
         None,
     );
-    check(st, &v, 400, "temp");
+    check(st, &v, 400, "temperature must be >= 0, got -1");
     let (st, v) = s.post(
         "/v1/chat/completions",
         &chat_body("hi", json!({"loops": 0})),

@@ -43,9 +43,10 @@ pub struct Args {
     /// Sequences decoded together (slots, each with its own KV cache of --ctx positions).
     #[arg(long, default_value_t = 4)]
     pub parallel: usize,
-    /// Context of each slot in tokens (prompt + answer).
-    #[arg(long, default_value_t = 4096)]
-    pub ctx: usize,
+    /// Context of each slot in tokens (prompt + answer). Default: the length the model was
+    /// trained with.
+    #[arg(long)]
+    pub ctx: Option<usize>,
     /// Requests waiting for a slot at most; more are answered 429.
     #[arg(long, default_value_t = 64)]
     pub queue: usize,
@@ -79,9 +80,16 @@ pub fn run(args: Args) -> Result<()> {
         bail!("--api-key must not be empty");
     }
     let (model, path) = load_model(args.model.as_deref())?;
+    let trained = model.config().context_length;
+    let ctx = args.ctx.unwrap_or(trained);
+    if ctx > trained {
+        eprintln!(
+            "warning: --ctx {ctx} exceeds the {trained} positions this model was trained with"
+        );
+    }
     let opts = args
         .run
-        .session_options(&model, args.ctx, kv_type(args.kv_type))?;
+        .session_options(&model, ctx, kv_type(args.kv_type))?;
     let sampler = args.sampling.config()?;
     let (template, notice) = model.chat_template().context("the model's chat template")?;
     if let Some(n) = notice {
@@ -93,7 +101,7 @@ pub fn run(args: Args) -> Result<()> {
         scheduler::Config {
             parallel: args.parallel,
             queue: args.queue,
-            ctx: args.ctx,
+            ctx,
             kv_type: opts.kv_type,
             threads: opts.threads,
         },
@@ -103,7 +111,7 @@ pub fn run(args: Args) -> Result<()> {
         model_name: file_name(&path),
         template,
         handle,
-        ctx: args.ctx,
+        ctx,
         parallel: args.parallel,
         sampler,
         loops: opts.loops,

@@ -221,7 +221,7 @@ async fn run(st: &Shared, kind: Kind, prompt: Vec<u32>, c: Common) -> Result<Res
     }
     sampler
         .validate()
-        .map_err(|e| ApiError::bad_request(e.replace("--", "").replace('-', "_")))?;
+        .map_err(|e| ApiError::bad_request(field_names(&e)))?;
     let mode = match c.exit_mode.as_deref() {
         None => st.exit_mode,
         Some("select") => ExitMode::Select,
@@ -294,4 +294,17 @@ async fn run(st: &Shared, kind: Kind, prompt: Vec<u32>, c: Common) -> Result<Res
         let body = sse::collect(meta, rx, asm, cancel).await?;
         Ok(Json(body).into_response())
     }
+}
+
+/// The sampler names command-line flags; a request names JSON fields.
+fn field_names(msg: &str) -> String {
+    [
+        ("--temp", "temperature"),
+        ("--top-p", "top_p"),
+        ("--top-k", "top_k"),
+        ("--min-p", "min_p"),
+        ("--repeat-penalty", "repeat_penalty"),
+    ]
+    .iter()
+    .fold(msg.to_owned(), |m, (flag, field)| m.replace(flag, field))
 }
