@@ -22,7 +22,7 @@ use ouro::sampler::SamplerConfig;
 use ouro::session::ExitMode;
 
 use super::openai::{ApiError, ChatRequest, Common, CompletionRequest, Prompt};
-use super::scheduler::{Handle, Job};
+use super::scheduler::{Handle, Job, Submit};
 use super::sse::{self, Assembler, Kind, Meta};
 
 /// The chat page (one static file, no build step).
@@ -269,11 +269,20 @@ async fn run(st: &Shared, kind: Kind, prompt: Vec<u32>, c: Common) -> Result<Res
         tx,
         cancel: cancel.clone(),
     };
-    if !st.handle.submit(job) {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "the server is busy: the request queue is full, retry later",
-        ));
+    match st.handle.submit(job) {
+        Submit::Queued => {}
+        Submit::Full => {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "the server is busy: the request queue is full, retry later",
+            ))
+        }
+        Submit::Stopped => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the model's scheduler has stopped; restart the server",
+            ))
+        }
     }
     let n = st.next_id.fetch_add(1, Ordering::SeqCst);
     let meta = Meta {

@@ -67,18 +67,28 @@ pub struct Handle {
 }
 
 impl Handle {
-    /// Queue a job; `false` when the queue is full (or the scheduler has stopped).
-    pub fn submit(&self, job: Job) -> bool {
+    /// Queue a job.
+    pub fn submit(&self, job: Job) -> Submit {
         // Counted before the send: the scheduler may take the job (and count it out) at once.
         self.load.queued.fetch_add(1, Ordering::SeqCst);
-        match self.tx.try_send(job) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.load.queued.fetch_sub(1, Ordering::SeqCst);
-                false
-            }
-        }
+        let r = match self.tx.try_send(job) {
+            Ok(()) => return Submit::Queued,
+            Err(TrySendError::Full(_)) => Submit::Full,
+            Err(TrySendError::Disconnected(_)) => Submit::Stopped,
+        };
+        self.load.queued.fetch_sub(1, Ordering::SeqCst);
+        r
     }
+}
+
+/// What became of a submitted job.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Submit {
+    Queued,
+    /// The queue holds `--queue` jobs already (429).
+    Full,
+    /// The scheduler thread is gone (503).
+    Stopped,
 }
 
 /// Slot settings.
