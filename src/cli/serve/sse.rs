@@ -307,3 +307,52 @@ pub fn stream(
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(p: &[Piece]) -> Vec<&str> {
+        p.iter().map(|x| x.0.as_str()).collect()
+    }
+
+    #[test]
+    fn no_stop_strings_pass_everything_through() {
+        let mut a = Assembler::new(vec![]);
+        assert_eq!(a.push("ab", Some(2)), vec![("ab".to_owned(), Some(2))]);
+        assert!(a.flush().is_empty());
+    }
+
+    #[test]
+    fn a_possible_stop_start_is_held_until_it_is_not() {
+        let mut a = Assembler::new(vec!["abc".into()]);
+        assert!(a.push("xa", Some(1)).is_empty());
+        assert!(a.push("b", Some(2)).is_empty());
+        assert_eq!(texts(&a.push("d", Some(3))), ["xa", "b", "d"]);
+        assert!(!a.stopped);
+        assert_eq!(texts(&a.push("q", Some(4))), ["q"]);
+    }
+
+    #[test]
+    fn a_stop_across_pieces_cuts_there_and_drops_the_rest() {
+        let mut a = Assembler::new(vec!["abc".into(), " =".into()]);
+        assert_eq!(texts(&a.push("x", Some(1))), ["x"]);
+        assert!(a.push("ab", Some(2)).is_empty());
+        let out = a.push("cz", Some(3));
+        assert!(a.stopped);
+        // Nothing of the stop string or after it; the loops of released pieces only.
+        assert!(out.is_empty(), "{out:?}");
+        assert!(a.push("more", Some(1)).is_empty());
+        assert!(a.flush().is_empty());
+        let mut b = Assembler::new(vec![" =".into()]);
+        assert_eq!(texts(&b.push("589 = 9", Some(2))), ["589"]);
+        assert!(b.stopped);
+    }
+
+    #[test]
+    fn the_held_tail_is_flushed_at_the_end() {
+        let mut a = Assembler::new(vec!["</s>".into()]);
+        assert_eq!(texts(&a.push("done<", Some(1))), Vec::<&str>::new());
+        assert_eq!(a.flush(), vec![("done<".to_owned(), Some(1))]);
+    }
+}
