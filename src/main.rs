@@ -32,6 +32,8 @@ enum Command {
     Chat(cli::chat::Args),
     /// Prompt-processing and generation speed (llama-bench style), peak RSS, implied GB/s.
     Bench(cli::bench::Args),
+    /// OpenAI-compatible HTTP server with continuous batching and a depth-view chat page.
+    Serve(cli::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Command::Perplexity(args) => cli::perplexity::run(args),
         Command::Bench(args) => cli::bench::run(args),
         Command::Chat(args) => cli::chat::run(args),
+        Command::Serve(args) => cli::serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,6 +15,7 @@
 //!                 step(id) ◀── Token{id, text, loops} (next call: limits, cancel, context)
 //! ```
 
+pub mod batch;
 pub mod prefix;
 
 use std::collections::VecDeque;

@@ -5,6 +5,7 @@ pub mod config;
 pub mod exit;
 pub mod forward;
 pub mod kv_cache;
+pub mod multi;
 pub mod weights;
 
 use std::path::{Path, PathBuf};
