@@ -856,8 +856,6 @@ pub(crate) use kernels_256;
 
 use std::arch::x86_64::*;
 
-use crate::dispatch::Kernels;
-
 /// Four adjacent u8·i8 products summed into i32 lanes: `vpmaddubsw` then `vpmaddwd` by 1.
 /// Exact while a pair of products fits i16 (u ≤ 128 with |s| ≤ 127, or u ≤ 63).
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -880,17 +878,4 @@ pub(crate) static F16_TO_F32: [f32; 65536] = {
 
 kernels_256!(k, "avx2,fma,f16c", super::dot_u8i8_avx2);
 
-/// The 256-bit AVX2 kernels with the AVX2 4×4 prefill tiles.
-///
-/// # Safety
-/// The CPU must have AVX2, FMA and F16C: every entry calls code compiled for them unchecked.
-pub(crate) unsafe fn kernels() -> Kernels {
-    Kernels {
-        // SAFETY: our caller guarantees AVX2, FMA and F16C, what the tiles need.
-        gemm_q4_0_q8_0_4x4: Some(unsafe { super::avx2_tile::q4_0_tile_table() }),
-        // SAFETY: as above.
-        gemm_q8_0_q8_0_4x4: Some(unsafe { super::avx2_tile::q8_0_tile_table() }),
-        // SAFETY: as above (the features of `k`).
-        ..unsafe { k::kernels() }
-    }
-}
+pub(crate) use k::kernels;

@@ -4,7 +4,6 @@
 #![allow(unsafe_code)]
 
 mod avx2;
-mod avx2_tile;
 mod avx512;
 mod gemm_k;
 mod panel256;
