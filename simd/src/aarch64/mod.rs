@@ -8,6 +8,7 @@
 mod dotprod;
 mod gemm;
 mod neon;
+mod panel;
 
 use crate::dispatch::Kernels;
 
@@ -57,6 +58,10 @@ pub(crate) fn dotprod_kernels(base: Kernels) -> Kernels {
         vec_dot_q6_K_q8_K: dotprod::vec_dot_q6_K_q8_K,
         vec_dot_q4_0_q8_0_x4: Some(dotprod::vec_dot_q4_0_q8_0_x4),
         vec_dot_q8_0_q8_0_x4: Some(dotprod::vec_dot_q8_0_q8_0_x4),
+        panel_gemm: Some(crate::panel::PanelKernels {
+            pack: crate::panel::pack_scalar,
+            gemm: panel::gemm,
+        }),
         ..base
     }
 }

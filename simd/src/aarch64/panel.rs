@@ -1,0 +1,315 @@
+//! NEON dotprod panel kernels (`crate::panel` has the layout and the arithmetic contract; its
+//! `gemm_scalar` is the bit-identical twin, checked by `simd/tests/panel.rs`).
+//!
+//! One step of the panel (4 weights × 16 rows, 64 bytes) is four 128-bit registers of four rows
+//! each; one SDOT by element (`sdot vd.4s, vn.16b, vm.4b[L]`) multiplies a register's four rows
+//! by the activation word in lane `L` of a 16-byte activation register (four consecutive steps)
+//! and adds to one i32 lane per row.
+//!
+//! Blocking: a call works on **8 rows × 4 vectors** at a time (the two halves of the panel one
+//! after the other): 8 i32 group sums + 8 f32 accumulators + 4 activation registers + 2 weight
+//! registers + 2 scale registers = 24 of the 32 NEON registers. Per four steps that is
+//! 8 weight loads (4 LDP) and 4 activation loads for 32 SDOT — each weight register feeds four
+//! SDOT, each activation register eight. (16 rows × 2 vectors would need as many registers and
+//! twice the weight loads per SDOT; 16 × 4 does not fit.) For the K-quants the per-super-block
+//! accumulator lives in `out` (one load and store per 256 weights) so that the super-block sum
+//! `sb` and the group sums fit.
+//!
+//! Signedness: SDOT is signed × signed. Q4_0 / Q4_K / Q5_K / Q6_K store `u = w + c < 128`, the
+//! same byte as signed, so the sums start from the contract's `corr = −c·Σa`. Q8_0 stores
+//! `w ^ 0x80`: the kernel flips it back (one EOR per weight register) and starts from 0 —
+//! `Σ w·a` is the same integer as `−128·Σa + Σ u·a`.
+//!
+//! Float steps as in the contract, lane by lane: `vcvtq_f32_s32` (round to nearest, as `as f32`),
+//! `vmulq_n_f32` for scale·d, `vfmaq_f32` / `vfmaq_n_f32` (fused, as `f32::mul_add`).
+//!
+//! Instructions per 64 multiply-adds, counted in the release disassembly
+//! (`aarch64-linux-gnu-objdump -d`, rustc 1.95): TODO.
+
+use core::arch::aarch64::*;
+
+use crate::panel::{check, Panel, PanelActs, PanelFormat, PANEL_ROWS};
+
+/// Rows per pass: half a panel.
+const HALF: usize = PANEL_ROWS / 2;
+
+/// Vectors per pass (at most).
+const NV_MAX: usize = 4;
+
+/// Two registers: four rows each.
+type Rows = [int32x4_t; 2];
+type RowsF = [float32x4_t; 2];
+
+/// `acc` plus, per i32 lane i, the dot product of bytes 4i..4i+4 of `w` with bytes
+/// 4L..4L+4 of `a` (SDOT by element).
+///
+/// # Safety
+/// The CPU must support dotprod.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn sdot_lane<const L: i32>(mut acc: int32x4_t, w: int8x16_t, a: int8x16_t) -> int32x4_t {
+    // SAFETY: SDOT needs dotprod, which our caller guarantees (# Safety); the instruction only
+    // reads and writes these three registers. (`vdotq_laneq_s32` is unstable, rust#117224.)
+    unsafe {
+        core::arch::asm!(
+            "sdot {acc:v}.4s, {w:v}.16b, {a:v}.4b[{l}]",
+            acc = inout(vreg) acc,
+            w = in(vreg) w,
+            a = in(vreg) a,
+            l = const L,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    acc
+}
+
+/// One step (4 weights) of the 8 rows at `w` for `NV` vectors: lane `L` of each `x[j]`.
+/// `FLIP` recovers Q8_0's signed weights (`u ^ 0x80`).
+///
+/// # Safety
+/// dotprod, and 32 readable bytes at `w`.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn step<const L: i32, const FLIP: bool, const NV: usize>(
+    acc: &mut [Rows; NV],
+    w: *const u8,
+    x: &[int8x16_t; NV],
+) {
+    // SAFETY: the caller guarantees 32 readable bytes at `w` (two unaligned 16-byte loads) and
+    // dotprod for `sdot_lane`.
+    unsafe {
+        let mut wr = [vld1q_s8(w.cast()), vld1q_s8(w.add(16).cast())];
+        if FLIP {
+            let m = vdupq_n_s8(-128);
+            wr = wr.map(|v| veorq_s8(v, m));
+        }
+        for (acc, &x) in acc.iter_mut().zip(x) {
+            acc[0] = sdot_lane::<L>(acc[0], wr[0], x);
+            acc[1] = sdot_lane::<L>(acc[1], wr[1], x);
+        }
+    }
+}
+
+/// Exact group sums (`corr + Σ u·a`, or `Σ w·a` with `FLIP`) of 8 rows and `NV` vectors over
+/// one group of `G` weights.
+///
+/// # Safety
+/// dotprod; `w` = the group's first step at the half's rows in `Panel::q` (G/4 steps of
+/// 64 bytes readable, 32 used each); `a[j]` = the group's first activation of vector j
+/// (G bytes readable).
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn group_sums<const G: usize, const FLIP: bool, const NV: usize>(
+    w: *const u8,
+    a: [*const i8; NV],
+    corr: [i32; NV],
+) -> [Rows; NV] {
+    let mut acc: [Rows; NV] = core::array::from_fn(|j| [vdupq_n_s32(corr[j]); 2]);
+    // SAFETY: per block of four steps (16 weights): 16 activation bytes of each vector and
+    // four steps of 64 bytes of the panel, inside the group (caller's # Safety).
+    unsafe {
+        for b in 0..G / 16 {
+            let x: [int8x16_t; NV] = core::array::from_fn(|j| vld1q_s8(a[j].add(16 * b)));
+            let wb = w.add(4 * 64 * b);
+            step::<0, FLIP, NV>(&mut acc, wb, &x);
+            step::<1, FLIP, NV>(&mut acc, wb.add(64), &x);
+            step::<2, FLIP, NV>(&mut acc, wb.add(128), &x);
+            step::<3, FLIP, NV>(&mut acc, wb.add(192), &x);
+        }
+    }
+    acc
+}
+
+/// The 8 lanes of `v` (a `[group][16]` table) for group `g` and half `h`.
+///
+/// # Safety
+/// `(g + 1) · 16 ≤ v.len()`, h < 2.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn lanes(v: &[f32], g: usize, h: usize) -> RowsF {
+    // SAFETY: 8 floats at g·16 + 8h, inside `v` (caller's # Safety).
+    unsafe {
+        let p = v.as_ptr().add(g * PANEL_ROWS + h * HALF);
+        [vld1q_f32(p), vld1q_f32(p.add(4))]
+    }
+}
+
+/// The panel's weight bytes of group `g` (groups of `G`) at half `h`.
+///
+/// # Safety
+/// g < the panel's groups (checked by `check`), h < 2.
+#[inline(always)]
+unsafe fn w_at<const G: usize>(p: &Panel, g: usize, h: usize) -> *const u8 {
+    // SAFETY: inside `p.q` for g < groups (len = groups · G/4 · 16 words).
+    unsafe {
+        p.q.as_ptr()
+            .cast::<u8>()
+            .add(g * (G / 4) * 64 + h * HALF * 4)
+    }
+}
+
+/// The activation quants of vectors `v0..v0 + NV` at element `e`.
+///
+/// # Safety
+/// v0 + NV ≤ a.n, e < a.k.
+#[inline(always)]
+unsafe fn a_at<const NV: usize>(a: &PanelActs, v0: usize, e: usize) -> [*const i8; NV] {
+    // SAFETY: inside `a.q` (len = n · k, checked by `check`).
+    core::array::from_fn(|j| unsafe { a.q.as_ptr().add((v0 + j) * a.k + e) })
+}
+
+/// Q4_0 / Q8_0 weights (groups of 32) against Q8_0 activations, rows 8h..8h+8, writing
+/// `out[j·16 + 8h ..][..8]`.
+///
+/// # Safety
+/// dotprod; `check` passed for vectors v0..v0 + NV; `out.len() ≥ NV · 16`.
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn q8_0_acts<const FLIP: bool, const NV: usize>(
+    p: &Panel,
+    a: &PanelActs,
+    v0: usize,
+    h: usize,
+    out: &mut [f32],
+) {
+    let groups = p.k / 32;
+    let mut acc = [[vdupq_n_f32(0.0); 2]; NV];
+    // SAFETY: g < groups and the vectors are those `check` passed (caller's # Safety), so every
+    // panel, activation, corr and d index is in bounds; stores into out[j·16 + 8h..+8] for
+    // j < NV ≤ out.len() / 16.
+    unsafe {
+        let corr = a.corr.as_ptr();
+        let d = a.d.as_ptr();
+        for g in 0..groups {
+            let c: [i32; NV] = core::array::from_fn(|j| {
+                if FLIP {
+                    0
+                } else {
+                    *corr.add((v0 + j) * groups + g)
+                }
+            });
+            let ia = group_sums::<32, FLIP, NV>(w_at::<32>(p, g, h), a_at::<NV>(a, v0, 32 * g), c);
+            let s = lanes(&p.scale, g, h);
+            for (j, (acc, ia)) in acc.iter_mut().zip(ia).enumerate() {
+                let dv = *d.add((v0 + j) * groups + g);
+                for q in 0..2 {
+                    let sc = vmulq_n_f32(s[q], dv);
+                    acc[q] = vfmaq_f32(acc[q], vcvtq_f32_s32(ia[q]), sc);
+                }
+            }
+        }
+        for (j, acc) in acc.iter().enumerate() {
+            let o = out.as_mut_ptr().add(j * PANEL_ROWS + h * HALF);
+            vst1q_f32(o, acc[0]);
+            vst1q_f32(o.add(4), acc[1]);
+        }
+    }
+}
+
+/// K-quant weights (groups of `G`; `MINS` for Q4_K / Q5_K) against Q8_K activations, rows
+/// 8h..8h+8, writing `out[j·16 + 8h ..][..8]` (also its accumulator, per super-block).
+///
+/// # Safety
+/// As [`q8_0_acts`].
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn q8_k_acts<const G: usize, const MINS: bool, const NV: usize>(
+    p: &Panel,
+    a: &PanelActs,
+    v0: usize,
+    h: usize,
+    out: &mut [f32],
+) {
+    let groups = p.k / G;
+    let (per_sb, n_sb) = (256 / G, p.k / 256);
+    // SAFETY: as in `q8_0_acts`: every index is below the sizes `check` asserted (s < n_sb,
+    // g < groups, vectors v0..v0 + NV), and `out` holds NV · 16 floats.
+    unsafe {
+        let o: [*mut f32; NV] =
+            core::array::from_fn(|j| out.as_mut_ptr().add(j * PANEL_ROWS + h * HALF));
+        let zero = vdupq_n_f32(0.0);
+        for &o in &o {
+            vst1q_f32(o, zero);
+            vst1q_f32(o.add(4), zero);
+        }
+        for s in 0..n_sb {
+            let mut sb = [[zero; 2]; NV];
+            for g in s * per_sb..(s + 1) * per_sb {
+                let c: [i32; NV] =
+                    core::array::from_fn(|j| *a.corr.as_ptr().add((v0 + j) * groups + g));
+                let ia =
+                    group_sums::<G, false, NV>(w_at::<G>(p, g, h), a_at::<NV>(a, v0, G * g), c);
+                let sc = lanes(&p.scale, g, h);
+                for (sb, ia) in sb.iter_mut().zip(ia) {
+                    for q in 0..2 {
+                        sb[q] = vfmaq_f32(sb[q], vcvtq_f32_s32(ia[q]), sc[q]);
+                    }
+                }
+            }
+            for (j, mut sb) in sb.into_iter().enumerate() {
+                let v = v0 + j;
+                if MINS {
+                    let mut mn = [zero; 2];
+                    for g in s * per_sb..(s + 1) * per_sb {
+                        let b = *a.bsum.as_ptr().add(v * groups + g);
+                        let m = lanes(&p.min, g, h);
+                        for q in 0..2 {
+                            mn[q] = vfmaq_n_f32(mn[q], m[q], b);
+                        }
+                    }
+                    for q in 0..2 {
+                        sb[q] = vsubq_f32(sb[q], mn[q]);
+                    }
+                }
+                let d = *a.d.as_ptr().add(v * n_sb + s);
+                for (q, sb) in sb.into_iter().enumerate() {
+                    let at = o[j].add(4 * q);
+                    vst1q_f32(at, vfmaq_n_f32(vld1q_f32(at), sb, d));
+                }
+            }
+        }
+    }
+}
+
+/// One pass: `NV` vectors, half `h`, by format.
+///
+/// # Safety
+/// As [`q8_0_acts`].
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn run<const NV: usize>(p: &Panel, a: &PanelActs, v0: usize, h: usize, out: &mut [f32]) {
+    // SAFETY: forwarded (# Safety).
+    unsafe {
+        match p.format.expect("checked") {
+            PanelFormat::Q4_0 => q8_0_acts::<false, NV>(p, a, v0, h, out),
+            PanelFormat::Q8_0 => q8_0_acts::<true, NV>(p, a, v0, h, out),
+            PanelFormat::Q4_K | PanelFormat::Q5_K => q8_k_acts::<32, true, NV>(p, a, v0, h, out),
+            PanelFormat::Q6_K => q8_k_acts::<16, false, NV>(p, a, v0, h, out),
+        }
+    }
+}
+
+/// The table entry: shapes checked once, then up to four vectors at a time, each group of
+/// vectors against rows 0–7 then 8–15.
+pub(crate) fn gemm(p: &Panel, a: &PanelActs, v0: usize, nv: usize, out: &mut [f32]) {
+    check(p, a, v0, nv, out);
+    assert!(
+        std::arch::is_aarch64_feature_detected!("dotprod"),
+        "panel gemm on a CPU without dotprod"
+    );
+    let mut j = 0;
+    while j < nv {
+        let step = (nv - j).min(NV_MAX);
+        let o = &mut out[j * PANEL_ROWS..(j + step) * PANEL_ROWS];
+        for h in 0..2 {
+            // SAFETY: dotprod was asserted above; `check` passed for v0..v0 + nv ⊇ the
+            // vectors v0 + j..v0 + j + step, and `o` holds step · 16 floats.
+            unsafe {
+                match step {
+                    4 => run::<4>(p, a, v0 + j, h, o),
+                    3 => run::<3>(p, a, v0 + j, h, o),
+                    2 => run::<2>(p, a, v0 + j, h, o),
+                    _ => run::<1>(p, a, v0 + j, h, o),
+                }
+            }
+        }
+        j += step;
+    }
+}
