@@ -73,6 +73,12 @@ pub(crate) fn i8mm_kernels(base: Kernels) -> Kernels {
     Kernels {
         gemm_q4_0_q8_0_4x4: Some(q4_0),
         gemm_q8_0_q8_0_4x4: Some(q8_0),
+        panel_gemm: Some(crate::panel::PanelKernels {
+            pack: base
+                .panel_gemm
+                .map_or(crate::panel::pack_scalar, |p| p.pack),
+            gemm: panel::gemm_i8mm,
+        }),
         ..base
     }
 }

@@ -40,8 +40,18 @@ const NV_MAX: usize = 4;
 type Rows = [int32x4_t; 2];
 type RowsF = [float32x4_t; 2];
 
-/// `acc` plus, per i32 lane i, the dot product of bytes 4i..4i+4 of `w` with bytes
-/// 4L..4L+4 of `a` (SDOT by element).
+/// How the group sums are formed (a const parameter of the helpers below).
+/// - `SDOT`: signed × signed; the stored `u < 128` is the same byte signed (Q4_0, Q4_K, Q5_K,
+///   Q6_K); the sum starts from `corr`.
+/// - `SDOT_FLIP`: Q8_0 on dotprod: the weights are flipped back to `w = u ^ 0x80` (one EOR per
+///   weight register) and the sum starts from 0 — `Σ w·a` is the integer `corr + Σ u·a`.
+/// - `USDOT`: i8mm's unsigned × signed dot (`vpdpbusd`'s arithmetic): `u` as stored, from `corr`.
+const SDOT: u8 = 0;
+const SDOT_FLIP: u8 = 1;
+const USDOT: u8 = 2;
+
+/// `acc` plus, per i32 lane i, the dot product of bytes 4i..4i+4 of `w` (signed) with bytes
+/// 4L..4L+4 of `a` (signed): SDOT by element.
 ///
 /// # Safety
 /// The CPU must support dotprod.
@@ -63,69 +73,126 @@ unsafe fn sdot_lane<const L: i32>(mut acc: int32x4_t, w: int8x16_t, a: int8x16_t
     acc
 }
 
-/// One step (4 weights) of the 8 rows at `w` for `NV` vectors: lane `L` of each `x[j]`.
-/// `FLIP` recovers Q8_0's signed weights (`u ^ 0x80`).
+/// As [`sdot_lane`] with the bytes of `w` unsigned: USDOT by element.
 ///
 /// # Safety
-/// dotprod, and 32 readable bytes at `w`.
+/// The CPU must support i8mm.
 #[inline]
-#[target_feature(enable = "neon,dotprod")]
-unsafe fn step<const L: i32, const FLIP: bool, const NV: usize>(
+#[target_feature(enable = "neon,dotprod,i8mm")]
+unsafe fn usdot_lane<const L: i32>(mut acc: int32x4_t, w: int8x16_t, a: int8x16_t) -> int32x4_t {
+    // SAFETY: USDOT needs i8mm, which our caller guarantees (# Safety); the instruction only
+    // reads and writes these three registers. (`vusdotq_laneq_s32` is unstable.)
+    unsafe {
+        core::arch::asm!(
+            "usdot {acc:v}.4s, {w:v}.16b, {a:v}.4b[{l}]",
+            acc = inout(vreg) acc,
+            w = in(vreg) w,
+            a = in(vreg) a,
+            l = const L,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    acc
+}
+
+// The helpers below have no target features of their own and are always inlined: into the
+// `run_*` functions compiled with dotprod (and i8mm), where the dot instructions then inline
+// too. (A helper compiled with a target feature is not inlined into a caller without it —
+// a closure, `array::from_fn` — which is also why there are no closures in them.)
+
+/// One step (4 weights) of the 8 rows at `w` for `NV` vectors: lane `L` of each `x[j]`.
+///
+/// # Safety
+/// dotprod (and i8mm for `USDOT`), and 32 readable bytes at `w`.
+#[inline(always)]
+unsafe fn step<const L: i32, const M: u8, const NV: usize>(
     acc: &mut [Rows; NV],
     w: *const u8,
     x: &[int8x16_t; NV],
 ) {
     // SAFETY: the caller guarantees 32 readable bytes at `w` (two unaligned 16-byte loads) and
-    // dotprod for `sdot_lane`.
+    // the CPU features of the dot instruction of mode M.
     unsafe {
         let mut wr = [vld1q_s8(w.cast()), vld1q_s8(w.add(16).cast())];
-        if FLIP {
+        if M == SDOT_FLIP {
             let m = vdupq_n_s8(-128);
-            wr = wr.map(|v| veorq_s8(v, m));
+            wr = [veorq_s8(wr[0], m), veorq_s8(wr[1], m)];
         }
         for (acc, &x) in acc.iter_mut().zip(x) {
-            acc[0] = sdot_lane::<L>(acc[0], wr[0], x);
-            acc[1] = sdot_lane::<L>(acc[1], wr[1], x);
+            for q in 0..2 {
+                acc[q] = if M == USDOT {
+                    usdot_lane::<L>(acc[q], wr[q], x)
+                } else {
+                    sdot_lane::<L>(acc[q], wr[q], x)
+                };
+            }
         }
     }
 }
 
-/// Exact group sums (`corr + Σ u·a`, or `Σ w·a` with `FLIP`) of 8 rows and `NV` vectors over
-/// one group of `G` weights.
+/// Four steps (16 weights) at `w` against the 16 activations at each `a[j]`.
 ///
 /// # Safety
-/// dotprod; `w` = the group's first step at the half's rows in `Panel::q` (G/4 steps of
-/// 64 bytes readable, 32 used each); `a[j]` = the group's first activation of vector j
-/// (G bytes readable).
-#[inline]
-#[target_feature(enable = "neon,dotprod")]
-unsafe fn group_sums<const G: usize, const FLIP: bool, const NV: usize>(
+/// As [`step`], with 4 steps of 64 bytes at `w` and 16 bytes at each `a[j]`.
+#[inline(always)]
+unsafe fn four_steps<const M: u8, const NV: usize>(
+    acc: &mut [Rows; NV],
+    w: *const u8,
+    a: &[*const i8; NV],
+) {
+    // SAFETY: the caller's # Safety covers every load.
+    unsafe {
+        let mut x = [vdupq_n_s8(0); NV];
+        for (x, &a) in x.iter_mut().zip(a) {
+            *x = vld1q_s8(a);
+        }
+        step::<0, M, NV>(acc, w, &x);
+        step::<1, M, NV>(acc, w.add(64), &x);
+        step::<2, M, NV>(acc, w.add(128), &x);
+        step::<3, M, NV>(acc, w.add(192), &x);
+    }
+}
+
+/// Exact group sums (`corr + Σ u·a`, as i32 per row lane) of 8 rows and `NV` vectors over
+/// one group of `G` (16 or 32) weights; `corr` is ignored for `SDOT_FLIP`.
+///
+/// # Safety
+/// dotprod (and i8mm for `USDOT`); `w` = the group's first step at the half's rows in
+/// `Panel::q` (G/4 steps of 64 bytes readable, 32 used each); `a[j]` = the group's first
+/// activation of vector j (G bytes readable).
+#[inline(always)]
+unsafe fn group_sums<const G: usize, const M: u8, const NV: usize>(
     w: *const u8,
     a: [*const i8; NV],
     corr: [i32; NV],
 ) -> [Rows; NV] {
-    let mut acc: [Rows; NV] = core::array::from_fn(|j| [vdupq_n_s32(corr[j]); 2]);
     // SAFETY: per block of four steps (16 weights): 16 activation bytes of each vector and
     // four steps of 64 bytes of the panel, inside the group (caller's # Safety).
     unsafe {
-        for b in 0..G / 16 {
-            let x: [int8x16_t; NV] = core::array::from_fn(|j| vld1q_s8(a[j].add(16 * b)));
-            let wb = w.add(4 * 64 * b);
-            step::<0, FLIP, NV>(&mut acc, wb, &x);
-            step::<1, FLIP, NV>(&mut acc, wb.add(64), &x);
-            step::<2, FLIP, NV>(&mut acc, wb.add(128), &x);
-            step::<3, FLIP, NV>(&mut acc, wb.add(192), &x);
+        let mut acc = [[vdupq_n_s32(0); 2]; NV];
+        if M != SDOT_FLIP {
+            for (acc, &c) in acc.iter_mut().zip(&corr) {
+                *acc = [vdupq_n_s32(c); 2];
+            }
         }
+        four_steps::<M, NV>(&mut acc, w, &a);
+        if G == 32 {
+            // Unrolled by hand: LLVM keeps a two-trip loop for the EOR variant otherwise.
+            let mut a1 = a;
+            for a in a1.iter_mut() {
+                *a = a.add(16);
+            }
+            four_steps::<M, NV>(&mut acc, w.add(256), &a1);
+        }
+        acc
     }
-    acc
 }
 
 /// The 8 lanes of `v` (a `[group][16]` table) for group `g` and half `h`.
 ///
 /// # Safety
 /// `(g + 1) · 16 ≤ v.len()`, h < 2.
-#[inline]
-#[target_feature(enable = "neon,dotprod")]
+#[inline(always)]
 unsafe fn lanes(v: &[f32], g: usize, h: usize) -> RowsF {
     // SAFETY: 8 floats at g·16 + 8h, inside `v` (caller's # Safety).
     unsafe {
@@ -154,17 +221,21 @@ unsafe fn w_at<const G: usize>(p: &Panel, g: usize, h: usize) -> *const u8 {
 /// v0 + NV ≤ a.n, e < a.k.
 #[inline(always)]
 unsafe fn a_at<const NV: usize>(a: &PanelActs, v0: usize, e: usize) -> [*const i8; NV] {
-    // SAFETY: inside `a.q` (len = n · k, checked by `check`).
-    core::array::from_fn(|j| unsafe { a.q.as_ptr().add((v0 + j) * a.k + e) })
+    let mut p = [a.q.as_ptr(); NV];
+    for (j, p) in p.iter_mut().enumerate() {
+        // SAFETY: inside `a.q` (len = n · k, checked by `check`).
+        *p = unsafe { p.add((v0 + j) * a.k + e) };
+    }
+    p
 }
 
 /// Q4_0 / Q8_0 weights (groups of 32) against Q8_0 activations, rows 8h..8h+8, writing
 /// `out[j·16 + 8h ..][..8]`.
 ///
 /// # Safety
-/// dotprod; `check` passed for vectors v0..v0 + NV; `out.len() ≥ NV · 16`.
-#[target_feature(enable = "neon,dotprod")]
-unsafe fn q8_0_acts<const FLIP: bool, const NV: usize>(
+/// The features of mode `M`; `check` passed for vectors v0..v0 + NV; `out.len() ≥ NV · 16`.
+#[inline(always)]
+unsafe fn q8_0_acts<const M: u8, const NV: usize>(
     p: &Panel,
     a: &PanelActs,
     v0: usize,
@@ -172,22 +243,21 @@ unsafe fn q8_0_acts<const FLIP: bool, const NV: usize>(
     out: &mut [f32],
 ) {
     let groups = p.k / 32;
-    let mut acc = [[vdupq_n_f32(0.0); 2]; NV];
     // SAFETY: g < groups and the vectors are those `check` passed (caller's # Safety), so every
     // panel, activation, corr and d index is in bounds; stores into out[j·16 + 8h..+8] for
     // j < NV ≤ out.len() / 16.
     unsafe {
+        let mut acc = [[vdupq_n_f32(0.0); 2]; NV];
         let corr = a.corr.as_ptr();
         let d = a.d.as_ptr();
         for g in 0..groups {
-            let c: [i32; NV] = core::array::from_fn(|j| {
-                if FLIP {
-                    0
-                } else {
-                    *corr.add((v0 + j) * groups + g)
+            let mut c = [0i32; NV];
+            if M != SDOT_FLIP {
+                for (j, c) in c.iter_mut().enumerate() {
+                    *c = *corr.add((v0 + j) * groups + g);
                 }
-            });
-            let ia = group_sums::<32, FLIP, NV>(w_at::<32>(p, g, h), a_at::<NV>(a, v0, 32 * g), c);
+            }
+            let ia = group_sums::<32, M, NV>(w_at::<32>(p, g, h), a_at::<NV>(a, v0, 32 * g), c);
             let s = lanes(&p.scale, g, h);
             for (j, (acc, ia)) in acc.iter_mut().zip(ia).enumerate() {
                 let dv = *d.add((v0 + j) * groups + g);
@@ -210,8 +280,8 @@ unsafe fn q8_0_acts<const FLIP: bool, const NV: usize>(
 ///
 /// # Safety
 /// As [`q8_0_acts`].
-#[target_feature(enable = "neon,dotprod")]
-unsafe fn q8_k_acts<const G: usize, const MINS: bool, const NV: usize>(
+#[inline(always)]
+unsafe fn q8_k_acts<const G: usize, const MINS: bool, const M: u8, const NV: usize>(
     p: &Panel,
     a: &PanelActs,
     v0: usize,
@@ -223,8 +293,10 @@ unsafe fn q8_k_acts<const G: usize, const MINS: bool, const NV: usize>(
     // SAFETY: as in `q8_0_acts`: every index is below the sizes `check` asserted (s < n_sb,
     // g < groups, vectors v0..v0 + NV), and `out` holds NV · 16 floats.
     unsafe {
-        let o: [*mut f32; NV] =
-            core::array::from_fn(|j| out.as_mut_ptr().add(j * PANEL_ROWS + h * HALF));
+        let mut o = [out.as_mut_ptr(); NV];
+        for (j, o) in o.iter_mut().enumerate() {
+            *o = o.add(j * PANEL_ROWS + h * HALF);
+        }
         let zero = vdupq_n_f32(0.0);
         for &o in &o {
             vst1q_f32(o, zero);
@@ -233,10 +305,11 @@ unsafe fn q8_k_acts<const G: usize, const MINS: bool, const NV: usize>(
         for s in 0..n_sb {
             let mut sb = [[zero; 2]; NV];
             for g in s * per_sb..(s + 1) * per_sb {
-                let c: [i32; NV] =
-                    core::array::from_fn(|j| *a.corr.as_ptr().add((v0 + j) * groups + g));
-                let ia =
-                    group_sums::<G, false, NV>(w_at::<G>(p, g, h), a_at::<NV>(a, v0, G * g), c);
+                let mut c = [0i32; NV];
+                for (j, c) in c.iter_mut().enumerate() {
+                    *c = *a.corr.as_ptr().add((v0 + j) * groups + g);
+                }
+                let ia = group_sums::<G, M, NV>(w_at::<G>(p, g, h), a_at::<NV>(a, v0, G * g), c);
                 let sc = lanes(&p.scale, g, h);
                 for (sb, ia) in sb.iter_mut().zip(ia) {
                     for q in 0..2 {
@@ -269,46 +342,102 @@ unsafe fn q8_k_acts<const G: usize, const MINS: bool, const NV: usize>(
     }
 }
 
-/// One pass: `NV` vectors, half `h`, by format.
+/// One pass: `NV` vectors, half `h`, by format: Q8_0 with dot mode `M8`, the others with `M`.
 ///
 /// # Safety
-/// As [`q8_0_acts`].
-#[target_feature(enable = "neon,dotprod")]
-unsafe fn run<const NV: usize>(p: &Panel, a: &PanelActs, v0: usize, h: usize, out: &mut [f32]) {
+/// As [`q8_0_acts`] for both modes.
+#[inline(always)]
+unsafe fn run<const M: u8, const M8: u8, const NV: usize>(
+    p: &Panel,
+    a: &PanelActs,
+    v0: usize,
+    h: usize,
+    out: &mut [f32],
+) {
     // SAFETY: forwarded (# Safety).
     unsafe {
         match p.format.expect("checked") {
-            PanelFormat::Q4_0 => q8_0_acts::<false, NV>(p, a, v0, h, out),
-            PanelFormat::Q8_0 => q8_0_acts::<true, NV>(p, a, v0, h, out),
-            PanelFormat::Q4_K | PanelFormat::Q5_K => q8_k_acts::<32, true, NV>(p, a, v0, h, out),
-            PanelFormat::Q6_K => q8_k_acts::<16, false, NV>(p, a, v0, h, out),
+            PanelFormat::Q4_0 => q8_0_acts::<M, NV>(p, a, v0, h, out),
+            PanelFormat::Q8_0 => q8_0_acts::<M8, NV>(p, a, v0, h, out),
+            PanelFormat::Q4_K | PanelFormat::Q5_K => q8_k_acts::<32, true, M, NV>(p, a, v0, h, out),
+            PanelFormat::Q6_K => q8_k_acts::<16, false, M, NV>(p, a, v0, h, out),
         }
     }
 }
 
-/// The table entry: shapes checked once, then up to four vectors at a time, each group of
-/// vectors against rows 0–7 then 8–15.
+/// [`run`] compiled with dotprod.
+///
+/// # Safety
+/// As [`q8_0_acts`]; the CPU must support dotprod.
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn run_dot<const NV: usize>(p: &Panel, a: &PanelActs, v0: usize, h: usize, o: &mut [f32]) {
+    // SAFETY: forwarded (# Safety).
+    unsafe { run::<SDOT, SDOT_FLIP, NV>(p, a, v0, h, o) }
+}
+
+/// [`run`] with USDOT, compiled with dotprod and i8mm.
+///
+/// # Safety
+/// As [`q8_0_acts`]; the CPU must support dotprod and i8mm.
+#[target_feature(enable = "neon,dotprod,i8mm")]
+unsafe fn run_mm<const NV: usize>(p: &Panel, a: &PanelActs, v0: usize, h: usize, o: &mut [f32]) {
+    // SAFETY: forwarded (# Safety).
+    unsafe { run::<USDOT, USDOT, NV>(p, a, v0, h, o) }
+}
+
+/// The dotprod table entry (SDOT): shapes checked once, then up to four vectors at a time,
+/// each group of vectors against rows 0–7 then 8–15.
 pub(crate) fn gemm(p: &Panel, a: &PanelActs, v0: usize, nv: usize, out: &mut [f32]) {
     check(p, a, v0, nv, out);
     assert!(
         std::arch::is_aarch64_feature_detected!("dotprod"),
         "panel gemm on a CPU without dotprod"
     );
+    passes(nv, out, |step, j, h, o| {
+        // SAFETY: dotprod was asserted above; `check` passed for v0..v0 + nv ⊇ the vectors
+        // v0 + j..v0 + j + step, and `o` holds step · 16 floats.
+        unsafe {
+            match step {
+                4 => run_dot::<4>(p, a, v0 + j, h, o),
+                3 => run_dot::<3>(p, a, v0 + j, h, o),
+                2 => run_dot::<2>(p, a, v0 + j, h, o),
+                _ => run_dot::<1>(p, a, v0 + j, h, o),
+            }
+        }
+    })
+}
+
+/// The i8mm table entry (USDOT: the stored unsigned bytes as they are, no flip for Q8_0).
+pub(crate) fn gemm_i8mm(p: &Panel, a: &PanelActs, v0: usize, nv: usize, out: &mut [f32]) {
+    check(p, a, v0, nv, out);
+    assert!(
+        std::arch::is_aarch64_feature_detected!("dotprod")
+            && std::arch::is_aarch64_feature_detected!("i8mm"),
+        "panel gemm_i8mm on a CPU without dotprod and i8mm"
+    );
+    passes(nv, out, |step, j, h, o| {
+        // SAFETY: dotprod and i8mm were asserted above; `check` passed for v0..v0 + nv ⊇ the
+        // vectors v0 + j..v0 + j + step, and `o` holds step · 16 floats.
+        unsafe {
+            match step {
+                4 => run_mm::<4>(p, a, v0 + j, h, o),
+                3 => run_mm::<3>(p, a, v0 + j, h, o),
+                2 => run_mm::<2>(p, a, v0 + j, h, o),
+                _ => run_mm::<1>(p, a, v0 + j, h, o),
+            }
+        }
+    })
+}
+
+/// The passes of a call: `f(step, j, h, out)` for vectors j..j + step (step ≤ 4) and half h.
+#[inline(always)]
+fn passes(nv: usize, out: &mut [f32], mut f: impl FnMut(usize, usize, usize, &mut [f32])) {
     let mut j = 0;
     while j < nv {
         let step = (nv - j).min(NV_MAX);
         let o = &mut out[j * PANEL_ROWS..(j + step) * PANEL_ROWS];
         for h in 0..2 {
-            // SAFETY: dotprod was asserted above; `check` passed for v0..v0 + nv ⊇ the
-            // vectors v0 + j..v0 + j + step, and `o` holds step · 16 floats.
-            unsafe {
-                match step {
-                    4 => run::<4>(p, a, v0 + j, h, o),
-                    3 => run::<3>(p, a, v0 + j, h, o),
-                    2 => run::<2>(p, a, v0 + j, h, o),
-                    _ => run::<1>(p, a, v0 + j, h, o),
-                }
-            }
+            f(step, j, h, o);
         }
         j += step;
     }
