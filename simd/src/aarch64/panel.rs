@@ -95,24 +95,130 @@ unsafe fn usdot_lane<const L: i32>(mut acc: int32x4_t, w: int8x16_t, a: int8x16_
     acc
 }
 
+/// The eight dots of one step for four vectors: `{w0}` (rows 0–3 of the half) and `{w1}`
+/// (rows 4–7) against lane `{l}` of `{x0}`..`{x3}`, into `{a0}`/`{b0}`..`{a3}`/`{b3}`.
+macro_rules! dots4 {
+    ($dot:literal) => {
+        concat!(
+            $dot,
+            " {a0:v}.4s, {w0:v}.16b, {x0:v}.4b[{l}]\n",
+            $dot,
+            " {b0:v}.4s, {w1:v}.16b, {x0:v}.4b[{l}]\n",
+            $dot,
+            " {a1:v}.4s, {w0:v}.16b, {x1:v}.4b[{l}]\n",
+            $dot,
+            " {b1:v}.4s, {w1:v}.16b, {x1:v}.4b[{l}]\n",
+            $dot,
+            " {a2:v}.4s, {w0:v}.16b, {x2:v}.4b[{l}]\n",
+            $dot,
+            " {b2:v}.4s, {w1:v}.16b, {x2:v}.4b[{l}]\n",
+            $dot,
+            " {a3:v}.4s, {w0:v}.16b, {x3:v}.4b[{l}]\n",
+            $dot,
+            " {b3:v}.4s, {w1:v}.16b, {x3:v}.4b[{l}]",
+        )
+    };
+}
+
+/// One step of 8 rows × 4 vectors as one asm block: LDP of the step's two weight registers,
+/// then eight SDOT / USDOT by element (with `flip`: two EOR with `m` = 0x80 first). As
+/// separate instructions, LLVM hoisted all 16 weight loads of a group to reuse them across
+/// vectors and spilled accumulators (140 instructions per group instead of 115); a block per
+/// step keeps the weights in two registers.
+macro_rules! step4 {
+    ($(#[$doc:meta])* $name:ident, $feat:literal, $dot:literal $(, $m:ident, $flip:literal)?) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// The CPU features in the attribute; 32 readable bytes at `w + 256·B + 64·L`.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn $name<const L: i32, const B: usize>(
+            acc: &mut [Rows; 4],
+            w: *const u8,
+            x: &[int8x16_t; 4],
+            $($m: int8x16_t,)?
+        ) {
+            // SAFETY: the block reads the 32 bytes at `w` (caller's # Safety) and writes only
+            // its register operands; the dot instruction's feature is enabled here and
+            // guaranteed by the caller.
+            unsafe {
+                core::arch::asm!(
+                    "ldp {w0:q}, {w1:q}, [{p}, #{off}]",
+                    $($flip,)?
+                    dots4!($dot),
+                    p = in(reg) w,
+                    w0 = out(vreg) _,
+                    w1 = out(vreg) _,
+                    $($m = in(vreg) $m,)?
+                    x0 = in(vreg) x[0],
+                    x1 = in(vreg) x[1],
+                    x2 = in(vreg) x[2],
+                    x3 = in(vreg) x[3],
+                    a0 = inout(vreg) acc[0][0],
+                    b0 = inout(vreg) acc[0][1],
+                    a1 = inout(vreg) acc[1][0],
+                    b1 = inout(vreg) acc[1][1],
+                    a2 = inout(vreg) acc[2][0],
+                    b2 = inout(vreg) acc[2][1],
+                    a3 = inout(vreg) acc[3][0],
+                    b3 = inout(vreg) acc[3][1],
+                    l = const L,
+                    off = const 256 * B + 64 * L as usize,
+                    options(pure, readonly, nostack, preserves_flags),
+                );
+            }
+        }
+    };
+}
+
+step4!(
+    /// Mode `SDOT`.
+    step4_sdot, "neon,dotprod", "sdot"
+);
+step4!(
+    /// Mode `SDOT_FLIP`: the weights `^ m` (m = 0x80 in every byte) before the dots.
+    step4_sdot_flip, "neon,dotprod", "sdot", m,
+    "eor {w0:v}.16b, {w0:v}.16b, {m:v}.16b\neor {w1:v}.16b, {w1:v}.16b, {m:v}.16b"
+);
+step4!(
+    /// Mode `USDOT`.
+    step4_usdot, "neon,dotprod,i8mm", "usdot"
+);
+
 // The helpers below have no target features of their own and are always inlined: into the
 // `run_*` functions compiled with dotprod (and i8mm), where the dot instructions then inline
 // too. (A helper compiled with a target feature is not inlined into a caller without it —
 // a closure, `array::from_fn` — which is also why there are no closures in them.)
 
-/// One step (4 weights) of the 8 rows at `w` for `NV` vectors: lane `L` of each `x[j]`.
+/// Step `4B + L` (4 weights) of the group at `w`, 8 rows, `NV` vectors: lane `L` of each `x[j]`.
 ///
 /// # Safety
-/// dotprod (and i8mm for `USDOT`), and 32 readable bytes at `w`.
+/// dotprod (and i8mm for `USDOT`), and 32 readable bytes at `w + 256·B + 64·L`.
 #[inline(always)]
-unsafe fn step<const L: i32, const M: u8, const NV: usize>(
+unsafe fn step<const L: i32, const B: usize, const M: u8, const NV: usize>(
     acc: &mut [Rows; NV],
     w: *const u8,
     x: &[int8x16_t; NV],
 ) {
+    if NV == 4 {
+        // Four vectors: one asm block per step (see `step4_sdot`).
+        let acc: &mut [Rows; 4] = (&mut acc[..]).try_into().expect("NV = 4");
+        let x: &[int8x16_t; 4] = x[..].try_into().expect("NV = 4");
+        // SAFETY: forwarded (# Safety): 32 bytes at `w`, the features of mode M.
+        unsafe {
+            match M {
+                SDOT => step4_sdot::<L, B>(acc, w, x),
+                SDOT_FLIP => step4_sdot_flip::<L, B>(acc, w, x, vdupq_n_s8(-128)),
+                _ => step4_usdot::<L, B>(acc, w, x),
+            }
+        }
+        return;
+    }
     // SAFETY: the caller guarantees 32 readable bytes at `w` (two unaligned 16-byte loads) and
     // the CPU features of the dot instruction of mode M.
     unsafe {
+        let w = w.add(256 * B + 64 * L as usize);
         let mut wr = [vld1q_s8(w.cast()), vld1q_s8(w.add(16).cast())];
         if M == SDOT_FLIP {
             let m = vdupq_n_s8(-128);
@@ -130,12 +236,12 @@ unsafe fn step<const L: i32, const M: u8, const NV: usize>(
     }
 }
 
-/// Four steps (16 weights) at `w` against the 16 activations at each `a[j]`.
+/// Steps 4B..4B + 4 (16 weights) of the group at `w` against the 16 activations at each `a[j]`.
 ///
 /// # Safety
-/// As [`step`], with 4 steps of 64 bytes at `w` and 16 bytes at each `a[j]`.
+/// As [`step`], with 4 steps of 64 bytes at `w + 256·B` and 16 bytes at each `a[j]`.
 #[inline(always)]
-unsafe fn four_steps<const M: u8, const NV: usize>(
+unsafe fn four_steps<const B: usize, const M: u8, const NV: usize>(
     acc: &mut [Rows; NV],
     w: *const u8,
     a: &[*const i8; NV],
@@ -146,10 +252,10 @@ unsafe fn four_steps<const M: u8, const NV: usize>(
         for (x, &a) in x.iter_mut().zip(a) {
             *x = vld1q_s8(a);
         }
-        step::<0, M, NV>(acc, w, &x);
-        step::<1, M, NV>(acc, w.add(64), &x);
-        step::<2, M, NV>(acc, w.add(128), &x);
-        step::<3, M, NV>(acc, w.add(192), &x);
+        step::<0, B, M, NV>(acc, w, &x);
+        step::<1, B, M, NV>(acc, w, &x);
+        step::<2, B, M, NV>(acc, w, &x);
+        step::<3, B, M, NV>(acc, w, &x);
     }
 }
 
@@ -175,14 +281,14 @@ unsafe fn group_sums<const G: usize, const M: u8, const NV: usize>(
                 *acc = [vdupq_n_s32(c); 2];
             }
         }
-        four_steps::<M, NV>(&mut acc, w, &a);
+        four_steps::<0, M, NV>(&mut acc, w, &a);
         if G == 32 {
             // Unrolled by hand: LLVM keeps a two-trip loop for the EOR variant otherwise.
             let mut a1 = a;
             for a in a1.iter_mut() {
                 *a = a.add(16);
             }
-            four_steps::<M, NV>(&mut acc, w.add(256), &a1);
+            four_steps::<1, M, NV>(&mut acc, w, &a1);
         }
         acc
     }
