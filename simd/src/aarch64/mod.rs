@@ -59,7 +59,7 @@ pub(crate) fn dotprod_kernels(base: Kernels) -> Kernels {
         vec_dot_q4_0_q8_0_x4: Some(dotprod::vec_dot_q4_0_q8_0_x4),
         vec_dot_q8_0_q8_0_x4: Some(dotprod::vec_dot_q8_0_q8_0_x4),
         panel_gemm: Some(crate::panel::PanelKernels {
-            pack: crate::panel::pack_scalar,
+            pack: panel::pack,
             gemm: panel::gemm,
         }),
         ..base

@@ -28,6 +28,7 @@
 
 use core::arch::aarch64::*;
 
+use crate::blocks::Half;
 use crate::panel::{check, Panel, PanelActs, PanelFormat, PANEL_ROWS};
 
 /// Rows per pass: half a panel.
@@ -546,5 +547,93 @@ fn passes(nv: usize, out: &mut [f32], mut f: impl FnMut(usize, usize, usize, &mu
             f(step, j, h, o);
         }
         j += step;
+    }
+}
+
+// ---------------------------------------------------------------- packing
+
+/// Four rows' 16 bytes (as 4 × u32 words each) → four registers of word c of rows 0..4:
+/// register c = [r0 c, r1 c, r2 c, r3 c] (a 4×4 transpose of u32).
+#[inline(always)]
+fn transpose4(r: [uint8x16_t; 4]) -> [uint8x16_t; 4] {
+    // SAFETY: register-only NEON, which every aarch64 target has.
+    unsafe {
+        let [r0, r1, r2, r3] = [
+            vreinterpretq_u32_u8(r[0]),
+            vreinterpretq_u32_u8(r[1]),
+            vreinterpretq_u32_u8(r[2]),
+            vreinterpretq_u32_u8(r[3]),
+        ];
+        let t0 = vreinterpretq_u64_u32(vtrn1q_u32(r0, r1)); // r0c0 r1c0 r0c2 r1c2
+        let t1 = vreinterpretq_u64_u32(vtrn2q_u32(r0, r1)); // r0c1 r1c1 r0c3 r1c3
+        let t2 = vreinterpretq_u64_u32(vtrn1q_u32(r2, r3));
+        let t3 = vreinterpretq_u64_u32(vtrn2q_u32(r2, r3));
+        [
+            vreinterpretq_u8_u64(vtrn1q_u64(t0, t2)),
+            vreinterpretq_u8_u64(vtrn1q_u64(t1, t3)),
+            vreinterpretq_u8_u64(vtrn2q_u64(t0, t2)),
+            vreinterpretq_u8_u64(vtrn2q_u64(t1, t3)),
+        ]
+    }
+}
+
+/// The NEON pack: Q4_0 and Q8_0 decoded and interleaved in registers, four rows at a time
+/// (per block and four rows: 4 loads, 4 AND + 4 USHR or 8 EOR, two 4×4 transposes of words,
+/// 8 stores of 16 bytes); the K-quants take the scalar [`Panel::pack`]. Word for word the
+/// scalar pack's panel (`simd/tests/panel.rs`); the f16 block scales are converted with FCVT
+/// (exact, as `Half::to_f32`).
+pub(crate) fn pack(
+    panel: &mut Panel,
+    format: PanelFormat,
+    k: usize,
+    w: &[u8],
+    w_row: usize,
+    rows: usize,
+) {
+    if !matches!(format, PanelFormat::Q4_0 | PanelFormat::Q8_0) {
+        return panel.pack(format, k, w, w_row, rows);
+    }
+    panel.reset(format, k, w, w_row, rows);
+    let nb = k / 32;
+    let q8 = format == PanelFormat::Q8_0;
+    let bsize = if q8 { 34 } else { 18 };
+    assert_eq!(nb * bsize, w_row, "{k} elements per row");
+    assert_eq!(panel.q.len(), nb * 8 * PANEL_ROWS);
+    assert_eq!(panel.scale.len(), nb * PANEL_ROWS);
+    for (r, row) in w.chunks_exact(w_row).enumerate() {
+        for (b, blk) in row.chunks_exact(bsize).enumerate() {
+            panel.scale[b * PANEL_ROWS + r] = super::neon::fp16(Half([blk[0], blk[1]]));
+        }
+    }
+    let q = panel.q.as_mut_ptr();
+    for r0 in (0..rows).step_by(4) {
+        let n = (rows - r0).min(4);
+        for b in 0..nb {
+            // SAFETY: row r0 + i < rows has w_row = nb · bsize bytes at (r0 + i) · w_row inside
+            // `w` (`reset` asserted `w.len() == rows · w_row`), and block b's quants are bytes
+            // 2..bsize of its block; the stores write words (8b + c) · 16 + r0 .. + 4 with
+            // c < 8, b < nb and r0 + 4 ≤ 16, inside `panel.q` (asserted above). NEON is on
+            // every aarch64 target.
+            unsafe {
+                let mut lo = [vdupq_n_u8(0); 4];
+                let mut hi = [vdupq_n_u8(0); 4];
+                for i in 0..n {
+                    let p = w.as_ptr().add((r0 + i) * w_row + b * bsize + 2);
+                    if q8 {
+                        let m = vdupq_n_u8(0x80);
+                        lo[i] = veorq_u8(vld1q_u8(p), m);
+                        hi[i] = veorq_u8(vld1q_u8(p.add(16)), m);
+                    } else {
+                        let v = vld1q_u8(p);
+                        lo[i] = vandq_u8(v, vdupq_n_u8(0x0F));
+                        hi[i] = vshrq_n_u8::<4>(v);
+                    }
+                }
+                let dst = q.add(b * 8 * PANEL_ROWS + r0).cast::<u8>();
+                for (c, v) in transpose4(lo).into_iter().chain(transpose4(hi)).enumerate() {
+                    vst1q_u8(dst.add(c * PANEL_ROWS * 4), v);
+                }
+            }
+        }
     }
 }
