@@ -606,31 +606,54 @@ pub(crate) fn pack(
         }
     }
     let q = panel.q.as_mut_ptr();
+    // SAFETY: `reset` asserted `w.len() == rows · w_row` and w_row = nb · bsize was asserted
+    // above; `panel.q` holds nb · 8 · 16 words (asserted above).
+    unsafe {
+        if q8 {
+            interleave::<true>(q, w, w_row, nb, rows)
+        } else {
+            interleave::<false>(q, w, w_row, nb, rows)
+        }
+    }
+}
+
+/// The quants of `rows` rows of `nb` Q4_0 (`Q8` false) or Q8_0 blocks into the panel words at
+/// `q` (`[block][word 0..8][row 0..16]`).
+///
+/// # Safety
+/// `w` holds `rows` rows of `w_row = nb · block size` bytes; `q` has nb · 8 · 16 writable words.
+#[inline(always)]
+unsafe fn interleave<const Q8: bool>(q: *mut u32, w: &[u8], w_row: usize, nb: usize, rows: usize) {
+    let bsize = if Q8 { 34 } else { 18 };
     for r0 in (0..rows).step_by(4) {
         let n = (rows - r0).min(4);
+        let src = w.as_ptr().wrapping_add(r0 * w_row + 2);
         for b in 0..nb {
-            // SAFETY: row r0 + i < rows has w_row = nb · bsize bytes at (r0 + i) · w_row inside
-            // `w` (`reset` asserted `w.len() == rows · w_row`), and block b's quants are bytes
-            // 2..bsize of its block; the stores write words (8b + c) · 16 + r0 .. + 4 with
-            // c < 8, b < nb and r0 + 4 ≤ 16, inside `panel.q` (asserted above). NEON is on
-            // every aarch64 target.
+            // SAFETY: row r0 + i < rows has block b's quants at (r0 + i) · w_row + b · bsize
+            // + 2 .. + 16 (Q4_0) or + 32 (Q8_0), inside `w`; the stores write words
+            // (8b + c) · 16 + r0 .. + 4 with c < 8, b < nb and r0 + 4 ≤ 16, inside `q`
+            // (caller's # Safety). NEON is on every aarch64 target.
             unsafe {
                 let mut lo = [vdupq_n_u8(0); 4];
                 let mut hi = [vdupq_n_u8(0); 4];
-                for i in 0..n {
-                    let p = w.as_ptr().add((r0 + i) * w_row + b * bsize + 2);
-                    if q8 {
-                        let m = vdupq_n_u8(0x80);
-                        lo[i] = veorq_u8(vld1q_u8(p), m);
-                        hi[i] = veorq_u8(vld1q_u8(p.add(16)), m);
-                    } else {
-                        let v = vld1q_u8(p);
-                        lo[i] = vandq_u8(v, vdupq_n_u8(0x0F));
-                        hi[i] = vshrq_n_u8::<4>(v);
+                for i in 0..4 {
+                    if i < n {
+                        let p = src.add(i * w_row + b * bsize);
+                        if Q8 {
+                            let m = vdupq_n_u8(0x80);
+                            lo[i] = veorq_u8(vld1q_u8(p), m);
+                            hi[i] = veorq_u8(vld1q_u8(p.add(16)), m);
+                        } else {
+                            let v = vld1q_u8(p);
+                            lo[i] = vandq_u8(v, vdupq_n_u8(0x0F));
+                            hi[i] = vshrq_n_u8::<4>(v);
+                        }
                     }
                 }
                 let dst = q.add(b * 8 * PANEL_ROWS + r0).cast::<u8>();
-                for (c, v) in transpose4(lo).into_iter().chain(transpose4(hi)).enumerate() {
+                let [l0, l1, l2, l3] = transpose4(lo);
+                let [h0, h1, h2, h3] = transpose4(hi);
+                for (c, v) in [l0, l1, l2, l3, h0, h1, h2, h3].into_iter().enumerate() {
                     vst1q_u8(dst.add(c * PANEL_ROWS * 4), v);
                 }
             }
