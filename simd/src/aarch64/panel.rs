@@ -1,5 +1,7 @@
-//! NEON dotprod panel kernels (`crate::panel` has the layout and the arithmetic contract; its
-//! `gemm_scalar` is the bit-identical twin, checked by `simd/tests/panel.rs`).
+//! NEON panel kernels: dotprod (SDOT) and i8mm (USDOT), with a NEON pack for Q4_0 / Q8_0
+//! (`crate::panel` has the layout and the arithmetic contract; its `gemm_scalar` is the
+//! bit-identical twin and `Panel::pack` the word-for-word one, both checked by
+//! `simd/tests/panel.rs` on every path, under QEMU by scripts/neon-ci.sh).
 //!
 //! One step of the panel (4 weights × 16 rows, 64 bytes) is four 128-bit registers of four rows
 //! each; one SDOT by element (`sdot vd.4s, vn.16b, vm.4b[L]`) multiplies a register's four rows
@@ -7,24 +9,40 @@
 //! and adds to one i32 lane per row.
 //!
 //! Blocking: a call works on **8 rows × 4 vectors** at a time (the two halves of the panel one
-//! after the other): 8 i32 group sums + 8 f32 accumulators + 4 activation registers + 2 weight
-//! registers + 2 scale registers = 24 of the 32 NEON registers. Per four steps that is
-//! 8 weight loads (4 LDP) and 4 activation loads for 32 SDOT — each weight register feeds four
-//! SDOT, each activation register eight. (16 rows × 2 vectors would need as many registers and
-//! twice the weight loads per SDOT; 16 × 4 does not fit.) For the K-quants the per-super-block
-//! accumulator lives in `out` (one load and store per 256 weights) so that the super-block sum
-//! `sb` and the group sums fit.
+//! after the other; 3, 2 or 1 vectors for the rest of a call): 8 i32 group sums + 8 f32
+//! accumulators + 4 activation registers (16 bytes = 4 steps of each vector) + 2 weight
+//! registers + 2 scale registers = 24 of the 32 NEON registers. Per step, one LDP of two
+//! weight registers feeds 8 SDOT; each activation register feeds 8 (4 steps × 2 registers). (16 rows × 2 vectors needs as many
+//! registers and twice the weight loads per SDOT; 16 × 4 does not fit.) Each step of the
+//! four-vector pass is one asm block (LDP + 8 dots): as separate instructions LLVM hoisted a
+//! group's 16 weight registers and spilled. For the K-quants the super-block accumulator lives
+//! in `out` (a load and a store per 256 weights) so that the super-block sums `sb` fit.
 //!
 //! Signedness: SDOT is signed × signed. Q4_0 / Q4_K / Q5_K / Q6_K store `u = w + c < 128`, the
-//! same byte as signed, so the sums start from the contract's `corr = −c·Σa`. Q8_0 stores
-//! `w ^ 0x80`: the kernel flips it back (one EOR per weight register) and starts from 0 —
-//! `Σ w·a` is the same integer as `−128·Σa + Σ u·a`.
+//! same byte signed, so the sums start from the contract's `corr = −c·Σa`. Q8_0 stores
+//! `w ^ 0x80`: the dotprod kernel flips it back (one EOR per weight register) and starts from
+//! 0 — `Σ w·a` is the same integer as `−128·Σa + Σ u·a`. The i8mm kernel uses USDOT (unsigned
+//! weights × signed activations, `vpdpbusd`'s arithmetic) for every format: no flip.
 //!
 //! Float steps as in the contract, lane by lane: `vcvtq_f32_s32` (round to nearest, as `as f32`),
 //! `vmulq_n_f32` for scale·d, `vfmaq_f32` / `vfmaq_n_f32` (fused, as `f32::mul_add`).
 //!
-//! Instructions per 64 multiply-adds, counted in the release disassembly
-//! (`aarch64-linux-gnu-objdump -d`, rustc 1.95): TODO.
+//! Instructions per 64 multiply-adds in the four-vector pass, counted in the release build's
+//! disassembly (`aarch64-linux-gnu-objdump -d`, rustc 1.95), per group of 32 weights × 8 rows
+//! × 4 vectors = 1024 multiply-adds:
+//! - Q4_0 (SDOT), and Q4_0 / Q8_0 on i8mm (USDOT): 126 = 64 dots + 8 LDP (weights) + 8 LDR
+//!   (activations) + 1 LDP (scales) + 4 LDR (activation scales) + 4 LD1R + 4 MOV (corr)
+//!   + 8 SCVTF + 8 FMUL + 8 FMLA + 9 address/loop → **7.9 per 64** (4 of them dots), against
+//!   9.1 for the dotprod 4×4 tile and 8.6 for the i8mm one;
+//! - Q8_0 on dotprod: 138 (+16 EOR; 8 MOVI for the zero start instead of LD1R + MOV) → **8.6**;
+//! - Q4_K / Q5_K: 119 per group + 177 per super-block (mins · bsums: 64 FMLA, the FSUB, the
+//!   accumulator in `out`) → **8.8** (the dotprod Q4_K tile, not installed: 8.9);
+//! - Q6_K (groups of 16): 76 per 512 + 37 per super-block → **9.8** (the Q6_K tile: 9.9): the
+//!   per-group epilogue (8 SCVTF + 8 FMLA + corr) weighs twice as much at 16 weights.
+//!
+//! The NEON pack (Q4_0 / Q8_0): about 50 instructions per block of 32 weights and 4 rows
+//! (4 loads, 4 AND + 4 USHR or 8 EOR, 16 TRN/ZIP, 8 stores, loop), plus 12 per row and block
+//! for the f16 scale (FCVT); the K-quants use the scalar pack.
 
 use core::arch::aarch64::*;
 
