@@ -31,8 +31,8 @@
 //! disassembly (`aarch64-linux-gnu-objdump -d`, rustc 1.95), per group of 32 weights × 8 rows
 //! × 4 vectors = 1024 multiply-adds:
 //! - Q4_0 (SDOT), and Q4_0 / Q8_0 on i8mm (USDOT): 126 = 64 dots + 8 LDP (weights) + 8 LDR
-//!   (activations) + 1 LDP (scales) + 4 LDR (activation scales) + 4 LD1R + 4 MOV (corr)
-//!   + 8 SCVTF + 8 FMUL + 8 FMLA + 9 address/loop → **7.9 per 64** (4 of them dots), against
+//!   (activations) + 1 LDP (scales) + 4 LDR (activation scales) + 4 LD1R + 4 MOV (corr) +
+//!   8 SCVTF + 8 FMUL + 8 FMLA + 9 address/loop → **7.9 per 64** (4 of them dots), against
 //!   9.1 for the dotprod 4×4 tile and 8.6 for the i8mm one;
 //! - Q8_0 on dotprod: 138 (+16 EOR; 8 MOVI for the zero start instead of LD1R + MOV) → **8.6**;
 //! - Q4_K / Q5_K: 119 per group + 177 per super-block (mins · bsums: 64 FMLA, the FSUB, the
