@@ -595,9 +595,10 @@ fn transpose4(r: [uint8x16_t; 4]) -> [uint8x16_t; 4] {
     }
 }
 
-/// The NEON pack: Q4_0 and Q8_0 decoded and interleaved in registers, four rows at a time
-/// (per block and four rows: 4 loads, 4 AND + 4 USHR or 8 EOR, two 4×4 transposes of words,
-/// 8 stores of 16 bytes); the K-quants take the scalar [`Panel::pack`]. Word for word the
+/// The NEON pack: Q4_0, Q8_0, Q4_K and Q5_K decoded and interleaved in registers, four rows
+/// at a time (per 32 weights and four rows: 4 loads, 4 AND + 4 USHR or 8 EOR, two 4×4
+/// transposes of words, 8 stores of 16 bytes; Q5_K adds its fifth bits); the K-quant scales
+/// are the shared `Panel::k_scales`; Q6_K takes the scalar [`Panel::pack`]. Word for word the
 /// scalar pack's panel (`simd/tests/panel.rs`); the f16 block scales are converted with FCVT
 /// (exact, as `Half::to_f32`).
 pub(crate) fn pack(
@@ -608,7 +609,30 @@ pub(crate) fn pack(
     w_row: usize,
     rows: usize,
 ) {
-    if !matches!(format, PanelFormat::Q4_0 | PanelFormat::Q8_0) {
+    if matches!(format, PanelFormat::Q4_K | PanelFormat::Q5_K) {
+        let q5 = format == PanelFormat::Q5_K;
+        panel.reset(format, k, w, w_row, rows);
+        let nsb = k / 256;
+        assert_eq!(
+            nsb * if q5 { 176 } else { 144 },
+            w_row,
+            "{k} elements per row"
+        );
+        assert_eq!(panel.q.len(), nsb * 64 * PANEL_ROWS);
+        let q = panel.q.as_mut_ptr();
+        // SAFETY: `reset` asserted `w.len() == rows · w_row`, w_row = nsb · block size was
+        // asserted above and `panel.q` holds nsb · 64 · 16 words.
+        unsafe {
+            if q5 {
+                interleave_k::<true>(q, w, w_row, nsb, rows)
+            } else {
+                interleave_k::<false>(q, w, w_row, nsb, rows)
+            }
+        }
+        panel.k_scales(w, w_row);
+        return;
+    }
+    if format != PanelFormat::Q4_0 && format != PanelFormat::Q8_0 {
         return panel.pack(format, k, w, w_row, rows);
     }
     panel.reset(format, k, w, w_row, rows);
@@ -673,6 +697,70 @@ unsafe fn interleave<const Q8: bool>(q: *mut u32, w: &[u8], w_row: usize, nb: us
                 let [h0, h1, h2, h3] = transpose4(hi);
                 for (c, v) in [l0, l1, l2, l3, h0, h1, h2, h3].into_iter().enumerate() {
                     vst1q_u8(dst.add(c * PANEL_ROWS * 4), v);
+                }
+            }
+        }
+    }
+}
+
+/// The quants of `rows` rows of `nsb` Q4_K (`Q5` false) or Q5_K super-blocks into the panel
+/// words at `q` (`[super-block][word 0..64][row 0..16]`), as `k4_words` orders them: sub-block
+/// j = the low (j even) or high (j odd) nibbles of qs bytes 32·(j/2)..+32, plus bit j of the qh
+/// bytes as bit 4 (Q5_K). Per 16 qs bytes of four rows: 4 loads (+ 4 of qh), AND/USHR (+ the
+/// fifth bits), two 4×4 transposes, 8 stores.
+///
+/// # Safety
+/// `w` holds `rows` rows of `w_row = nsb · block size` bytes; `q` has nsb · 64 · 16 writable
+/// words.
+#[inline(always)]
+unsafe fn interleave_k<const Q5: bool>(
+    q: *mut u32,
+    w: &[u8],
+    w_row: usize,
+    nsb: usize,
+    rows: usize,
+) {
+    let (bsize, qs_at) = if Q5 { (176, 48) } else { (144, 16) };
+    for r0 in (0..rows).step_by(4) {
+        let n = (rows - r0).min(4);
+        let row0 = w.as_ptr().wrapping_add(r0 * w_row);
+        for s in 0..nsb {
+            for i in 0..8 {
+                // Chunk i: qs bytes 16i..16i + 16 = elements 64c + 16h.. (low nibbles, sub-block
+                // 2c) and 64c + 32 + 16h.. (high nibbles, sub-block 2c + 1), c = i/2, h = i%2.
+                let (c, h) = (i / 2, i % 2);
+                // SAFETY: row r0 + t < rows has super-block s at (r0 + t) · w_row + s · bsize,
+                // whose qs (16 bytes at qs_at + 16i ≤ bsize − 16) and qh (16 bytes at 16 + 16h,
+                // Q5_K) are inside `w`; the stores write words (64s + e/4 + cc) · 16 + r0 .. + 4
+                // with e/4 + cc < 64, s < nsb and r0 + 4 ≤ 16, inside `q` (caller's # Safety).
+                // NEON is on every aarch64 target.
+                unsafe {
+                    let mut lo = [vdupq_n_u8(0); 4];
+                    let mut hi = [vdupq_n_u8(0); 4];
+                    for t in 0..4 {
+                        if t < n {
+                            let b = row0.add(t * w_row + s * bsize);
+                            let v = vld1q_u8(b.add(qs_at + 16 * i));
+                            lo[t] = vandq_u8(v, vdupq_n_u8(0x0F));
+                            hi[t] = vshrq_n_u8::<4>(v);
+                            if Q5 {
+                                let x = vld1q_u8(b.add(16 + 16 * h));
+                                let bit = vdupq_n_u8(0x10);
+                                // ((x >> j) & 1) << 4 = (x shifted by 4 − j) & 0x10.
+                                let j = (2 * c) as i8;
+                                let l5 = vandq_u8(vshlq_u8(x, vdupq_n_s8(4 - j)), bit);
+                                let h5 = vandq_u8(vshlq_u8(x, vdupq_n_s8(3 - j)), bit);
+                                lo[t] = vorrq_u8(lo[t], l5);
+                                hi[t] = vorrq_u8(hi[t], h5);
+                            }
+                        }
+                    }
+                    let base = q.add(s * 64 * PANEL_ROWS + r0).cast::<u8>();
+                    for (e, v) in [(64 * c + 16 * h, lo), (64 * c + 32 + 16 * h, hi)] {
+                        for (cc, x) in transpose4(v).into_iter().enumerate() {
+                            vst1q_u8(base.add((e / 4 + cc) * PANEL_ROWS * 4), x);
+                        }
+                    }
                 }
             }
         }
