@@ -595,10 +595,10 @@ fn transpose4(r: [uint8x16_t; 4]) -> [uint8x16_t; 4] {
     }
 }
 
-/// The NEON pack: Q4_0, Q8_0, Q4_K and Q5_K decoded and interleaved in registers, four rows
+/// The NEON pack: Q4_0, Q8_0, Q4_K, Q5_K and Q6_K decoded and interleaved in registers, four rows
 /// at a time (per 32 weights and four rows: 4 loads, 4 AND + 4 USHR or 8 EOR, two 4×4
 /// transposes of words, 8 stores of 16 bytes; Q5_K adds its fifth bits); the K-quant scales
-/// are the shared `Panel::k_scales`; Q6_K takes the scalar [`Panel::pack`]. Word for word the
+/// are the shared `Panel::k_scales`. Word for word the
 /// scalar pack's panel (`simd/tests/panel.rs`); the f16 block scales are converted with FCVT
 /// (exact, as `Half::to_f32`).
 pub(crate) fn pack(
@@ -632,8 +632,15 @@ pub(crate) fn pack(
         panel.k_scales(w, w_row);
         return;
     }
-    if format != PanelFormat::Q4_0 && format != PanelFormat::Q8_0 {
-        return panel.pack(format, k, w, w_row, rows);
+    if format == PanelFormat::Q6_K {
+        panel.reset(format, k, w, w_row, rows);
+        let nsb = k / 256;
+        assert_eq!(nsb * 210, w_row, "{k} elements per row");
+        assert_eq!(panel.q.len(), nsb * 64 * PANEL_ROWS);
+        // SAFETY: as for Q4_K above, with 210-byte super-blocks.
+        unsafe { interleave_q6_k(panel.q.as_mut_ptr(), w, w_row, nsb, rows) }
+        panel.k_scales(w, w_row);
+        return;
     }
     panel.reset(format, k, w, w_row, rows);
     let nb = k / 32;
@@ -757,6 +764,61 @@ unsafe fn interleave_k<const Q5: bool>(
                     }
                     let base = q.add(s * 64 * PANEL_ROWS + r0).cast::<u8>();
                     for (e, v) in [(64 * c + 16 * h, lo), (64 * c + 32 + 16 * h, hi)] {
+                        for (cc, x) in transpose4(v).into_iter().enumerate() {
+                            vst1q_u8(base.add((e / 4 + cc) * PANEL_ROWS * 4), x);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The 6-bit quants of `rows` rows of `nsb` Q6_K super-blocks into the panel words at `q`, as
+/// `q6_raw` orders them: per half n of 128 elements and 16 bytes l = 16h.. of it, with
+/// A = ql[64n + l], B = ql[64n + 32 + l], H = qh[32n + l]: element 128n + l = A & 15 | (H & 3)
+/// << 4, + 32: B & 15 | (H >> 2 & 3) << 4, + 64: A >> 4 | (H >> 4 & 3) << 4, + 96: B >> 4 |
+/// (H >> 6) << 4.
+///
+/// # Safety
+/// `w` holds `rows` rows of `w_row = nsb · 210` bytes; `q` has nsb · 64 · 16 writable words.
+#[inline(always)]
+unsafe fn interleave_q6_k(q: *mut u32, w: &[u8], w_row: usize, nsb: usize, rows: usize) {
+    for r0 in (0..rows).step_by(4) {
+        let n = (rows - r0).min(4);
+        let row0 = w.as_ptr().wrapping_add(r0 * w_row);
+        for s in 0..nsb {
+            for i in 0..4 {
+                let (half, h) = (i / 2, i % 2);
+                // SAFETY: row r0 + t < rows has super-block s at (r0 + t) · w_row + 210s, whose
+                // ql (16 bytes at 64·half + 16h and + 32, < 128) and qh (16 bytes at 128 + 32·half
+                // + 16h, < 192) are inside `w`; the stores write words (64s + e/4 + cc) · 16 + r0
+                // .. + 4 with e/4 + cc < 64, s < nsb and r0 + 4 ≤ 16, inside `q` (caller's
+                // # Safety). NEON is on every aarch64 target.
+                unsafe {
+                    // rows[t] = row r0 + t's four outputs (elements + 0, 32, 64, 96).
+                    let mut rows4 = [[vdupq_n_u8(0); 4]; 4];
+                    for (t, o) in rows4.iter_mut().enumerate().take(n) {
+                        let b = row0.add(t * w_row + s * 210);
+                        let a = vld1q_u8(b.add(64 * half + 16 * h));
+                        let bb = vld1q_u8(b.add(64 * half + 32 + 16 * h));
+                        let x = vld1q_u8(b.add(128 + 32 * half + 16 * h));
+                        let (low, top) = (vdupq_n_u8(0x0F), vdupq_n_u8(0x30));
+                        *o = [
+                            vorrq_u8(vandq_u8(a, low), vandq_u8(vshlq_n_u8::<4>(x), top)),
+                            vorrq_u8(vandq_u8(bb, low), vandq_u8(vshlq_n_u8::<2>(x), top)),
+                            vorrq_u8(vshrq_n_u8::<4>(a), vandq_u8(x, top)),
+                            vorrq_u8(
+                                vshrq_n_u8::<4>(bb),
+                                vshrq_n_u8::<2>(vandq_u8(x, vdupq_n_u8(0xC0))),
+                            ),
+                        ];
+                    }
+                    let out: [[uint8x16_t; 4]; 4] =
+                        [0, 1, 2, 3].map(|m| [rows4[0][m], rows4[1][m], rows4[2][m], rows4[3][m]]);
+                    let base = q.add(s * 64 * PANEL_ROWS + r0).cast::<u8>();
+                    for (m, v) in out.into_iter().enumerate() {
+                        let e = 128 * half + 32 * m + 16 * h;
                         for (cc, x) in transpose4(v).into_iter().enumerate() {
                             vst1q_u8(base.add((e / 4 + cc) * PANEL_ROWS * 4), x);
                         }
