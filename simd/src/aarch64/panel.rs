@@ -36,8 +36,8 @@
 //!   9.1 for the dotprod 4×4 tile and 8.6 for the i8mm one;
 //! - Q8_0 on dotprod: 138 (+16 EOR; 8 MOVI for the zero start instead of LD1R + MOV) → **8.6**;
 //! - Q4_K / Q5_K: 119 per group + 177 per super-block (mins · bsums: 64 FMLA, the FSUB, the
-//!   accumulator in `out`) → **8.8** (the dotprod Q4_K tile, not installed: 8.9);
-//! - Q6_K (groups of 16): 76 per 512 + 37 per super-block → **9.8** (the Q6_K tile: 9.9): the
+//!   accumulator in `out`) → **8.8** (the dotprod Q4_K 4×4 tile: 8.9);
+//! - Q6_K (groups of 16): 76 per 512 + 37 per super-block → **9.8** (the Q6_K 4×4 tile: 9.9): the
 //!   per-group epilogue (8 SCVTF + 8 FMLA + corr) weighs twice as much at 16 weights.
 //!
 //! The NEON pack, every format: Q4_0 / Q8_0 about 50 instructions per block of 32 weights and
