@@ -12,8 +12,9 @@
 //! after the other; 3, 2 or 1 vectors for the rest of a call): 8 i32 group sums + 8 f32
 //! accumulators + 4 activation registers (16 bytes = 4 steps of each vector) + 2 weight
 //! registers + 2 scale registers = 24 of the 32 NEON registers. Per step, one LDP of two
-//! weight registers feeds 8 SDOT; each activation register feeds 8 (4 steps × 2 registers). (16 rows × 2 vectors needs as many
-//! registers and twice the weight loads per SDOT; 16 × 4 does not fit.) Each step of the
+//! weight registers feeds 8 SDOT; each activation register feeds 8 (4 steps × 2 registers).
+//! (16 rows × 2 vectors needs as many registers and twice the weight loads per SDOT; 16 × 4
+//! does not fit.) Each step of the
 //! four-vector pass is one asm block (LDP + 8 dots): as separate instructions LLVM hoisted a
 //! group's 16 weight registers and spilled. For the K-quants the super-block accumulator lives
 //! in `out` (a load and a store per 256 weights) so that the super-block sums `sb` fit.
