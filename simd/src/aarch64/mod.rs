@@ -8,6 +8,7 @@
 mod dotprod;
 mod gemm;
 mod neon;
+mod panel;
 
 use crate::dispatch::Kernels;
 
@@ -61,6 +62,10 @@ pub(crate) fn dotprod_kernels(base: Kernels) -> Kernels {
         vec_dot_q6_K_q8_K: dotprod::vec_dot_q6_K_q8_K,
         vec_dot_q4_0_q8_0_x4: Some(dotprod::vec_dot_q4_0_q8_0_x4),
         vec_dot_q8_0_q8_0_x4: Some(dotprod::vec_dot_q8_0_q8_0_x4),
+        panel_gemm: Some(crate::panel::PanelKernels {
+            pack: panel::pack,
+            gemm: panel::gemm,
+        }),
         ..base
     }
 }
@@ -72,6 +77,12 @@ pub(crate) fn i8mm_kernels(base: Kernels) -> Kernels {
     Kernels {
         gemm_q4_0_q8_0_4x4: Some(q4_0),
         gemm_q8_0_q8_0_4x4: Some(q8_0),
+        panel_gemm: Some(crate::panel::PanelKernels {
+            pack: base
+                .panel_gemm
+                .map_or(crate::panel::pack_scalar, |p| p.pack),
+            gemm: panel::gemm_i8mm,
+        }),
         ..base
     }
 }
