@@ -162,7 +162,15 @@ fn ouro_file_reports_loops_gate_and_threshold() {
     assert_eq!(j["tensor_bytes"], 2 * 18 * 100 + 4 * 64 + 2 * 34 * 64);
     let simd = j["simd"].as_str().unwrap();
     assert!(
-        ["avx512-vnni", "avx2", "neon-i8mm", "neon-dotprod", "neon", "scalar"].contains(&simd),
+        [
+            "avx512-vnni",
+            "avx2",
+            "neon-i8mm",
+            "neon-dotprod",
+            "neon",
+            "scalar"
+        ]
+        .contains(&simd),
         "{simd}"
     );
 }
