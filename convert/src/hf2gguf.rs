@@ -6,6 +6,7 @@ use crate::kquant_plan::{self, FileShape};
 use crate::names::{self, TensorSpec};
 use crate::plan::{self, FileType};
 use crate::progress::Progress;
+use crate::size_label::size_label;
 use crate::source::{decode_f32, Source, SrcTensor};
 use crate::summary::Written;
 use crate::tokmeta;
@@ -57,7 +58,8 @@ pub fn run(opts: &Options) -> Result<Option<Written>> {
         .ok_or_else(|| anyhow!("an output file is required (-o OUT.gguf) unless --dry-run"))?;
 
     let mut w = GgufWriter::new();
-    for (key, value) in general_metadata(&cfg, opts) {
+    let n_params: u64 = planned.iter().map(|p| p.spec.n_elements() as u64).sum();
+    for (key, value) in general_metadata(&cfg, opts, n_params) {
         w.add_kv(key, value)?;
     }
     for (key, value) in model_metadata(&cfg, gate) {
@@ -242,7 +244,8 @@ fn print_plan(planned: &[Planned]) {
     );
 }
 
-fn general_metadata(cfg: &HfConfig, opts: &Options) -> Vec<(String, Value)> {
+/// `n_params`: elements of all tensors written (for `general.size_label`, as llama.cpp counts them).
+fn general_metadata(cfg: &HfConfig, opts: &Options, n_params: u64) -> Vec<(String, Value)> {
     let name = opts
         .name
         .map(str::to_owned)
@@ -267,6 +270,10 @@ fn general_metadata(cfg: &HfConfig, opts: &Options) -> Vec<(String, Value)> {
         ),
         ("general.type".to_owned(), Value::String("model".into())),
         ("general.name".to_owned(), Value::String(name)),
+        (
+            "general.size_label".to_owned(),
+            Value::String(size_label(n_params)),
+        ),
         (
             "general.file_type".to_owned(),
             Value::U32(opts.ftype.llama_ftype()),
