@@ -6,15 +6,17 @@ use crate::kquant_plan::{self, FileShape};
 use crate::names::{self, TensorSpec};
 use crate::plan::{self, FileType};
 use crate::progress::Progress;
+use crate::size_label::size_label;
 use crate::source::{decode_f32, Source, SrcTensor};
 use crate::summary::Written;
 use crate::tokmeta;
 use anyhow::{anyhow, bail, Context, Result};
-use ouro::gguf::{GgufWriter, Value, ValueType};
+use ouro::gguf::{GgufDataWriter, GgufWriter, Value, ValueType};
 use ouro_simd::GgmlType;
 use rayon::prelude::*;
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::mpsc;
 
 /// Alignment of tensor data in the files we write (ggml's default).
 const ALIGNMENT: u32 = 32;
@@ -57,7 +59,8 @@ pub fn run(opts: &Options) -> Result<Option<Written>> {
         .ok_or_else(|| anyhow!("an output file is required (-o OUT.gguf) unless --dry-run"))?;
 
     let mut w = GgufWriter::new();
-    for (key, value) in general_metadata(&cfg, opts) {
+    let n_params: u64 = planned.iter().map(|p| p.spec.n_elements() as u64).sum();
+    for (key, value) in general_metadata(&cfg, opts, n_params) {
         w.add_kv(key, value)?;
     }
     for (key, value) in model_metadata(&cfg, gate) {
@@ -70,20 +73,14 @@ pub fn run(opts: &Options) -> Result<Option<Written>> {
         w.add_tensor(p.spec.gguf_name.clone(), &p.spec.gguf_dims(), p.ty)?;
     }
     let tmp = GgufWriter::temp_path(out)?;
-    let (pending, mut data) = Pending::create(&tmp, Kind::File, || {
+    let (pending, data) = Pending::create(&tmp, Kind::File, || {
         w.begin_at(out, &tmp)
             .with_context(|| format!("cannot create {}", out.display()))
     })?;
     let total: u64 = planned.iter().map(|p| p.n_bytes).sum();
     let progress = Progress::new(total);
-    for p in &planned {
-        let bytes = convert_tensor(&source, p)?;
-        data.write_tensor(&p.spec.gguf_name, &bytes)
-            .with_context(|| format!("writing {}", out.display()))?;
-        progress.inc(p.n_bytes);
-        interrupt::tensor_done();
-    }
-    pending.commit(|| {
+    let data = pipeline(&source, &planned, data, &progress, out)?;
+    pending.commit(move || {
         data.finish()
             .with_context(|| format!("writing {}", out.display()))
     })?;
@@ -242,7 +239,8 @@ fn print_plan(planned: &[Planned]) {
     );
 }
 
-fn general_metadata(cfg: &HfConfig, opts: &Options) -> Vec<(String, Value)> {
+/// `n_params`: elements of all tensors written (for `general.size_label`, as llama.cpp counts them).
+fn general_metadata(cfg: &HfConfig, opts: &Options, n_params: u64) -> Vec<(String, Value)> {
     let name = opts
         .name
         .map(str::to_owned)
@@ -267,6 +265,10 @@ fn general_metadata(cfg: &HfConfig, opts: &Options) -> Vec<(String, Value)> {
         ),
         ("general.type".to_owned(), Value::String("model".into())),
         ("general.name".to_owned(), Value::String(name)),
+        (
+            "general.size_label".to_owned(),
+            Value::String(size_label(n_params)),
+        ),
         (
             "general.file_type".to_owned(),
             Value::U32(opts.ftype.llama_ftype()),
@@ -328,9 +330,59 @@ fn model_metadata(cfg: &HfConfig, gate: Option<(Vec<f32>, f32)>) -> Vec<(String,
     kv
 }
 
-/// Reads one tensor and converts it to its planned type (rows permuted for Q/K), in parallel over rows.
-fn convert_tensor(source: &Source, p: &Planned) -> Result<Vec<u8>> {
-    let src = source.read_bytes(p.src)?;
+/// Converts every planned tensor in three overlapped stages: a reader thread reads the next
+/// tensor's source bytes, this thread converts the current one (in parallel over rows, rayon),
+/// a writer thread writes the previous one. Each channel holds one tensor, so at most two source
+/// tensors and three converted ones are in memory (the largest, token_embd, first).
+fn pipeline(
+    source: &Source,
+    planned: &[Planned],
+    mut data: GgufDataWriter,
+    progress: &Progress,
+    out: &Path,
+) -> Result<GgufDataWriter> {
+    std::thread::scope(|s| {
+        let (src_tx, src_rx) = mpsc::sync_channel::<Result<Vec<u8>>>(1);
+        let (out_tx, out_rx) = mpsc::sync_channel::<(&Planned, Vec<u8>)>(1);
+        s.spawn(move || {
+            for p in planned {
+                let bytes = source.read_bytes(p.src);
+                let failed = bytes.is_err();
+                if src_tx.send(bytes).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let writer = s.spawn(move || -> Result<GgufDataWriter> {
+            for (p, bytes) in out_rx {
+                data.write_tensor(&p.spec.gguf_name, &bytes)
+                    .with_context(|| format!("writing {}", out.display()))?;
+                progress.inc(p.n_bytes);
+                interrupt::tensor_done();
+            }
+            Ok(data)
+        });
+        for p in planned {
+            let src = src_rx
+                .recv()
+                .map_err(|_| anyhow!("the reader thread stopped"))??;
+            let bytes = convert_tensor(&src, p)?;
+            drop(src);
+            if out_tx.send((p, bytes)).is_err() {
+                break; // the writer failed: its error is returned below
+            }
+        }
+        drop(out_tx);
+        match writer.join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+/// Converts one tensor's source bytes to its planned type (rows permuted for Q/K), in parallel
+/// over rows.
+fn convert_tensor(src: &[u8], p: &Planned) -> Result<Vec<u8>> {
     let row_len = p.spec.row_len();
     let rows = p.spec.n_elements() / row_len.max(1);
     let out_row_bytes = p.ty.row_bytes(row_len as u64).ok_or_else(|| {

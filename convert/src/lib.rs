@@ -11,6 +11,7 @@ mod names;
 pub mod plan;
 mod progress;
 pub mod quantize;
+pub mod size_label;
 pub mod source;
 pub mod summary;
 pub mod synth;

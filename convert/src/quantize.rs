@@ -2,6 +2,12 @@
 //! (only `general.file_type` changes). Tensors already in the target type are copied byte for byte;
 //! quantized sources are dequantized first (with a warning: the error adds up).
 //!
+//! The output is laid out as llama-quantize lays out its own, so that the same input gives the
+//! same file byte for byte: keys in the input's order, then `general.quantization_version` and
+//! `general.file_type` moved to the end (ggml's `gguf_set_val` removes and appends), split keys
+//! dropped; tensors in llama.cpp's loader order (`weight_name_comparer`: tensors outside blocks
+//! first, then by block index, by name within each).
+//!
 //! The header is parsed from a map; tensor data is read with positioned reads, one tensor at a
 //! time, so the input's pages do not stay resident (a map's touched pages count as RSS: mapped,
 //! a 2.9 GB f16 input peaked at 2.8 GB RSS).
@@ -31,7 +37,9 @@ pub fn run(input: &Path, output: &Path, ftype: FileType) -> Result<Written> {
     let shape = FileShape::from_names(g.tensors.iter().map(|t| t.name.as_str()), n_layers(&g));
     let mut plan: Vec<(&TensorInfo, GgmlType)> = Vec::with_capacity(g.tensors.len());
     let mut requantized = Vec::new();
-    for t in &g.tensors {
+    let mut ordered: Vec<&TensorInfo> = g.tensors.iter().collect();
+    ordered.sort_by(|a, b| llama_weight_order(&a.name, &b.name));
+    for t in ordered {
         let row_len = t.dims.first().copied().unwrap_or(1) as usize;
         let role = plan::role_of(&t.name, t.dims.len());
         let ty = plan::tensor_type_in(ftype, &shape, &t.name, role, t.dims.len(), row_len);
@@ -59,18 +67,20 @@ pub fn run(input: &Path, output: &Path, ftype: FileType) -> Result<Written> {
     }
 
     let mut w = GgufWriter::new();
-    let mut wrote_ftype = false;
+    const MOVED: [&str; 5] = [
+        "general.quantization_version",
+        "general.file_type",
+        "split.no",
+        "split.count",
+        "split.tensors.count",
+    ];
     for (key, value) in &g.metadata {
-        if key == "general.file_type" {
-            w.add_kv(key.clone(), Value::U32(ftype.llama_ftype()))?;
-            wrote_ftype = true;
-        } else {
+        if !MOVED.contains(&key.as_str()) {
             w.add_kv(key.clone(), value.clone())?;
         }
     }
-    if !wrote_ftype {
-        w.add_kv("general.file_type", Value::U32(ftype.llama_ftype()))?;
-    }
+    w.add_kv("general.quantization_version", Value::U32(2))?;
+    w.add_kv("general.file_type", Value::U32(ftype.llama_ftype()))?;
     for (t, ty) in &plan {
         w.add_tensor(t.name.clone(), &t.dims, *ty)?;
     }
@@ -107,6 +117,28 @@ pub fn run(input: &Path, output: &Path, ftype: FileType) -> Result<Written> {
         .iter()
         .map(|(_, ty)| ty.to_string().to_ascii_lowercase());
     Ok(Written::new(output.to_path_buf(), bytes, types))
+}
+
+/// llama.cpp's `weight_name_comparer` (the order of `llama_model_loader::weights_map`, which
+/// llama-quantize writes in): the block index read by `sscanf(name, "blk.%d.")` (−1 without one),
+/// then the name bytewise.
+fn llama_weight_order(a: &str, b: &str) -> std::cmp::Ordering {
+    fn layer(name: &str) -> i64 {
+        let Some(rest) = name.strip_prefix("blk.") else {
+            return -1;
+        };
+        // %d: optional sign, then digits (leading whitespace is skipped by scanf too).
+        let rest = rest.trim_start();
+        let sign_len = usize::from(rest.starts_with(['+', '-']));
+        let digits = rest[sign_len..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        rest[..sign_len + digits]
+            .parse::<i32>()
+            .map_or(-1, i64::from)
+    }
+    (layer(a), a).cmp(&(layer(b), b))
 }
 
 /// llama.cpp's `n_layer_all`: `{arch}.block_count` × `{arch}.num_loops` (looped models load as
@@ -170,4 +202,39 @@ fn convert(t: &TensorInfo, src: &[u8], ty: GgmlType) -> Result<Vec<u8>> {
             },
         );
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::llama_weight_order;
+
+    /// The order llama-quantize wrote SmolLM2-135M's tensors in (2026-11-30, checked whole-file
+    /// against llama-quantize by scripts/record-kquant-golden.sh).
+    #[test]
+    fn tensors_sort_as_llama_cpp_weights_map() {
+        let mut names = vec![
+            "token_embd.weight",
+            "blk.10.attn_q.weight",
+            "blk.0.ffn_down.weight",
+            "blk.2.attn_k.weight",
+            "output_norm.weight",
+            "blk.0.attn_k.weight",
+            "blk.1.ffn_up.weight",
+            "output.weight",
+        ];
+        names.sort_by(|a, b| llama_weight_order(a, b));
+        assert_eq!(
+            names,
+            [
+                "output.weight",
+                "output_norm.weight",
+                "token_embd.weight",
+                "blk.0.attn_k.weight",
+                "blk.0.ffn_down.weight",
+                "blk.1.ffn_up.weight",
+                "blk.2.attn_k.weight",
+                "blk.10.attn_q.weight",
+            ]
+        );
+    }
 }

@@ -7,11 +7,19 @@
 //! * token types: 1 NORMAL, 3 CONTROL (special added tokens), 4 USER_DEFINED (non-special added
 //!   tokens), 5 UNUSED (padding);
 //! * merges are written as `"a b"` strings;
-//! * bos and padding come from config.json (then generation_config.json, then
-//!   tokenizer_config.json); eos is `<|im_end|>` when the vocabulary has it — Ouro ships
-//!   eos = bos = pad = 0 but ends chat turns with `<|im_end|>` — and that id is also written as
-//!   `tokenizer.ggml.eot_token_id`, so generation stops at the end of a turn here and in llama.cpp;
-//! * `add_bos_token` is tokenizer_config.json's value, false when absent.
+//! * the special-token ids (bos, eos, unk, sep, pad, mask) follow llama.cpp's converter (gguf-py
+//!   `SpecialVocab`): first tokenizer_config.json's `<typ>_token` (a string or `{content}`; `cls`
+//!   stands in for a missing bos, `sep` for a missing eos) resolved to the id of the first
+//!   `added_tokens` entry of tokenizer.json with that content, then config.json's integer
+//!   `<typ>_token_id` (also under `text_config`) for the types still unset. special_tokens_map.json
+//!   and generation_config.json are not read, as in llama.cpp. (Not mirrored: the eos/add-token
+//!   guesses SpecialVocab makes from a `TemplateProcessing` post-processor.) For the Ouro fixtures
+//!   this gives bos 1 `<|im_start|>`, eos = pad 2 `<|im_end|>`, unk 0 `<|endoftext|>`;
+//! * `<|im_end|>`, when the vocabulary has it, is also written as `tokenizer.ggml.eot_token_id`
+//!   (llama.cpp's runtime finds it by its text anyway), so generation stops at the end of a turn;
+//! * `add_bos_token` is tokenizer_config.json's value, false when absent;
+//! * `tokenizer.ggml.add_space_prefix` is tokenizer_config.json's `add_prefix_space` when that is
+//!   a boolean (what llama.cpp's Llama-family converter writes), absent otherwise.
 
 use crate::config::HfConfig;
 use anyhow::{anyhow, bail, Context, Result};
@@ -39,15 +47,6 @@ fn read_optional_json(path: &Path) -> Result<Option<Json>> {
         read_json(path).map(Some)
     } else {
         Ok(None)
-    }
-}
-
-/// A special-token entry in tokenizer_config.json / special_tokens_map.json: a string or `{content}`.
-fn token_content(v: &Json) -> Option<&str> {
-    match v {
-        Json::String(s) => Some(s),
-        Json::Object(o) => o.get("content").and_then(Json::as_str),
-        _ => None,
     }
 }
 
@@ -96,8 +95,6 @@ pub fn tokenizer_metadata(dir: &Path, cfg: &HfConfig) -> Result<Vec<(String, Val
     let tok: Json = serde_json::from_str(&tok_text)
         .with_context(|| format!("{} is not valid JSON", tok_path.display()))?;
     let tok_config = read_optional_json(&dir.join("tokenizer_config.json"))?;
-    let gen_config = read_optional_json(&dir.join("generation_config.json"))?;
-    let special_map = read_optional_json(&dir.join("special_tokens_map.json"))?;
 
     let model = tok
         .get("model")
@@ -179,27 +176,12 @@ pub fn tokenizer_metadata(dir: &Path, cfg: &HfConfig) -> Result<Vec<(String, Val
     }
 
     let tc = |key: &str| tok_config.as_ref().and_then(|c| c.get(key));
-    let id_of_entry =
-        |v: Option<&Json>| v.and_then(token_content).and_then(|s| ids.get(s).copied());
-    let gen_id = |key: &str| json_id(gen_config.as_ref().and_then(|g| g.get(key)));
-
-    let bos = cfg
-        .bos_token_id
-        .or_else(|| gen_id("bos_token_id"))
-        .or_else(|| id_of_entry(tc("bos_token")));
+    let config_json = read_json(&dir.join("config.json"))?;
+    let special = special_token_ids(&tok, tok_config.as_ref(), &config_json)?;
     let im_end = ids.get(IM_END).copied();
-    let eos = im_end
-        .or(cfg.eos_token_id)
-        .or_else(|| gen_id("eos_token_id"))
-        .or_else(|| id_of_entry(tc("eos_token")));
-    let pad = cfg
-        .pad_token_id
-        .or_else(|| gen_id("pad_token_id"))
-        .or_else(|| id_of_entry(tc("pad_token")));
-    let unk = id_of_entry(tc("unk_token"))
-        .or_else(|| id_of_entry(special_map.as_ref().and_then(|m| m.get("unk_token"))));
     let add_bos = tc("add_bos_token").and_then(Json::as_bool).unwrap_or(false);
     let add_eos = tc("add_eos_token").and_then(Json::as_bool);
+    let add_space_prefix = tc("add_prefix_space").and_then(Json::as_bool);
 
     let mut kv: Vec<(String, Value)> = vec![
         ("tokenizer.ggml.model".into(), Value::String("gpt2".into())),
@@ -218,29 +200,152 @@ pub fn tokenizer_metadata(dir: &Path, cfg: &HfConfig) -> Result<Vec<(String, Val
         ),
     ];
     let n_vocab = cfg.vocab_size as u32;
-    for (key, id) in [
-        ("bos_token_id", bos),
-        ("eos_token_id", eos),
-        ("eot_token_id", im_end),
-        ("unknown_token_id", unk),
-        ("padding_token_id", pad),
-    ] {
-        if let Some(id) = id {
-            if id >= n_vocab {
-                bail!("special token {key} = {id} is outside the vocabulary (size {n_vocab})");
-            }
-            kv.push((format!("tokenizer.ggml.{key}"), Value::U32(id)));
+    let written = special
+        .iter()
+        .map(|&(typ, id)| (typ.gguf_key(), id))
+        .chain(im_end.map(|id| ("eot_token_id", id)));
+    for (key, id) in written {
+        if id >= n_vocab {
+            bail!("special token {key} = {id} is outside the vocabulary (size {n_vocab})");
         }
+        kv.push((format!("tokenizer.ggml.{key}"), Value::U32(id)));
     }
     kv.push(("tokenizer.ggml.add_bos_token".into(), Value::Bool(add_bos)));
     if let Some(add_eos) = add_eos {
         kv.push(("tokenizer.ggml.add_eos_token".into(), Value::Bool(add_eos)));
+    }
+    if let Some(prefix) = add_space_prefix {
+        kv.push((
+            "tokenizer.ggml.add_space_prefix".into(),
+            Value::Bool(prefix),
+        ));
     }
     kv.push(("tokenizer.huggingface.json".into(), Value::String(tok_text)));
     if let Some(template) = chat_template(dir, tc("chat_template"))? {
         kv.push(("tokenizer.chat_template".into(), Value::String(template)));
     }
     Ok(kv)
+}
+
+/// A special-token type of gguf-py's `SpecialVocab`, in its order (the first id found for a type wins).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Special {
+    Bos,
+    Eos,
+    Unk,
+    Sep,
+    Pad,
+    Cls,
+    Mask,
+}
+
+impl Special {
+    const ALL: [Special; 7] = [
+        Special::Bos,
+        Special::Eos,
+        Special::Unk,
+        Special::Sep,
+        Special::Pad,
+        Special::Cls,
+        Special::Mask,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Special::Bos => "bos",
+            Special::Eos => "eos",
+            Special::Unk => "unk",
+            Special::Sep => "sep",
+            Special::Pad => "pad",
+            Special::Cls => "cls",
+            Special::Mask => "mask",
+        }
+    }
+
+    /// The `tokenizer.ggml.*` key (gguf-py's spelling, "seperator" included); `Cls` has none.
+    fn gguf_key(self) -> &'static str {
+        match self {
+            Special::Bos => "bos_token_id",
+            Special::Eos => "eos_token_id",
+            Special::Unk => "unknown_token_id",
+            Special::Sep => "seperator_token_id",
+            Special::Pad => "padding_token_id",
+            Special::Cls => "cls_token_id",
+            Special::Mask => "mask_token_id",
+        }
+    }
+}
+
+/// gguf-py `SpecialVocab` (llama.cpp's converter): the special-token ids to write, in its order.
+/// `cls` is resolved (it can stand in for bos) but not returned: llama.cpp has no key for it.
+fn special_token_ids(
+    tok: &Json,
+    tok_config: Option<&Json>,
+    config: &Json,
+) -> Result<Vec<(Special, u32)>> {
+    let added: &[Json] = tok
+        .get("added_tokens")
+        .and_then(Json::as_array)
+        .map_or(&[], Vec::as_slice);
+    let entry = |typ: Special| tok_config.and_then(|c| c.get(format!("{}_token", typ.name())));
+    // Python truthiness of the raw entry: None, "" and {} count as missing.
+    let present = |v: Option<&Json>| match v {
+        None | Some(Json::Null) => false,
+        Some(Json::String(s)) => !s.is_empty(),
+        Some(Json::Object(o)) => !o.is_empty(),
+        Some(Json::Array(a)) => !a.is_empty(),
+        Some(Json::Bool(b)) => *b,
+        Some(Json::Number(n)) => n.as_f64() != Some(0.0),
+    };
+    let mut found: Vec<(Special, u32)> = Vec::new();
+    let mut set = |typ: Special, id: Option<&Json>| -> Result<()> {
+        // Only integers count (Python's isinstance(tid, int)); the first id for a type wins.
+        let Some(id) = id.filter(|v| v.is_i64() || v.is_u64()) else {
+            return Ok(());
+        };
+        let id = match id.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            Some(n) => n,
+            None => bail!("invalid value for special token type {}: {id}", typ.name()),
+        };
+        if !found.iter().any(|&(t, _)| t == typ) {
+            found.push((typ, id));
+        }
+        Ok(())
+    };
+    if tok_config.is_some() {
+        for typ in Special::ALL {
+            let mut raw = entry(typ);
+            if typ == Special::Bos && !present(raw) && present(entry(Special::Cls)) {
+                raw = entry(Special::Cls);
+            }
+            if typ == Special::Eos && !present(raw) && present(entry(Special::Sep)) {
+                raw = entry(Special::Sep);
+            }
+            let content = match raw {
+                Some(Json::String(s)) => s.as_str(),
+                Some(Json::Object(o)) => match o.get("content") {
+                    Some(Json::String(s)) => s.as_str(),
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            let id = added
+                .iter()
+                .find(|t| t.get("content").and_then(Json::as_str) == Some(content))
+                .and_then(|t| t.get("id"));
+            set(typ, id)?;
+        }
+    }
+    for typ in Special::ALL {
+        let key = format!("{}_token_id", typ.name());
+        let id = match config.get(&key) {
+            Some(Json::Null) | None => config.get("text_config").and_then(|t| t.get(&key)),
+            some => some,
+        };
+        set(typ, id)?;
+    }
+    found.retain(|&(t, _)| t != Special::Cls);
+    Ok(found)
 }
 
 /// `chat_template.jinja` if present, else tokenizer_config.json's `chat_template` (a string, or a

@@ -151,13 +151,14 @@ fn check_metadata(g: &GgufFile, dir: &Path, ty: &str) {
         &Value::F32(src["model.early_exit_gate.bias"].data[0])
     );
 
-    // Tokenizer ids: bos/pad from config.json (0), eos/eot = <|im_end|> (2), unk = <|endoftext|>.
+    // Tokenizer ids from tokenizer_config.json as llama.cpp reads them (config.json's 0 is only a
+    // fallback): bos <|im_start|> 1, eos = eot = pad <|im_end|> 2, unk <|endoftext|> 0.
     assert_eq!(get(g, "tokenizer.ggml.model").as_str(), Some("gpt2"));
     assert_eq!(get(g, "tokenizer.ggml.pre").as_str(), Some("smollm"));
-    assert_eq!(u("tokenizer.ggml.bos_token_id"), 0);
+    assert_eq!(u("tokenizer.ggml.bos_token_id"), 1);
     assert_eq!(u("tokenizer.ggml.eos_token_id"), 2);
     assert_eq!(u("tokenizer.ggml.eot_token_id"), 2);
-    assert_eq!(u("tokenizer.ggml.padding_token_id"), 0);
+    assert_eq!(u("tokenizer.ggml.padding_token_id"), 2);
     assert_eq!(u("tokenizer.ggml.unknown_token_id"), 0);
     assert_eq!(get(g, "tokenizer.ggml.add_bos_token"), &Value::Bool(false));
     let tok_json = std::fs::read_to_string(dir.join("tokenizer.json")).unwrap();

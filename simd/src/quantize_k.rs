@@ -30,7 +30,7 @@ fn nearest_int(x: f32) -> i32 {
 /// operations in ggml's order (lanes never mix), so the results are ggml's bit for bit; the
 /// lane loops are what the compiler vectorizes. Returns (scales, mins as stored: −min of the fit).
 #[inline(always)]
-fn make_qkx2_quants_x8(
+pub(crate) fn make_qkx2_quants_x8(
     nmax: i32,
     x: &[[f32; 8]; 32],
     w: &[[f32; 8]; 32],
@@ -144,7 +144,7 @@ fn make_qkx2_quants_x8(
 /// nmax = 32: levels `l + nmax` in 0..64 and the fitted scale per group, trying 18 scales around
 /// −nmax/max. Lanes never mix: each is ggml's arithmetic in ggml's order.
 #[inline(always)]
-fn make_qx_quants_x16(x: &[[f32; 16]; 16], l_out: &mut [[u8; 16]; 16]) -> [f32; 16] {
+pub(crate) fn make_qx_quants_x16(x: &[[f32; 16]; 16], l_out: &mut [[u8; 16]; 16]) -> [f32; 16] {
     const NMAX: i32 = 32;
     let mut max = [0.0f32; 16];
     let mut amax = [0.0f32; 16];
@@ -158,7 +158,9 @@ fn make_qx_quants_x16(x: &[[f32; 16]; 16], l_out: &mut [[u8; 16]; 16]) -> [f32; 
         }
     }
     let zero: [bool; 16] = std::array::from_fn(|k| amax[k] < GROUP_MAX_EPS);
-    let fit = |iscale: &[f32; 16]| {
+    // (Plain functions, not closures: closures are not inlined into the AVX2 build.)
+    #[inline(always)]
+    fn fit(x: &[[f32; 16]; 16], iscale: &[f32; 16]) -> ([f32; 16], [f32; 16]) {
         let (mut sumlx, mut suml2) = ([0.0f32; 16], [0.0f32; 16]);
         for row in x {
             for k in 0..16 {
@@ -170,8 +172,14 @@ fn make_qx_quants_x16(x: &[[f32; 16]; 16], l_out: &mut [[u8; 16]; 16]) -> [f32; 
             }
         }
         (sumlx, suml2)
-    };
-    let levels = |iscale: &[f32; 16], take: &[bool; 16], l_out: &mut [[u8; 16]; 16]| {
+    }
+    #[inline(always)]
+    fn levels(
+        x: &[[f32; 16]; 16],
+        iscale: &[f32; 16],
+        take: &[bool; 16],
+        l_out: &mut [[u8; 16]; 16],
+    ) {
         for (q, row) in l_out.iter_mut().zip(x) {
             for k in 0..16 {
                 if take[k] {
@@ -179,10 +187,10 @@ fn make_qx_quants_x16(x: &[[f32; 16]; 16], l_out: &mut [[u8; 16]; 16]) -> [f32; 
                 }
             }
         }
-    };
+    }
     let iscale: [f32; 16] = std::array::from_fn(|k| -(NMAX as f32) / max[k]);
-    levels(&iscale, &[true; 16], l_out);
-    let (sumlx, suml2) = fit(&iscale);
+    levels(x, &iscale, &[true; 16], l_out);
+    let (sumlx, suml2) = fit(x, &iscale);
     let mut scale: [f32; 16] = std::array::from_fn(|k| {
         if suml2[k] != 0.0 {
             sumlx[k] / suml2[k]
@@ -197,14 +205,14 @@ fn make_qx_quants_x16(x: &[[f32; 16]; 16], l_out: &mut [[u8; 16]; 16]) -> [f32; 
         }
         let num = -(NMAX as f32 + 0.1f32 * is as f32);
         let iscale: [f32; 16] = std::array::from_fn(|k| num / max[k]);
-        let (sumlx, suml2) = fit(&iscale);
+        let (sumlx, suml2) = fit(x, &iscale);
         let better: [bool; 16] = std::array::from_fn(|k| {
             !zero[k] && suml2[k] > 0.0 && sumlx[k] * sumlx[k] > best[k] * suml2[k]
         });
         if !better.iter().any(|&b| b) {
             continue;
         }
-        levels(&iscale, &better, l_out);
+        levels(x, &iscale, &better, l_out);
         for k in 0..16 {
             if better[k] {
                 scale[k] = sumlx[k] / suml2[k];
@@ -223,8 +231,22 @@ fn make_qx_quants_x16(x: &[[f32; 16]; 16], l_out: &mut [[u8; 16]; 16]) -> [f32; 
     scale
 }
 
-/// The shared part of Q4_K and Q5_K: per sub-block (scale, min) fits, their 6-bit packing in
-/// `scales[12]`, the super-block `d`/`dmin`, and the final levels in `l[256]`.
+/// The signature of [`make_qkx2_quants_x8`] (and of its AVX2 twin).
+pub(crate) type Qkx2Search = fn(
+    i32,
+    &[[f32; 8]; 32],
+    &[[f32; 8]; 32],
+    &mut [[u8; 8]; 32],
+    f32,
+    f32,
+    i32,
+) -> ([f32; 8], [f32; 8]);
+
+/// The signature of [`make_qx_quants_x16`] (and of its AVX2 twin).
+pub(crate) type QxSearch = fn(&[[f32; 16]; 16], &mut [[u8; 16]; 16]) -> [f32; 16];
+
+/// The shared part of Q4_K and Q5_K: per sub-block (scale, min) fits (by `search`), their 6-bit
+/// packing in `scales[12]`, the super-block `d`/`dmin`, and the final levels in `l[256]`.
 #[inline(always)]
 fn quantize_block_qkx(
     x: &[f32],
@@ -232,6 +254,7 @@ fn quantize_block_qkx(
     rmin: f32,
     nstep: i32,
     l: &mut [u8; QK_K],
+    search: Qkx2Search,
 ) -> (Half, Half, [u8; 12]) {
     // Transposed: xt[i][j] = element i of sub-block j.
     let xt: [[f32; 8]; 32] = std::array::from_fn(|i| std::array::from_fn(|j| x[32 * j + i]));
@@ -245,7 +268,7 @@ fn quantize_block_qkx(
     let weights: [[f32; 8]; 32] =
         std::array::from_fn(|i| std::array::from_fn(|j| av_x[j] + xt[i][j].abs()));
     let mut lt = [[0u8; 8]; 32];
-    let (scales, mins) = make_qkx2_quants_x8(nmax, &xt, &weights, &mut lt, rmin, 0.1, nstep);
+    let (scales, mins) = search(nmax, &xt, &weights, &mut lt, rmin, 0.1, nstep);
     for (i, row) in lt.iter().enumerate() {
         for j in 0..8 {
             l[32 * j + i] = row[j];
@@ -290,8 +313,14 @@ fn quantize_block_qkx(
             continue;
         }
         let dm = dmin.to_f32() * m as f32;
+        // Fixed-size arrays so the loop vectorizes (a division per element otherwise).
+        let xs: &[f32; 32] = x[32 * j..32 * j + 32].try_into().unwrap();
+        let mut q = [0i32; 32];
         for ii in 0..32 {
-            l[32 * j + ii] = nearest_int((x[32 * j + ii] + dm) / dj).clamp(0, nmax) as u8;
+            q[ii] = nearest_int((xs[ii] + dm) / dj).clamp(0, nmax);
+        }
+        for ii in 0..32 {
+            l[32 * j + ii] = q[ii] as u8;
         }
     }
     (d, dmin, packed)
@@ -303,12 +332,13 @@ pub fn quantize_row_q4_K(src: &[f32], dst: &mut [u8]) {
     if crate::x86_64::quantize_k::q4_K(src, dst) {
         return;
     }
-    q4_K_rows(src, dst);
+    q4_K_rows(src, dst, make_qkx2_quants_x8);
 }
 
-/// The quantizer proper; `inline(always)` so the ISA modules can compile it for wider lanes.
+/// The quantizer proper; `inline(always)` so the ISA modules can compile it for wider lanes
+/// (and pass their own build of the scale search).
 #[inline(always)]
-pub(crate) fn q4_K_rows(src: &[f32], dst: &mut [u8]) {
+pub(crate) fn q4_K_rows(src: &[f32], dst: &mut [u8], search: Qkx2Search) {
     assert_eq!(
         src.len() % QK_K,
         0,
@@ -317,7 +347,7 @@ pub(crate) fn q4_K_rows(src: &[f32], dst: &mut [u8]) {
     assert_eq!(dst.len(), src.len() / QK_K * Q4_K_BYTES);
     let mut l = [0u8; QK_K];
     for (x, out) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(Q4_K_BYTES)) {
-        let (d, dmin, scales) = quantize_block_qkx(x, 15, -1.0, 20, &mut l);
+        let (d, dmin, scales) = quantize_block_qkx(x, 15, -1.0, 20, &mut l, search);
         out[0..2].copy_from_slice(&d.0);
         out[2..4].copy_from_slice(&dmin.0);
         out[4..16].copy_from_slice(&scales);
@@ -336,12 +366,13 @@ pub fn quantize_row_q5_K(src: &[f32], dst: &mut [u8]) {
     if crate::x86_64::quantize_k::q5_K(src, dst) {
         return;
     }
-    q5_K_rows(src, dst);
+    q5_K_rows(src, dst, make_qkx2_quants_x8);
 }
 
-/// The quantizer proper; `inline(always)` so the ISA modules can compile it for wider lanes.
+/// The quantizer proper; `inline(always)` so the ISA modules can compile it for wider lanes
+/// (and pass their own build of the scale search).
 #[inline(always)]
-pub(crate) fn q5_K_rows(src: &[f32], dst: &mut [u8]) {
+pub(crate) fn q5_K_rows(src: &[f32], dst: &mut [u8], search: Qkx2Search) {
     assert_eq!(
         src.len() % QK_K,
         0,
@@ -350,7 +381,7 @@ pub(crate) fn q5_K_rows(src: &[f32], dst: &mut [u8]) {
     assert_eq!(dst.len(), src.len() / QK_K * Q5_K_BYTES);
     let mut l = [0u8; QK_K];
     for (x, out) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(Q5_K_BYTES)) {
-        let (d, dmin, scales) = quantize_block_qkx(x, 31, -0.5, 15, &mut l);
+        let (d, dmin, scales) = quantize_block_qkx(x, 31, -0.5, 15, &mut l, search);
         out[0..2].copy_from_slice(&d.0);
         out[2..4].copy_from_slice(&dmin.0);
         out[4..16].copy_from_slice(&scales);
@@ -385,12 +416,12 @@ pub fn quantize_row_q6_K(src: &[f32], dst: &mut [u8]) {
     if crate::x86_64::quantize_k::q6_K(src, dst) {
         return;
     }
-    q6_K_rows(src, dst);
+    q6_K_rows(src, dst, make_qx_quants_x16);
 }
 
 /// The quantizer proper; `inline(always)` so the ISA modules can compile it for wider lanes.
 #[inline(always)]
-pub(crate) fn q6_K_rows(src: &[f32], dst: &mut [u8]) {
+pub(crate) fn q6_K_rows(src: &[f32], dst: &mut [u8], search: QxSearch) {
     assert_eq!(
         src.len() % QK_K,
         0,
@@ -401,7 +432,7 @@ pub(crate) fn q6_K_rows(src: &[f32], dst: &mut [u8]) {
     for (x, out) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(Q6_K_BYTES)) {
         let xt: [[f32; 16]; 16] = std::array::from_fn(|i| std::array::from_fn(|g| x[16 * g + i]));
         let mut lt = [[0u8; 16]; 16];
-        let scales = make_qx_quants_x16(&xt, &mut lt);
+        let scales = search(&xt, &mut lt);
         for (i, row) in lt.iter().enumerate() {
             for g in 0..16 {
                 l[16 * g + i] = row[g];
@@ -431,9 +462,14 @@ pub(crate) fn q6_K_rows(src: &[f32], dst: &mut [u8]) {
             if dj == 0.0 {
                 continue;
             }
+            // Fixed-size arrays so the loop vectorizes (a division per element otherwise).
+            let xs: &[f32; 16] = x[16 * j..16 * j + 16].try_into().unwrap();
+            let mut q = [0i32; 16];
             for ii in 0..16 {
-                let q = nearest_int(x[16 * j + ii] / dj).clamp(-32, 31);
-                l[16 * j + ii] = (q + 32) as u8;
+                q[ii] = nearest_int(xs[ii] / dj).clamp(-32, 31) + 32;
+            }
+            for ii in 0..16 {
+                l[16 * j + ii] = q[ii] as u8;
             }
         }
         let (ql, rest) = out.split_at_mut(128);
@@ -488,9 +524,21 @@ mod tests {
             .collect();
         type Q = fn(&[f32], &mut [u8]);
         let cases: [(Q, Q, usize); 3] = [
-            (quantize_row_q4_K, q4_K_rows, Q4_K_BYTES),
-            (quantize_row_q5_K, q5_K_rows, Q5_K_BYTES),
-            (quantize_row_q6_K, q6_K_rows, Q6_K_BYTES),
+            (
+                quantize_row_q4_K,
+                |x, y| q4_K_rows(x, y, make_qkx2_quants_x8),
+                Q4_K_BYTES,
+            ),
+            (
+                quantize_row_q5_K,
+                |x, y| q5_K_rows(x, y, make_qkx2_quants_x8),
+                Q5_K_BYTES,
+            ),
+            (
+                quantize_row_q6_K,
+                |x, y| q6_K_rows(x, y, make_qx_quants_x16),
+                Q6_K_BYTES,
+            ),
         ];
         for (dispatched, baseline, bytes) in cases {
             let mut a = vec![0u8; 64 * bytes];

@@ -136,15 +136,34 @@ def main():
     check(field(r, "tokenizer.ggml.token_type") == types, "token types")
     check(field(r, "tokenizer.ggml.merges") == merges, "merges")
     im_end = tokens.index("<|im_end|>") if "<|im_end|>" in tokens else None
-    check(field(r, "tokenizer.ggml.bos_token_id") == cfg["bos_token_id"], "bos")
-    check(field(r, "tokenizer.ggml.padding_token_id") == cfg["pad_token_id"], "pad")
-    check(field(r, "tokenizer.ggml.eos_token_id") == (im_end if im_end is not None else cfg["eos_token_id"]), "eos")
+    # Special-token ids: what llama.cpp's converter writes (gguf-py SpecialVocab, as _set_vocab_gpt2).
+    sv = gguf.SpecialVocab(hf_dir, load_merges=True)
+    id_keys = {"bos": "bos_token_id", "eos": "eos_token_id", "unk": "unknown_token_id",
+               "sep": "seperator_token_id", "pad": "padding_token_id", "mask": "mask_token_id"}
+    for typ, key in id_keys.items():
+        key = f"tokenizer.ggml.{key}"
+        if typ in sv.special_token_ids:
+            check(field(r, key) == sv.special_token_ids[typ], f"{key}: {field(r, key)} != SpecialVocab's {sv.special_token_ids[typ]}")
+        else:
+            check(key not in r.fields, f"{key} written but SpecialVocab has no {typ}")
     if im_end is not None:
         check(field(r, "tokenizer.ggml.eot_token_id") == im_end, "eot")
     check(field(r, "tokenizer.ggml.add_bos_token") is False, "add_bos_token")
     check(field(r, "tokenizer.huggingface.json") == tok_text, "tokenizer.huggingface.json")
     tok_cfg = json.load(open(os.path.join(hf_dir, "tokenizer_config.json")))
     check(field(r, "tokenizer.chat_template") == tok_cfg["chat_template"], "chat template")
+    # llama.cpp's LlamaModel.set_vocab: add_space_prefix = tokenizer_config's add_prefix_space.
+    if isinstance(tok_cfg.get("add_prefix_space"), bool):
+        check(field(r, "tokenizer.ggml.add_space_prefix") is tok_cfg["add_prefix_space"], "add_space_prefix")
+    else:
+        check("tokenizer.ggml.add_space_prefix" not in r.fields, "add_space_prefix without add_prefix_space")
+    # general.size_label: gguf-py's count of the file's tensors and its label (no experts).
+    w = gguf.GGUFWriter(None, arch)
+    for t in r.tensors:
+        n = int(np.prod(t.shape))
+        w.add_tensor_info(t.name, (n,), np.dtype(np.float32), n * 4)
+    total, shared, expert, n_expert = w.get_total_parameter_count()
+    check(field(r, "general.size_label") == gguf.size_label(total, shared, expert, n_expert), "size_label")
 
     # Tensors: the exact set, shapes, types and bytes.
     n_layers = cfg["num_hidden_layers"]

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Compares `ouro-convert quantize --type T` with llama.cpp's `llama-quantize IN OUT T`, tensor by
-tensor (name, ggml type, bytes), for the K-quant mixtures. Run by scripts/record-kquant-golden.sh.
+tensor (name, ggml type, bytes), then as whole files (key and tensor order included), for the
+K-quant mixtures and q8_0. Run by scripts/record-kquant-golden.sh.
 
 usage: compare_kquant_llama.py OURO_CONVERT LLAMA_QUANTIZE WORK_DIR [SOURCE.gguf ...]
 
@@ -18,7 +19,8 @@ import sys
 import numpy as np
 import gguf
 
-TYPES = ["q4_k_m", "q4_k_s", "q5_k_m", "q5_k_s", "q6_k"]
+# (not q4_0: our q4_0 plan keeps `output` at Q8_0 where llama-quantize makes it Q6_K; README.)
+TYPES = ["q4_k_m", "q4_k_s", "q5_k_m", "q5_k_s", "q6_k", "q8_0"]
 
 
 def synthetic(path, n_layers=8, dim=256, ffn=512, vocab=1000, seed=18):
@@ -113,7 +115,11 @@ def compare(ouro_convert, llama_quantize, src, work, ty):
         n_bytes += len(ob)
         kinds[ot] = kinds.get(ot, 0) + 1
     mix = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
-    print(f"{os.path.basename(src)} {ty}: {len(ours)} tensors, {n_bytes} bytes identical ({mix})")
+    with open(ours_path, "rb") as a, open(theirs_path, "rb") as b:
+        if a.read() != b.read():
+            sys.exit(f"{src} {ty}: same tensors, but the files differ (key or tensor order?)")
+    print(f"{os.path.basename(src)} {ty}: {len(ours)} tensors, {n_bytes} bytes identical ({mix}); "
+          "whole files identical")
 
 
 def main():
