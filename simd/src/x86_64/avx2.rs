@@ -842,6 +842,7 @@ macro_rules! kernels_256 {
                     gemm_q8_0_q8_0_4x4: None,
                     dot_f16_f32,
                     mad_f16_f32,
+                    ..Kernels::SCALAR
                 }
             }
         }

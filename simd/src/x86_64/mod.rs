@@ -5,6 +5,7 @@
 
 mod avx2;
 mod avx512;
+mod kv;
 pub(crate) mod quantize_k;
 
 use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
@@ -89,8 +90,8 @@ pub(crate) fn detected_avx512_kernels() -> Option<Kernels> {
 /// The CPU must have AVX2, FMA and F16C (`missing_avx2()` returned `None`): the table's safe
 /// `fn` pointers call `#[target_feature(enable = "avx2,fma,f16c")]` code without checking.
 pub(crate) unsafe fn avx2_kernels() -> Kernels {
-    // SAFETY: our caller guarantees AVX2 + FMA + F16C, what `avx2::kernels` requires.
-    unsafe { avx2::kernels() }
+    // SAFETY: our caller guarantees AVX2 + FMA + F16C, what `avx2::kernels` and `kv::with_avx2` require.
+    unsafe { kv::with_avx2(avx2::kernels()) }
 }
 
 /// The AVX-512 table (every kernel).
@@ -99,6 +100,7 @@ pub(crate) unsafe fn avx2_kernels() -> Kernels {
 /// The CPU must have AVX2, FMA, F16C, AVX-512 F/BW/VL and VNNI (`missing_avx512()` returned
 /// `None`): the table's safe `fn` pointers call code compiled for those features unchecked.
 pub(crate) unsafe fn avx512_kernels() -> Kernels {
-    // SAFETY: our caller guarantees the AVX2 and AVX-512 features `avx512::kernels` requires.
-    unsafe { avx512::kernels() }
+    // SAFETY: our caller guarantees the AVX2 and AVX-512 features `avx512::kernels` and
+    // `kv::with_avx512` require.
+    unsafe { kv::with_avx512(avx512::kernels()) }
 }
