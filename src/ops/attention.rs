@@ -375,7 +375,7 @@ mod tests {
             c.v.iter().map(|&x| f16::from_f32(x)).collect(),
         );
         run(KvRows::F16(&k16).into(), KvRows::F16(&v16).into());
-        if c.k.len() % 32 == 0 {
+        if c.k.len().is_multiple_of(32) {
             let q8 = |x: &[f32]| {
                 let mut b = vec![0u8; x.len() / 32 * 34];
                 ouro_simd::quantize_row(ouro_simd::GgmlType::Q8_0, x, &mut b);
