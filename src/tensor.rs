@@ -39,22 +39,6 @@ pub enum KvRows<'a> {
     Q8_0(&'a [u8]),
 }
 
-/// Calls `f(scale, quants, y_part)` for the Q8_0 blocks covering values `off…off + n` of
-/// `blocks`, each clipped to that range (a head need not start on a block boundary).
-#[inline]
-fn q8_0_segments(blocks: &[u8], off: usize, n: usize, mut f: impl FnMut(f32, &[i8], usize)) {
-    let (mut e, end) = (off, off + n);
-    while e < end {
-        let (b, i) = (e / 32, e % 32);
-        let take = (32 - i).min(end - e);
-        let block = &blocks[b * 34..b * 34 + 34];
-        let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
-        let qs: &[i8] = bytemuck::cast_slice(&block[2 + i..2 + i + take]);
-        f(d, qs, e - off);
-        e += take;
-    }
-}
-
 impl KvRows<'_> {
     /// Values stored.
     pub(crate) fn len(&self) -> usize {
@@ -74,15 +58,7 @@ impl KvRows<'_> {
                 .zip(y)
                 .fold(0f32, |s, (a, b)| s + a * b),
             KvRows::F16(x) => (kern.dot_f16_f32)(&x[off..off + y.len()], y),
-            KvRows::Q8_0(x) => {
-                // Scalar for now: Σ_blocks d · Σ q·y (no SIMD twin yet).
-                let mut sum = 0f32;
-                q8_0_segments(x, off, y.len(), |d, qs, at| {
-                    let part: f32 = qs.iter().zip(&y[at..]).map(|(&q, &y)| q as f32 * y).sum();
-                    sum += d * part;
-                });
-                sum
-            }
+            KvRows::Q8_0(x) => (kern.dot_q8_0_f32)(x, off, y),
         }
     }
 
@@ -97,15 +73,7 @@ impl KvRows<'_> {
                 }
             }
             KvRows::F16(x) => (kern.mad_f16_f32)(y, a, &x[off..off + y.len()]),
-            KvRows::Q8_0(x) => {
-                let n = y.len();
-                q8_0_segments(x, off, n, |d, qs, at| {
-                    let ad = a * d;
-                    for (y, &q) in y[at..].iter_mut().zip(qs) {
-                        *y += ad * q as f32;
-                    }
-                });
-            }
+            KvRows::Q8_0(x) => (kern.mad_q8_0_f32)(y, a, x, off),
         }
     }
 }

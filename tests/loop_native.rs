@@ -377,3 +377,76 @@ fn last_loop_kv_sharing_stores_one_row_per_decoded_token() {
     assert!(right[0] >= 30, "full KV: {right:?}");
     assert!(right[1] >= 12, "last-loop sharing: {right:?}");
 }
+
+/// Adaptive draft length: on the random fixture, whose early readout almost never agrees with
+/// full depth, the drafts shrink to about one per verification (a fixed N = 8 would draft 8);
+/// on the trained demo model, which mostly agrees, they stay long; greedy output stays
+/// token-identical either way (also checked for every (D, N) above, where N adapts too).
+#[test]
+fn adaptive_draft_length_follows_acceptance() {
+    use ouro::engine::next_draft_len;
+    assert_eq!(next_draft_len(4, 4, 4, 8), 5);
+    assert_eq!(next_draft_len(8, 8, 8, 8), 8);
+    assert_eq!(next_draft_len(8, 8, 0, 8), 4);
+    assert_eq!(next_draft_len(1, 1, 0, 8), 1);
+    assert_eq!(next_draft_len(6, 6, 2, 8), 5);
+    assert_eq!(next_draft_len(6, 6, 3, 8), 6);
+
+    let per_verify = |model: &Model, prompt: &[u32], n: usize| {
+        let spec = Speculation {
+            draft_loops: 1,
+            draft_max: 8,
+        };
+        let mut s = session(model, None, KvType::F16, 2);
+        let cfg = GenerateConfig {
+            sampler: SamplerConfig {
+                temp: 0.0,
+                ..SamplerConfig::default()
+            },
+            max_tokens: Some(n),
+            speculation: Some(spec),
+            ..GenerateConfig::default()
+        };
+        let mut ids = Vec::new();
+        let mut stats = None;
+        for e in Generator::new(&mut s, prompt, 0, cfg).expect("generator") {
+            match e.expect("event") {
+                Event::Token { id, .. } => ids.push(id),
+                Event::Done { stats: st, .. } => stats = Some(st),
+            }
+        }
+        let st = stats.expect("done");
+        let (plain, _, _, _) = generate(model, prompt, n, None);
+        assert_eq!(ids, plain, "adaptive speculation is token-identical");
+        st.drafted as f64 / st.verifies as f64
+    };
+    let model = Model::load(&converted("ouro-tiny-a", "f32")).expect("load");
+    let prompt = model
+        .tokenizer()
+        .encode("The capital of France is", true)
+        .expect("encode");
+    let random = per_verify(&model, &prompt, 40);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let demo = Model::load(&root.join("models/ouro-demo.gguf")).expect("demo model");
+    let (template, _) = demo.chat_template().expect("template");
+    let test = std::fs::read_to_string(root.join("models/ouro-demo-test.jsonl")).expect("test set");
+    let line = test.lines().next().expect("an item");
+    let v: serde_json::Value = serde_json::from_str(line).expect("json");
+    let text = template
+        .render(
+            &[ouro::chat_template::Message::new(
+                "user",
+                v["question"].as_str().unwrap(),
+            )],
+            true,
+        )
+        .expect("render");
+    let ids = demo.tokenizer().encode(&text, true).expect("encode");
+    let trained = per_verify(&demo, &ids, 40);
+    eprintln!("drafts per verification (N ≤ 8): random fixture {random:.2}, demo {trained:.2}");
+    assert!(
+        random < 2.0,
+        "random fixture: {random} drafts per verification"
+    );
+    assert!(trained > random + 1.0, "demo {trained} vs random {random}");
+}

@@ -43,6 +43,13 @@ pub type DotF16Fn = fn(x: &[half::f16], y: &[f32]) -> f32;
 /// y += a·x for an f16 row `x` of `y`'s length (attention's weighted sum of values).
 pub type MadF16Fn = fn(y: &mut [f32], a: f32, x: &[half::f16]);
 
+/// Σ x·y over values `off..off + y.len()` of a row of Q8_0 blocks `x` (a q8_0 KV-cache key)
+/// and an f32 query `y`; the range may start and end inside a block.
+pub type DotQ8_0F32Fn = fn(x: &[u8], off: usize, y: &[f32]) -> f32;
+
+/// y += a·x over values `off..off + y.len()` of a row of Q8_0 blocks `x` (a q8_0 KV-cache value).
+pub type MadQ8_0F32Fn = fn(y: &mut [f32], a: f32, x: &[u8], off: usize);
+
 /// Four prepared weight rows × four prepared activation rows → `[row][vector]`.
 pub type TileFn = fn(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4];
 
@@ -128,6 +135,10 @@ pub struct Kernels {
     pub dot_f16_f32: DotF16Fn,
     /// f32 output row += weight · f16 value row (ggml's `vec_mad`).
     pub mad_f16_f32: MadF16Fn,
+    /// Q8_0 key row (a range of it) · f32 query row (attention over a q8_0 KV cache).
+    pub dot_q8_0_f32: DotQ8_0F32Fn,
+    /// f32 output row += weight · Q8_0 value row (a range of it).
+    pub mad_q8_0_f32: MadQ8_0F32Fn,
 }
 
 impl Kernels {
@@ -162,6 +173,8 @@ impl Kernels {
         gemm_q6_K_q8_K_4x4: None,
         dot_f16_f32: scalar::dot_f16_f32,
         mad_f16_f32: scalar::mad_f16_f32,
+        dot_q8_0_f32: scalar::dot_q8_0_f32,
+        mad_q8_0_f32: scalar::mad_q8_0_f32,
     };
 
     /// The dot product for weights of type `wtype` against its `vec_dot_type`, if any.

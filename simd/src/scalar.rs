@@ -615,3 +615,54 @@ pub fn vec_dot_q6_K_q8_K(w: &[u8], a: &[u8]) -> f32 {
     }
     sumf
 }
+
+// ---------------------------------------------------------------- Q8_0 KV-cache rows
+
+/// Calls `f(d, quants, at)` for the Q8_0 blocks covering values `off..off + n` of the block
+/// row `x` (34-byte blocks), each clipped to that range: a head's values need not start or
+/// end on a block boundary. `at` is the segment's first index relative to `off`.
+#[inline]
+pub fn q8_0_segments(x: &[u8], off: usize, n: usize, mut f: impl FnMut(f32, &[i8], usize)) {
+    let (mut e, end) = (off, off + n);
+    assert!(
+        end.div_ceil(QK) * 34 <= x.len(),
+        "q8_0 KV row: values {off}..{end} past the end of {} bytes",
+        x.len()
+    );
+    while e < end {
+        let (b, i) = (e / QK, e % QK);
+        let take = (QK - i).min(end - e);
+        let block = &x[b * 34..b * 34 + 34];
+        let d = Half([block[0], block[1]]).to_f32();
+        let qs: &[i8] = bytemuck::cast_slice(&block[2 + i..2 + i + take]);
+        f(d, qs, e - off);
+        e += take;
+    }
+}
+
+/// Σ x·y over values `off..off + y.len()` of a row of Q8_0 blocks `x` (a cached key, stored
+/// as ggml Q8_0) with an f32 query `y`: per block segment Σ q·y in f32 in order, scaled by
+/// the block's d and accumulated in f32. SIMD paths sum in a different order (tolerance).
+pub fn dot_q8_0_f32(x: &[u8], off: usize, y: &[f32]) -> f32 {
+    let mut sum = 0f32;
+    q8_0_segments(x, off, y.len(), |d, qs, at| {
+        let part = qs
+            .iter()
+            .zip(&y[at..])
+            .fold(0f32, |s, (&q, &y)| s + q as f32 * y);
+        sum += d * part;
+    });
+    sum
+}
+
+/// y += a·x over values `off..off + y.len()` of a row of Q8_0 blocks `x` (a cached value):
+/// per block, y_i += (a·d)·q_i.
+pub fn mad_q8_0_f32(y: &mut [f32], a: f32, x: &[u8], off: usize) {
+    let n = y.len();
+    q8_0_segments(x, off, n, |d, qs, at| {
+        let ad = a * d;
+        for (y, &q) in y[at..].iter_mut().zip(qs) {
+            *y += ad * q as f32;
+        }
+    });
+}

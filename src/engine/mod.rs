@@ -69,6 +69,12 @@ pub struct GenerateConfig {
 /// longest prefix full depth accepts. The drafts' first loops are exactly what full depth
 /// computes (same inputs, same earlier K/V), so greedy output is token-identical to plain
 /// decoding, and sampled output (speculative sampling) has exactly full depth's distribution.
+///
+/// The draft length adapts within `1..=draft_max` (see [`next_draft_len`]): it starts at
+/// `draft_max`, grows by one after a verification that accepted every draft, halves after one
+/// that accepted none and shrinks by one when fewer than half were accepted — drafting less
+/// where the early readout disagrees (each rejected draft costs a shallow forward and a
+/// verified row) and more where it agrees. Only the batch sizes change, never the tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Speculation {
     pub draft_loops: usize,
@@ -208,6 +214,8 @@ pub struct Generator<'s, 'm> {
     queue: VecDeque<(u32, bool)>,
     /// Loops of a full-depth token.
     full_loops: usize,
+    /// Tokens to draft next (adaptive, `1..=draft_max`).
+    draft_len: usize,
     stats: GenStats,
     gen_start: Instant,
     layer_evals_at_start: u64,
@@ -268,6 +276,7 @@ impl<'s, 'm> Generator<'s, 'm> {
             model,
             sampler: Sampler::new(cfg.sampler.clone()),
             decoder: StreamDecoder::new(model.tokenizer(), !cfg.show_special),
+            draft_len: cfg.speculation.map_or(1, |s| s.draft_max),
             cfg,
             cancel: None,
             history: tokens.to_vec(),
@@ -412,7 +421,7 @@ impl<'s, 'm> Generator<'s, 'm> {
             .cfg
             .max_tokens
             .map_or(usize::MAX, |m| m - self.stats.gen_tokens);
-        let n_max = spec.draft_max.min(room).min(left).max(1);
+        let n_max = self.draft_len.min(room).min(left).max(1);
         let dim = self.model.config().dim;
         let mut carries = Vec::with_capacity(n_max * dim);
         let mut drafts = Vec::with_capacity(n_max);
@@ -444,6 +453,7 @@ impl<'s, 'm> Generator<'s, 'm> {
         let vocab = self.model.config().vocab_size;
         let mut context = self.history.clone();
         let mut kept = n;
+        let accepted_before = self.stats.accepted;
         for (i, &draft) in drafts.iter().enumerate() {
             let logits = &mut full[i * vocab..][..vocab];
             // Greedy: full depth's token. Sampling: accept the draft with probability
@@ -481,10 +491,28 @@ impl<'s, 'm> Generator<'s, 'm> {
         self.session.count_generated(kept, self.full_loops - 1);
         self.stats.drafted += n;
         self.stats.verifies += 1;
+        let accepted = self.stats.accepted - accepted_before;
+        self.draft_len = next_draft_len(self.draft_len, n, accepted, spec.draft_max);
         self.stats.full_depth_layer_evals +=
             kept as u64 * full_per_token(self.model, self.full_loops);
         Ok(())
     }
+}
+
+/// The adaptive draft length after a verification of `drafted` tokens of which `accepted`
+/// were kept: +1 when all were accepted, halved when none was, −1 when fewer than half were;
+/// always within `1..=max`.
+pub fn next_draft_len(len: usize, drafted: usize, accepted: usize, max: usize) -> usize {
+    let next = if accepted == drafted {
+        len + 1
+    } else if accepted == 0 {
+        len / 2
+    } else if 2 * accepted < drafted {
+        len - 1
+    } else {
+        len
+    };
+    next.clamp(1, max.max(1))
 }
 
 impl Iterator for Generator<'_, '_> {

@@ -846,6 +846,7 @@ macro_rules! kernels_256 {
                     gemm_q6_K_q8_K_4x4: None,
                     dot_f16_f32,
                     mad_f16_f32,
+                    ..Kernels::SCALAR
                 }
             }
         }

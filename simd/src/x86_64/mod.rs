@@ -6,6 +6,7 @@
 mod avx2;
 mod avx512;
 mod gemm_k;
+mod kv;
 mod panel256;
 mod panel512;
 pub(crate) mod peak;
@@ -98,8 +99,9 @@ pub(crate) unsafe fn avx2_kernels() -> Kernels {
             pack: crate::panel::pack_scalar,
             gemm: panel256::gemm,
         }),
-        // SAFETY: our caller guarantees AVX2 + FMA + F16C, what `avx2::kernels` requires.
-        ..unsafe { avx2::kernels() }
+        // SAFETY: our caller guarantees AVX2 + FMA + F16C, what `avx2::kernels` and
+        // `kv::with_avx2` require.
+        ..unsafe { kv::with_avx2(avx2::kernels()) }
     }
 }
 
@@ -109,6 +111,7 @@ pub(crate) unsafe fn avx2_kernels() -> Kernels {
 /// The CPU must have AVX2, FMA, F16C, AVX-512 F/BW/VL and VNNI (`missing_avx512()` returned
 /// `None`): the table's safe `fn` pointers call code compiled for those features unchecked.
 pub(crate) unsafe fn avx512_kernels() -> Kernels {
-    // SAFETY: our caller guarantees the AVX2 and AVX-512 features `avx512::kernels` requires.
-    unsafe { avx512::kernels() }
+    // SAFETY: our caller guarantees the AVX2 and AVX-512 features `avx512::kernels` and
+    // `kv::with_avx512` require.
+    unsafe { kv::with_avx512(avx512::kernels()) }
 }
