@@ -7,7 +7,13 @@ depth 1…n_loops and at the file's exit threshold in select and skip mode, and 
 models/README.md: exact-match accuracy, mean loops per generated token, layer evaluations.
 It writes the same figures to models/ouro-demo-eval.json; tests/demo_model.rs checks the first
 `ci_items` items against them. It also answers the README examples, and pipes the 10 questions of
-models/ouro-demo-chat.jsonl into one `ouro chat --temp 0` session (a 10-turn chat).
+models/ouro-demo-chat.jsonl into one `ouro chat --temp 0` session (a 10-turn chat). Last, it
+measures self-speculative decoding on the same items (`--draft-loops D`, D = 1 … n_loops - 1):
+acceptance with the default `--draft-max 4` (accepted / drafted, tokens per verification, layer
+evaluations against plain full depth, answers identical to full depth's) and with `--draft-max 1`
+(then every generated token after the first is drafted once, so the acceptance is the share of
+tokens whose loop-D argmax equals full depth's: train.py's `speculative_acceptance`, which also
+counts the first answer token).
 """
 
 import argparse
@@ -47,8 +53,40 @@ def run_setting(ouro, model, items, extra):
             "layer_evals": r["layer_evals"],
             "task": it["task"],
             "stopped": len(r["tokens"]) < N_PREDICT,
+            "text": r["text"].strip(),
+            "speculation": r.get("speculation"),
         })
     return rows
+
+
+def summarize_speculation(rows, full_rows):
+    """Self-speculation over all items: acceptance overall and per task, answers identical to
+    plain full-depth decoding, layer evaluations against plain full depth."""
+    per_task = {}
+    for r in rows:
+        a, d = per_task.get(r["task"], (0, 0))
+        per_task[r["task"]] = (a + r["speculation"]["accepted"], d + r["speculation"]["drafted"])
+    drafted = sum(r["speculation"]["drafted"] for r in rows)
+    accepted = sum(r["speculation"]["accepted"] for r in rows)
+    verifies = sum(r["speculation"]["verifies"] for r in rows)
+    # Tokens that came out of verifications: all generated ones (the end-of-turn token
+    # included) but the first, which the prompt's forward pass produced. (The CLI's own
+    # tokens_per_verify, (accepted + verifies) / verifies, counts one token too many for every
+    # batch accepted in full.)
+    tokens = sum(len(r["loops"]) + r["stopped"] - 1 for r in rows)
+    evals = sum(r["layer_evals"] for r in rows)
+    full_evals = sum(r["layer_evals"] for r in full_rows)
+    return {
+        "drafted": drafted,
+        "accepted": accepted,
+        "acceptance": round(accepted / drafted, 4),
+        "verifies": verifies,
+        "tokens_per_verify": round(tokens / verifies, 3),
+        "identical_to_full_depth": round(sum(r["text"] == f["text"] for r, f in zip(rows, full_rows)) / len(rows), 4),
+        "layer_evals": evals,
+        "layer_evals_vs_full_depth": round(evals / full_evals, 4),
+        "per_task_acceptance": {k: round(a / d, 3) for k, (a, d) in sorted(per_task.items())},
+    }
 
 
 def summarize(rows):
@@ -81,10 +119,12 @@ def main():
     settings += [("default threshold, select", ["--exit-mode", "select"]),
                  ("default threshold, skip", ["--exit-mode", "skip"])]
     report = {"items": len(items), "ci_items": CI_ITEMS, "settings": {}}
+    rows_by = {}
     print("| setting | accuracy | mean loops / token | layer evals | per task |")
     print("|---|---|---|---|---|")
     for name, extra in settings:
         rows = run_setting(args.ouro, args.model, items, extra)
+        rows_by[name] = rows
         s = summarize(rows)
         s["ci"] = summarize(rows[:CI_ITEMS])
         s["args"] = extra
@@ -114,6 +154,23 @@ def main():
     print(f"10-turn piped chat: {report['chat']['correct']} of {len(chat)} right")
     for t in turns:
         print(f"  {t['question']} -> {t['got']}{'' if t['correct'] else '   (want ' + t['answer'] + ')'}")
+
+    full_rows = rows_by[f"depth {args.loops}"]
+    report["speculation"] = {}
+    print("| draft loops | draft max | acceptance | tokens / verification | layer evals vs full depth | "
+          "identical answers | per task |")
+    print("|---|---|---|---|---|---|---|")
+    for d in range(1, args.loops):
+        for m in (4, 1):
+            extra = ["--draft-loops", str(d), "--draft-max", str(m)]
+            rows = run_setting(args.ouro, args.model, items, extra)
+            sp = summarize_speculation(rows, full_rows)
+            sp["ci"] = summarize_speculation(rows[:CI_ITEMS], full_rows[:CI_ITEMS])
+            sp["args"] = extra
+            report["speculation"][f"draft loops {d}, draft max {m}"] = sp
+            tasks = ", ".join(f"{k} {v:.2f}" for k, v in sp["per_task_acceptance"].items())
+            print(f"| {d} | {m} | {sp['acceptance']:.1%} | {sp['tokens_per_verify']:.2f} | "
+                  f"{sp['layer_evals_vs_full_depth']:.2f} | {sp['identical_to_full_depth']:.1%} | {tasks} |", flush=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
 
 

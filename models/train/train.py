@@ -400,7 +400,9 @@ def main():
     ap.add_argument("--out", type=Path, required=True, help="output directory (HF layout)")
     ap.add_argument("--minutes", type=float, default=42.0,
                     help="stage-1 wall-clock budget (a resumed run counts the time already spent; "
-                         "raise it on --resume to train longer)")
+                         "raise it on --resume to train longer); 0: no time budget, --max-steps alone "
+                         "sets the length and the learning-rate schedule (a starved nice-19 run then "
+                         "loses no steps)")
     ap.add_argument("--stage2-steps", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0, help="torch seed (data seeds are fixed: 1/2/3)")
     ap.add_argument("--batch-tokens", type=int, default=2048, help="tokens per batch (about)")
@@ -427,11 +429,14 @@ def main():
     ap.add_argument("--skip-from", type=float, default=0.5,
                     help="from this share of stage 1 on, every other batch simulates skip-mode KV")
     ap.add_argument("--eval-every", type=int, default=500, help="validation accuracy every N steps")
-    ap.add_argument("--max-steps", type=int, default=0, help="stop stage 1 after this many steps (0 = time budget only)")
+    ap.add_argument("--max-steps", type=int, default=0,
+                    help="stop stage 1 after this many steps, the total over resumed runs (0 = time budget only)")
     ap.add_argument("--ckpt-dir", type=Path, help="resumable checkpoint (default OUT/ckpt; keep it out of git)")
     ap.add_argument("--ckpt-minutes", type=float, default=5.0, help="write the checkpoint this often")
     ap.add_argument("--resume", action="store_true", help="continue from --ckpt-dir (model, optimiser, step, data RNG)")
     args = ap.parse_args()
+    if args.minutes <= 0 and args.max_steps <= 0:
+        ap.error("--minutes 0 needs --max-steps")
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -527,7 +532,7 @@ def main():
     t0 = time.time()
     last_ckpt = time.time()
     while True:
-        frac = (spent + time.time() - t0) / budget
+        frac = (spent + time.time() - t0) / budget if budget > 0 else 0.0
         if args.max_steps:
             frac = max(frac, step / args.max_steps)
         if frac >= 1.0 or stop_file.exists():
