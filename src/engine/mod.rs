@@ -133,10 +133,13 @@ pub struct GenStats {
     pub layer_evals: u64,
     /// The evaluations the same tokens cost without early exit (for "saved").
     pub full_depth_layer_evals: u64,
-    /// Self-speculation: tokens drafted, drafts full depth agreed with, verification batches.
+    /// Self-speculation: tokens drafted, drafts full depth agreed with, verification batches,
+    /// and tokens those batches emitted (the accepted drafts, plus full depth's own token at
+    /// the first disagreement; a fully accepted batch emits exactly its drafts).
     pub drafted: usize,
     pub accepted: usize,
     pub verifies: usize,
+    pub verified_tokens: usize,
 }
 
 impl GenStats {
@@ -157,12 +160,12 @@ impl GenStats {
         }
     }
 
-    /// Tokens gained per verification batch: accepted drafts plus the one full-depth token.
+    /// Tokens emitted per verification batch.
     pub fn tokens_per_verify(&self) -> f64 {
         if self.verifies == 0 {
             0.0
         } else {
-            (self.accepted + self.verifies) as f64 / self.verifies as f64
+            self.verified_tokens as f64 / self.verifies as f64
         }
     }
 
@@ -491,6 +494,7 @@ impl<'s, 'm> Generator<'s, 'm> {
         self.session.count_generated(kept, self.full_loops - 1);
         self.stats.drafted += n;
         self.stats.verifies += 1;
+        self.stats.verified_tokens += kept;
         let accepted = self.stats.accepted - accepted_before;
         self.draft_len = next_draft_len(self.draft_len, n, accepted, spec.draft_max);
         self.stats.full_depth_layer_evals +=
