@@ -220,22 +220,13 @@ pub fn forward_span(
             }
             let (k_rows, v_rows) = (cache.view_k(t, l), cache.view_v(t, l));
             ops::attention(&q, k_rows, v_rows, &positions, shape, &mut att);
-            ops::matmul(&layer.attn_output, file, &att, na, &mut o);
-            if let Some(norm) = &layer.post_attention_norm {
-                rmsnorm_inplace(&mut o, norm, c.rms_eps);
-            }
-            add_assign(&mut xa, &o);
-
-            // MLP block: pre-norm, SwiGLU, optional post-norm, residual.
-            ops::rmsnorm(&xa, &layer.ffn_norm, c.rms_eps, &mut xb);
-            ops::matmul(&layer.ffn_gate, file, &xb, na, &mut g);
-            ops::matmul(&layer.ffn_up, file, &xb, na, &mut u);
-            ops::swiglu(&mut g, &u);
-            ops::matmul(&layer.ffn_down, file, &g, na, &mut o);
-            if let Some(norm) = &layer.post_ffw_norm {
-                rmsnorm_inplace(&mut o, norm, c.rms_eps);
-            }
-            add_assign(&mut xa, &o);
+            let bufs = Scratch {
+                xb: &mut xb,
+                o: &mut o,
+                g: &mut g,
+                u: &mut u,
+            };
+            finish_layer(model, layer, &att, na, &mut xa, bufs);
             layer_evals += na as u64;
         }
         if na == 0 {
@@ -247,10 +238,8 @@ pub fn forward_span(
         ops::rmsnorm(&xa, &w.output_norm, c.rms_eps, &mut h);
         for (j, &i) in active.iter().enumerate() {
             let hj = &h[j * dim..][..dim];
-            let lambda = match &w.exit_gate {
-                Some(gate) => {
-                    let z: f32 = gate.weight.iter().zip(hj).map(|(a, b)| a * b).sum();
-                    let lambda = sigmoid(z + gate.bias);
+            let lambda = match gate_value(model, hj) {
+                Some(lambda) => {
                     gates[t * n + i] = lambda;
                     lambda
                 }
@@ -285,6 +274,50 @@ pub fn forward_span(
         layer_evals,
     };
     (out, x)
+}
+
+/// Work buffers of [`finish_layer`] for `n` tokens: `[n × dim]` (`xb`, `o`) and
+/// `[n × hidden]` (`g`, `u`).
+pub(super) struct Scratch<'a> {
+    pub xb: &'a mut [f32],
+    pub o: &'a mut [f32],
+    pub g: &'a mut [f32],
+    pub u: &'a mut [f32],
+}
+
+/// A layer after its attention: output projection of `att` (`[n × q_dim]`), optional
+/// post-attention norm, residual into `xa`; then the MLP block — pre-norm, SwiGLU, optional
+/// post-norm, residual. Shared by [`forward_span`] and `multi::forward_multi`.
+pub(super) fn finish_layer(
+    model: &Model,
+    layer: &super::weights::Layer,
+    att: &[f32],
+    n: usize,
+    xa: &mut [f32],
+    s: Scratch<'_>,
+) {
+    let (c, file) = (model.config(), model.bytes());
+    ops::matmul(&layer.attn_output, file, att, n, s.o);
+    if let Some(norm) = &layer.post_attention_norm {
+        rmsnorm_inplace(s.o, norm, c.rms_eps);
+    }
+    add_assign(xa, s.o);
+    ops::rmsnorm(xa, &layer.ffn_norm, c.rms_eps, s.xb);
+    ops::matmul(&layer.ffn_gate, file, s.xb, n, s.g);
+    ops::matmul(&layer.ffn_up, file, s.xb, n, s.u);
+    ops::swiglu(s.g, s.u);
+    ops::matmul(&layer.ffn_down, file, s.g, n, s.o);
+    if let Some(norm) = &layer.post_ffw_norm {
+        rmsnorm_inplace(s.o, norm, c.rms_eps);
+    }
+    add_assign(xa, s.o);
+}
+
+/// The exit gate's λ = sigmoid(w·h + b) for one normed hidden state, if the model has a gate.
+pub(super) fn gate_value(model: &Model, h: &[f32]) -> Option<f32> {
+    let gate = model.weights().exit_gate.as_ref()?;
+    let z: f32 = gate.weight.iter().zip(h).map(|(a, b)| a * b).sum();
+    Some(sigmoid(z + gate.bias))
 }
 
 fn add_assign(acc: &mut [f32], x: &[f32]) {

@@ -11,10 +11,10 @@
 //! single row, so a sequence's logits do not depend on who it shares the step with
 //! (tests/serve_batch.rs checks equality with stepping each sequence alone).
 
-use crate::ops::{self, attention::AttnShape, norm::rmsnorm_inplace};
+use crate::ops::{self, attention::AttnShape};
 
-use super::exit::{sigmoid, ExitTracker};
-use super::forward::{Depth, ExitMode};
+use super::exit::ExitTracker;
+use super::forward::{finish_layer, gate_value, Depth, ExitMode, Scratch};
 use super::{KvCache, Model};
 
 /// One sequence of a multi-sequence step: its cache (next position = `cache.n_tokens()`), the
@@ -157,21 +157,13 @@ pub fn forward_multi(model: &Model, seqs: &mut [SeqStep<'_>]) -> MultiOutput {
                     &mut att[j * q_dim..][..q_dim],
                 );
             }
-            ops::matmul(&layer.attn_output, file, &att, na, &mut o);
-            if let Some(norm) = &layer.post_attention_norm {
-                rmsnorm_inplace(&mut o, norm, c.rms_eps);
-            }
-            add_assign(&mut xa, &o);
-
-            ops::rmsnorm(&xa, &layer.ffn_norm, c.rms_eps, &mut xb);
-            ops::matmul(&layer.ffn_gate, file, &xb, na, &mut g);
-            ops::matmul(&layer.ffn_up, file, &xb, na, &mut u);
-            ops::swiglu(&mut g, &u);
-            ops::matmul(&layer.ffn_down, file, &g, na, &mut o);
-            if let Some(norm) = &layer.post_ffw_norm {
-                rmsnorm_inplace(&mut o, norm, c.rms_eps);
-            }
-            add_assign(&mut xa, &o);
+            let bufs = Scratch {
+                xb: &mut xb,
+                o: &mut o,
+                g: &mut g,
+                u: &mut u,
+            };
+            finish_layer(model, layer, &att, na, &mut xa, bufs);
             layer_evals += na as u64;
         }
         if na == 0 {
@@ -182,13 +174,7 @@ pub fn forward_multi(model: &Model, seqs: &mut [SeqStep<'_>]) -> MultiOutput {
         ops::rmsnorm(&xa, &w.output_norm, c.rms_eps, &mut h);
         for (j, &i) in active.iter().enumerate() {
             let hj = &h[j * dim..][..dim];
-            let lambda = match &w.exit_gate {
-                Some(gate) => {
-                    let z: f32 = gate.weight.iter().zip(hj).map(|(a, b)| a * b).sum();
-                    sigmoid(z + gate.bias)
-                }
-                None => 0.0,
-            };
+            let lambda = gate_value(model, hj).unwrap_or(0.0);
             if let (_, Some(e)) = trackers[i].push(lambda) {
                 exit_loops[i] = e;
                 readout[i * dim..][..dim].copy_from_slice(hj);
@@ -210,11 +196,5 @@ pub fn forward_multi(model: &Model, seqs: &mut [SeqStep<'_>]) -> MultiOutput {
         logits,
         exit_loops,
         layer_evals,
-    }
-}
-
-fn add_assign(acc: &mut [f32], x: &[f32]) {
-    for (a, &b) in acc.iter_mut().zip(x) {
-        *a += b;
     }
 }
