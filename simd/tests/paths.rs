@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{error_scale, random_blocks, Rng};
+use common::{error_scale, paths, quantize, random_blocks, Rng};
 use ouro_simd::{GgmlType, GgmlType::*, Kernels, Path};
 
 /// Relative tolerance of a dot product against the scalar one, relative to the error scale
@@ -20,21 +20,6 @@ const LENGTHS: &[usize] = &[1, 2, 3, 7, 64, 257];
 const WEIGHT_TYPES: &[GgmlType] = &[
     Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, F32, F16, BF16,
 ];
-
-fn paths() -> Vec<(Path, Kernels)> {
-    let avail = Path::available();
-    assert_eq!(avail[0], Path::Scalar);
-    avail
-        .into_iter()
-        .map(|p| (p, p.kernels().expect("available path builds")))
-        .collect()
-}
-
-fn quantize(k: &Kernels, ty: GgmlType, x: &[f32]) -> Vec<u8> {
-    let mut out = vec![0u8; ty.row_bytes(x.len() as u64).unwrap() as usize];
-    (k.quantize_activation(ty).unwrap())(x, &mut out);
-    out
-}
 
 /// Activation rows: random, all at +max, alternating sign, one spike.
 fn activations(rng: &mut Rng, n: usize) -> Vec<Vec<f32>> {

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{random_blocks, Rng};
+use common::{paths, quantize, random_blocks, Rng};
 use ouro_simd::{GgmlType, GgmlType::*, Kernels, Path};
 
 /// Types with (possibly) a 4×4 tile.
@@ -17,19 +17,6 @@ const BLOCKS: &[usize] = &[1, 2, 3, 7];
 /// As tests/paths.rs: relative tolerance against the error scale Σ|a|·(|w| + |w without min|).
 const DOT_REL_TOL: f64 = 5e-5;
 const DOT_ABS_TOL: f64 = 1e-30;
-
-fn paths() -> Vec<(Path, Kernels)> {
-    Path::available()
-        .into_iter()
-        .map(|p| (p, p.kernels().expect("available path builds")))
-        .collect()
-}
-
-fn quantize(k: &Kernels, ty: GgmlType, x: &[f32]) -> Vec<u8> {
-    let mut out = vec![0u8; ty.row_bytes(x.len() as u64).unwrap() as usize];
-    (k.quantize_activation(ty).unwrap())(x, &mut out);
-    out
-}
 
 /// Activation rows: random, constant, alternating ±1e3, one spike among small values, and a
 /// row whose Q8_K sub-sums are extreme (all −1e3 in the first half).

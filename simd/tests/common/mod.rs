@@ -193,3 +193,20 @@ pub fn error_scale(
         .map(|i| (av[i].abs() as f64) * (wv[i].abs() as f64 + wn[i].abs() as f64))
         .sum()
 }
+
+/// Every kernel path this CPU runs, slowest (scalar) first, with its table.
+pub fn paths() -> Vec<(ouro_simd::Path, ouro_simd::Kernels)> {
+    let avail = ouro_simd::Path::available();
+    assert_eq!(avail[0], ouro_simd::Path::Scalar);
+    avail
+        .into_iter()
+        .map(|p| (p, p.kernels().expect("available path builds")))
+        .collect()
+}
+
+/// `x` quantized to `ty` with the activation quantizer of table `k`.
+pub fn quantize(k: &ouro_simd::Kernels, ty: ouro_simd::GgmlType, x: &[f32]) -> Vec<u8> {
+    let mut out = vec![0u8; ty.row_bytes(x.len() as u64).unwrap() as usize];
+    (k.quantize_activation(ty).unwrap())(x, &mut out);
+    out
+}
