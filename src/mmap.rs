@@ -27,6 +27,23 @@ impl Mmap {
     pub fn as_bytes(&self) -> &[u8] {
         &self.map
     }
+
+    /// Drop the resident pages of `offset..offset + len` from this process (the loader calls it
+    /// for tensors it has copied elsewhere). A later read of the range faults the pages back in
+    /// from the file, with the same bytes: this only returns memory. Errors are ignored (the
+    /// advice is an optimisation; the first page of the range is rounded down to a boundary).
+    pub fn release(&self, offset: usize, len: usize) {
+        #[cfg(unix)]
+        // SAFETY: the map is a read-only shared mapping of a file this process never writes
+        // through, so MADV_DONTNEED cannot discard data: the pages are re-read from the file on
+        // the next access, and no reference into the range observes a change of contents.
+        let _ = unsafe {
+            self.map
+                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len)
+        };
+        #[cfg(not(unix))]
+        let _ = (offset, len);
+    }
 }
 
 impl Deref for Mmap {

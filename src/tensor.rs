@@ -16,6 +16,9 @@ pub struct WeightTensor {
     /// Absolute byte range in the file.
     pub offset: usize,
     pub n_bytes: usize,
+    /// The same weights repacked at load into resident panels (`ouro_simd::resident`), where
+    /// the kernel path has them; the file's pages for this range are then released.
+    pub resident: Option<std::sync::Arc<ouro_simd::Resident>>,
 }
 
 impl WeightTensor {

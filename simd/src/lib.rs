@@ -14,6 +14,7 @@ pub mod dispatch;
 mod matmul;
 pub mod panel;
 pub mod quantize_k;
+pub mod resident;
 pub mod scalar;
 pub mod types;
 
@@ -23,7 +24,8 @@ mod aarch64;
 mod x86_64;
 
 pub use dispatch::{init, kernels, selected, Kernels, Path, SimdError, Tile4x4};
-pub use matmul::{matmul, matmul_with, PANEL_MIN_VECS};
+pub use matmul::{matmul, matmul_resident, matmul_resident_with, matmul_with, PANEL_MIN_VECS};
+pub use resident::Resident;
 pub use types::GgmlType;
 /// The int8 multiply-add peak microbenchmark (benches/gemm.rs reports GEMMs against it).
 #[cfg(target_arch = "x86_64")]
@@ -124,4 +126,13 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) {
         Q8_K => scalar::quantize_row_q8_K(src, dst),
         _ => panic!("ouro_simd::quantize_row: no quantizer for {ty}"),
     }
+}
+
+/// Whether the loader should repack weights of type `ty` into resident panels: the selected
+/// path has a resident kernel for it and `OURO_REPACK` is not `0` (the switch that keeps every
+/// weight in the map, for A/B runs and for memory-tight machines).
+pub fn resident_enabled(ty: GgmlType) -> bool {
+    kernels().resident.is_some()
+        && Resident::supports(ty)
+        && std::env::var("OURO_REPACK").map_or(true, |v| v != "0")
 }

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use crate::dispatch::{self, kernels, Kernels, Tile4x4};
 use crate::panel::{Panel, PanelActs, PanelFormat, PanelKernels, PANEL_ROWS};
+use crate::resident::{self, Resident};
 use crate::{row_bytes, vec_dot_type, GgmlType};
 
 /// `y[v*rows + r] = dot(weight row r, x[v*cols .. (v+1)*cols])` for `v < n_vecs`, with the
@@ -121,6 +122,103 @@ pub fn matmul_with(
     ACTIVATIONS.with(|buf| match buf.try_borrow_mut() {
         Ok(mut acts) => run(&mut acts),
         Err(_) => run(&mut Vec::new()),
+    });
+}
+
+thread_local! {
+    static RESIDENT_ACTS: RefCell<PanelActs> = RefCell::new(PanelActs::default());
+}
+
+/// [`matmul`] for weights repacked into resident panels: `y[v*rows + r]` for `n_vecs`
+/// vectors of `w.k()` inputs. Every output is computed by the same arithmetic whatever
+/// `n_vecs` (the panel contract), so a token decoded alone and inside a batch get the same
+/// bits — and the same as the on-the-fly panel GEMM.
+pub fn matmul_resident(w: &Resident, x: &[f32], n_vecs: usize, y: &mut [f32]) {
+    matmul_resident_with(kernels(), w, x, n_vecs, y)
+}
+
+/// [`matmul_resident`] with an explicit kernel table (a table without a resident kernel runs
+/// the scalar twin).
+pub fn matmul_resident_with(k: &Kernels, w: &Resident, x: &[f32], n_vecs: usize, y: &mut [f32]) {
+    let (rows, cols) = (w.rows(), w.k());
+    assert_eq!(
+        x.len(),
+        n_vecs * cols,
+        "ouro_simd::matmul_resident: {n_vecs} vectors of {cols} need {} inputs, got {}",
+        n_vecs * cols,
+        x.len()
+    );
+    assert_eq!(
+        y.len(),
+        n_vecs * rows,
+        "ouro_simd::matmul_resident: {n_vecs} vectors of {rows} need {} outputs, got {}",
+        n_vecs * rows,
+        y.len()
+    );
+    if rows == 0 || n_vecs == 0 {
+        return;
+    }
+    let gemm = k.resident.unwrap_or(resident::gemm_scalar);
+    let fmt = w.format();
+    let a_row = row_bytes("matmul_resident", GgmlType::Q8_0, cols);
+    let mut run = |acts: &mut Vec<u8>, pa: &mut PanelActs| {
+        acts.clear();
+        acts.resize(n_vecs * a_row, 0);
+        for (a, xv) in acts.chunks_exact_mut(a_row).zip(x.chunks_exact(cols)) {
+            (k.quantize_row_q8_0)(xv, a);
+        }
+        pa.prepare(fmt, cols, acts, n_vecs);
+        let pa = &*pa;
+        let n_panels = w.panels();
+        let threads = rayon::current_num_threads();
+        let parallel =
+            threads > 1 && rows * cols * n_vecs >= 2 * PARALLEL_MIN_WORK && n_panels > 1;
+        let chunk = if parallel {
+            n_panels.div_ceil(threads * 4).max(1)
+        } else {
+            n_panels
+        };
+        let per_panel = n_vecs * PANEL_ROWS;
+        // Panels × (vectors in groups of 8) into `out` laid out [panel][vector][16].
+        let task = |(ci, out): (usize, &mut [f32])| {
+            for (pi, o) in out.chunks_exact_mut(per_panel).enumerate() {
+                let p = ci * chunk + pi;
+                for v0 in (0..n_vecs).step_by(8) {
+                    gemm(w, p, pa, v0, 8.min(n_vecs - v0), &mut o[v0 * PANEL_ROWS..]);
+                }
+            }
+        };
+        if n_vecs == 1 && rows.is_multiple_of(PANEL_ROWS) {
+            // [panel][16] is y itself.
+            if parallel {
+                y.par_chunks_mut(chunk * per_panel).enumerate().for_each(task);
+            } else {
+                y.chunks_mut(chunk * per_panel).enumerate().for_each(task);
+            }
+            return;
+        }
+        let mut yt = vec![0f32; n_panels * per_panel];
+        if parallel {
+            yt.par_chunks_mut(chunk * per_panel).enumerate().for_each(task);
+        } else {
+            yt.chunks_mut(chunk * per_panel).enumerate().for_each(task);
+        }
+        let scatter = |(v, out): (usize, &mut [f32])| {
+            for (p, o) in out.chunks_mut(PANEL_ROWS).enumerate() {
+                o.copy_from_slice(&yt[p * per_panel + v * PANEL_ROWS..][..o.len()]);
+            }
+        };
+        if parallel && n_vecs > 1 {
+            y.par_chunks_mut(rows).enumerate().for_each(scatter);
+        } else {
+            y.chunks_mut(rows).enumerate().for_each(scatter);
+        }
+    };
+    ACTIVATIONS.with(|buf| {
+        RESIDENT_ACTS.with(|pa| match (buf.try_borrow_mut(), pa.try_borrow_mut()) {
+            (Ok(mut acts), Ok(mut pa)) => run(&mut acts, &mut pa),
+            _ => run(&mut Vec::new(), &mut PanelActs::default()),
+        })
     });
 }
 

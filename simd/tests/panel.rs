@@ -165,3 +165,88 @@ fn panel_refuses_mismatched_activations() {
     pa.prepare(PanelFormat::Q8_0, 32, &[0u8; 34], 1);
     gemm_scalar(&panel, &pa, 0, 1, &mut [0f32; 16]);
 }
+
+/// Resident panels (`ouro_simd::resident`): the repacked Q4_0 / Q8_0 weights give, through
+/// the scalar twin, bit for bit what the on-the-fly panel's twin gives for the same rows; every
+/// path's `matmul_resident` gives the same bits; and each vector alone gives the bits it gets
+/// inside the batch (decode = verification).
+#[test]
+fn resident_panels_equal_the_panel_twin_bit_for_bit() {
+    use ouro_simd::resident::{self, Resident};
+    let mut rng = Rng::new(0x5e51d);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let mut simd_checked = 0;
+    for (ty, fmt) in [(Q4_0, PanelFormat::Q4_0), (Q8_0, PanelFormat::Q8_0)] {
+        for (nb, rows, n) in [(1, 16, 8), (3, 5, 3), (2, 37, 11), (5, 13, 1), (8, 48, 17)] {
+            let k = nb * 32;
+            let w = weight_rows(&mut rng, ty, nb, rows);
+            let w_flat = w.concat();
+            let w_row = w[0].len();
+            let x: Vec<f32> = (0..n * k)
+                .map(|i| match (i / k) % 3 {
+                    0 => rng.normal(1.0),
+                    1 => {
+                        if i % 2 == 0 {
+                            1e3
+                        } else {
+                            -1e3
+                        }
+                    }
+                    _ => 3.5,
+                })
+                .collect();
+            let acts: Vec<u8> = x.chunks_exact(k).flat_map(|x| quantize(Q8_0, x)).collect();
+            let mut pa = PanelActs::default();
+            pa.prepare(fmt, k, &acts, n);
+            let res = Resident::pack(ty, &w_flat, rows, k);
+            assert_eq!(res.bytes(), res.panels() * PANEL_ROWS * w_row, "the file's size");
+            // Twin against twin, panel by panel: want[v][r].
+            let mut want = vec![0f32; n * rows];
+            for p in 0..res.panels() {
+                let r0 = p * PANEL_ROWS;
+                let r1 = rows.min(r0 + PANEL_ROWS);
+                let mut panel = Panel::default();
+                panel.pack(fmt, k, &w_flat[r0 * w_row..r1 * w_row], w_row, r1 - r0);
+                for v0 in (0..n).step_by(8) {
+                    let nv = 8.min(n - v0);
+                    let mut a = vec![0f32; nv * PANEL_ROWS];
+                    let mut b = vec![f32::NAN; nv * PANEL_ROWS];
+                    gemm_scalar(&panel, &pa, v0, nv, &mut a);
+                    resident::gemm_scalar(&res, p, &pa, v0, nv, &mut b);
+                    assert_eq!(bits(&a), bits(&b), "{ty} k={k} rows={rows} panel {p}");
+                    for j in 0..nv {
+                        for r in r0..r1 {
+                            want[(v0 + j) * rows + r] = a[j * PANEL_ROWS + r - r0];
+                        }
+                    }
+                }
+            }
+            // Every path (the scalar table runs the twin), the batch and each vector alone.
+            for (path, kern) in Path::available()
+                .into_iter()
+                .map(|p| (p, p.kernels().unwrap()))
+            {
+                let mut y = vec![f32::NAN; n * rows];
+                ouro_simd::matmul_resident_with(&kern, &res, &x, n, &mut y);
+                assert_eq!(bits(&y), bits(&want), "{ty} k={k} {} batch", path.name());
+                for v in 0..n {
+                    let mut y1 = vec![f32::NAN; rows];
+                    ouro_simd::matmul_resident_with(&kern, &res, &x[v * k..][..k], 1, &mut y1);
+                    assert_eq!(
+                        bits(&y1),
+                        bits(&want[v * rows..][..rows]),
+                        "{ty} k={k} {} vector {v} alone",
+                        path.name()
+                    );
+                }
+                simd_checked += kern.resident.is_some() as usize;
+            }
+        }
+    }
+    if Path::available()
+        .iter()
+        .any(|p| p.kernels().unwrap().resident.is_some())
+    {
+        assert!(simd_checked > 0);
+    }
+}

@@ -89,7 +89,8 @@ impl Model {
         })?;
         let g = GgufFile::parse(map.as_bytes())?;
         let config = Config::from_gguf(&g)?;
-        let weights = Weights::resolve(&g, &config)?;
+        let mut weights = Weights::resolve(&g, &config)?;
+        weights.make_resident(&map);
         let tokenizer = Tokenizer::from_gguf(&g)?;
         let stop_tokens = stop_tokens(&g, &tokenizer);
         let chat_template = g

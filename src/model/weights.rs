@@ -92,6 +92,7 @@ impl Resolver<'_, '_> {
             cols,
             offset: (self.g.data_start + t.offset) as usize,
             n_bytes: t.n_bytes as usize,
+            resident: None,
         })
     }
 
@@ -148,6 +149,34 @@ fn exit_gate(g: &GgufFile, c: &Config) -> Result<Option<ExitGate>, ModelError> {
 }
 
 impl Weights {
+    /// Repack every matrix the kernel path keeps in resident panels (Q4_0 / Q8_0 on AVX-512:
+    /// `ouro_simd::resident_enabled`) — the layers' seven and `output`; the embedding stays in
+    /// the map, it is read a row at a time — and release the file pages each one replaces, so
+    /// resident memory stays the file's size. `OURO_REPACK=0` keeps everything in the map.
+    pub fn make_resident(&mut self, map: &crate::mmap::Mmap) {
+        let file = map.as_bytes();
+        let layers = self.layers.iter_mut().flat_map(|l| {
+            [
+                &mut l.attn_q,
+                &mut l.attn_k,
+                &mut l.attn_v,
+                &mut l.attn_output,
+                &mut l.ffn_gate,
+                &mut l.ffn_up,
+                &mut l.ffn_down,
+            ]
+        });
+        // `output` first: while a tensor is packed both its pages and its copy are resident,
+        // and the largest one is cheapest to double before anything else is resident.
+        for t in std::iter::once(&mut self.output).chain(layers) {
+            if ouro_simd::resident_enabled(t.ty) {
+                let r = ouro_simd::Resident::pack(t.ty, t.data(file), t.rows, t.cols);
+                t.resident = Some(std::sync::Arc::new(r));
+                map.release(t.offset, t.n_bytes);
+            }
+        }
+    }
+
     /// Resolve every tensor of `c`'s architecture; the first missing or misshapen one is an error
     /// naming it.
     pub fn resolve(g: &GgufFile, c: &Config) -> Result<Weights, ModelError> {

@@ -7,7 +7,10 @@ use crate::tensor::WeightTensor;
 pub fn matmul(w: &WeightTensor, file: &[u8], x: &[f32], n_vecs: usize, y: &mut [f32]) {
     debug_assert_eq!(x.len(), n_vecs * w.cols);
     debug_assert_eq!(y.len(), n_vecs * w.rows);
-    ouro_simd::matmul(w.ty, w.data(file), w.rows, w.cols, x, n_vecs, y);
+    match &w.resident {
+        Some(r) => ouro_simd::matmul_resident(r, x, n_vecs, y),
+        None => ouro_simd::matmul(w.ty, w.data(file), w.rows, w.cols, x, n_vecs, y),
+    }
 }
 
 /// Dequantize row `row` of `w` into `out` (`[cols]`): the embedding lookup.
@@ -30,6 +33,7 @@ mod tests {
             cols,
             offset: 0,
             n_bytes,
+            resident: None,
         }
     }
 

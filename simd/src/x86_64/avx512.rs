@@ -430,6 +430,7 @@ pub(crate) unsafe fn kernels() -> Kernels {
             pack: super::panel512::pack,
             gemm: super::panel512::gemm,
         }),
+        resident: Some(super::resident512::gemm),
         gemm_q4_0_q8_0_4x4: Some(Tile4x4 {
             prepared_bytes: tile_prepared_bytes,
             prepare: tile_prepare,

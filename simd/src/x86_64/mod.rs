@@ -9,6 +9,7 @@ mod gemm_k;
 mod kv;
 mod panel256;
 mod panel512;
+mod resident512;
 pub(crate) mod peak;
 pub(crate) mod quantize_k;
 
