@@ -160,19 +160,22 @@ pub fn matmul_resident_with(k: &Kernels, w: &Resident, x: &[f32], n_vecs: usize,
     }
     let gemm = k.resident.unwrap_or(resident::gemm_scalar);
     let fmt = w.format();
-    let a_row = row_bytes("matmul_resident", GgmlType::Q8_0, cols);
+    let atype = vec_dot_type(fmt.ggml_type());
+    let quantize = k
+        .quantize_activation(atype)
+        .unwrap_or_else(|| panic!("ouro_simd::matmul_resident: no quantizer for {atype}"));
+    let a_row = row_bytes("matmul_resident", atype, cols);
     let mut run = |acts: &mut Vec<u8>, pa: &mut PanelActs| {
         acts.clear();
         acts.resize(n_vecs * a_row, 0);
         for (a, xv) in acts.chunks_exact_mut(a_row).zip(x.chunks_exact(cols)) {
-            (k.quantize_row_q8_0)(xv, a);
+            quantize(xv, a);
         }
         pa.prepare(fmt, cols, acts, n_vecs);
         let pa = &*pa;
         let n_panels = w.panels();
         let threads = rayon::current_num_threads();
-        let parallel =
-            threads > 1 && rows * cols * n_vecs >= 2 * PARALLEL_MIN_WORK && n_panels > 1;
+        let parallel = threads > 1 && rows * cols * n_vecs >= 2 * PARALLEL_MIN_WORK && n_panels > 1;
         let chunk = if parallel {
             n_panels.div_ceil(threads * 4).max(1)
         } else {
@@ -191,7 +194,9 @@ pub fn matmul_resident_with(k: &Kernels, w: &Resident, x: &[f32], n_vecs: usize,
         if n_vecs == 1 && rows.is_multiple_of(PANEL_ROWS) {
             // [panel][16] is y itself.
             if parallel {
-                y.par_chunks_mut(chunk * per_panel).enumerate().for_each(task);
+                y.par_chunks_mut(chunk * per_panel)
+                    .enumerate()
+                    .for_each(task);
             } else {
                 y.chunks_mut(chunk * per_panel).enumerate().for_each(task);
             }
@@ -199,7 +204,9 @@ pub fn matmul_resident_with(k: &Kernels, w: &Resident, x: &[f32], n_vecs: usize,
         }
         let mut yt = vec![0f32; n_panels * per_panel];
         if parallel {
-            yt.par_chunks_mut(chunk * per_panel).enumerate().for_each(task);
+            yt.par_chunks_mut(chunk * per_panel)
+                .enumerate()
+                .for_each(task);
         } else {
             yt.chunks_mut(chunk * per_panel).enumerate().for_each(task);
         }

@@ -322,7 +322,7 @@ fn k4_scales(
 
 /// The 64 words (256 values, element order) of a Q4_K super-block, or of a Q5_K one with its
 /// fifth bits `qh` (bit j of each qh byte belongs to sub-block j).
-fn k4_words(qs: &[u8; 128], qh: Option<&[u8; 32]>, out: &mut [u32]) {
+pub(crate) fn k4_words(qs: &[u8; 128], qh: Option<&[u8; 32]>, out: &mut [u32]) {
     for j in 0..8 {
         let q = &qs[32 * (j / 2)..][..32];
         let shift = 4 * (j % 2) as u32;
@@ -337,7 +337,7 @@ fn k4_words(qs: &[u8; 128], qh: Option<&[u8; 32]>, out: &mut [u32]) {
 }
 
 /// The 6-bit values of a Q6_K block (0..64, before the −32), in element order.
-fn q6_raw(b: &BlockQ6_K) -> [u8; 256] {
+pub(crate) fn q6_raw(b: &BlockQ6_K) -> [u8; 256] {
     let mut q = [0u8; 256];
     for n in 0..2 {
         let ql = &b.ql[64 * n..64 * n + 64];

@@ -1,5 +1,5 @@
-//! Resident panels: Q4_0 / Q8_0 weights repacked once, at load, into the panel GEMM's
-//! interleave (see [`crate::panel`]) but at the file's own size, so that every batch size —
+//! Resident panels: Q4_0 / Q8_0 / Q4_K / Q6_K weights repacked once, at load, into the panel
+//! GEMM's interleave (see [`crate::panel`]) at about the file's size, so that every batch size —
 //! one decoded token, a speculative verification, a server step, a prefill — runs the same
 //! kernel with the panel contract.
 //!
@@ -10,26 +10,34 @@
 //! (Q8_0) 64-byte loads, 8 `vpdpbusd` with a broadcast activation dword, one scale conversion,
 //! one multiply, one convert and one FMA — and each row's exact block sum lands in its own lane.
 //!
-//! Layout, per panel of 16 rows (the last panel is padded with zero rows, scale 0):
-//! - `q`: `[block][...]` 64-byte lines. Q4_0: 4 lines per block, line c holding the native
-//!   `qs` word c (bytes 4c..4c+4: low nibbles = weights 4c..4c+4, high nibbles = weights
-//!   16+4c..) of rows 0..16 — a word transpose, nothing re-encoded. Q8_0: 8 lines per block,
-//!   line s holding quants 4s..4s+4 of each row as unsigned bytes `w + 128`.
-//! - `scale`: `[block][16]` the f16 block scales, as stored in the file.
+//! Layout, per panel of 16 rows (the last panel is padded with zero rows, scale 0), per *unit*
+//! (a block of 32 weights for Q4_0 / Q8_0, a super-block of 256 for Q4_K / Q6_K):
+//! - `q`: 64-byte lines, group after group (a group: 32 weights, 16 for Q6_K), each line one
+//!   word (four weights) of each of the 16 rows, as unsigned bytes `u = w + c` (the panel's
+//!   offsets: 8, 128, 0, 32):
+//!   - Q4_0, Q4_K: 4 lines per group; line c byte = `u[4c + i] | u[16 + 4c + i] << 4` — for
+//!     Q4_0 exactly the file's `qs` word c (a word transpose, nothing re-encoded);
+//!   - Q8_0: 8 lines per group, line s = `u[4s + i]`;
+//!   - Q6_K: 3 lines per group of 16: two of nibbles (`lo(u[i]) | lo(u[4 + i]) << 4`,
+//!     `lo(u[8 + i]) | lo(u[12 + i]) << 4`) and one of the 2-bit tops of all four words.
+//! - `meta`: per unit, the row scales as the file has them, rows innermost: Q4_0 / Q8_0
+//!   `d[16]` (f16); Q4_K `d[16] dmin[16]` (f16), `sc[8][16] m[8][16]` (6-bit values as
+//!   bytes); Q6_K `d[16]` (f16), `sc[16][16]` (i8).
 //!
-//! So the resident copy has exactly the file's bytes (18 per 32 weights for Q4_0, 34 for Q8_0)
-//! and the loader drops the mapped pages it replaces: resident memory does not grow.
+//! So the resident copy has the file's bytes (Q4_0, Q8_0, Q6_K exactly; Q4_K 148 instead of
+//! 144 per 256 weights: the 6-bit scales unpacked) and the loader drops the mapped pages it
+//! replaces: resident memory does not grow.
 //!
-//! Arithmetic: the panel contract for Q8_0 activations, operation for operation —
-//! `isum = −c·Σa + Σ u·a` (exact), `acc = fma(f32(isum), f32(scale) · da, acc)` per block in
-//! order — so a resident product is bit-identical to the on-the-fly panel GEMM of the same rows
-//! ([`crate::panel::gemm_scalar`]), for any number of vectors: decoding a token alone or in a
-//! batch gives the same bits. [`gemm_scalar`] is the twin of the SIMD kernels.
+//! Arithmetic: the panel contract ([`crate::panel`] module doc), operation for operation, with
+//! `scale = f32(d)·sc` and `min = f32(dmin)·m` formed where used — the same f32 values the
+//! panel stores — so a resident product is bit-identical to the on-the-fly panel GEMM of the
+//! same rows ([`crate::panel::gemm_scalar`]), for any number of vectors: decoding a token alone
+//! or in a batch gives the same bits. [`gemm_scalar`] is the twin of the SIMD kernels.
 
 use half::f16;
 
-use crate::blocks::{as_blocks, BlockQ4_0, BlockQ8_0};
-use crate::panel::{PanelActs, PanelFormat, PANEL_ROWS};
+use crate::blocks::{as_blocks, BlockQ4_0, BlockQ4_K, BlockQ6_K, BlockQ8_0};
+use crate::panel::{k4_words, q6_raw, PanelActs, PanelFormat, PANEL_ROWS};
 use crate::GgmlType;
 
 /// One 64-byte line (the allocation unit of [`Resident::q`], so every line is aligned).
@@ -37,31 +45,155 @@ use crate::GgmlType;
 #[repr(C, align(64))]
 pub struct Line(pub [u8; 64]);
 
+/// The shape of a format's resident units.
+#[derive(Clone, Copy, Debug)]
+pub struct Geometry {
+    /// Weights per unit (32 or 256).
+    pub unit: usize,
+    /// Weights per scale group (32, or 16 for Q6_K).
+    pub group: usize,
+    /// Lines per group.
+    pub lines: usize,
+    /// Meta bytes per unit.
+    pub meta: usize,
+}
+
+impl Geometry {
+    pub fn of(format: PanelFormat) -> Geometry {
+        let (unit, group, lines, meta) = match format {
+            PanelFormat::Q4_0 => (32, 32, 4, 32),
+            PanelFormat::Q8_0 => (32, 32, 8, 32),
+            PanelFormat::Q4_K => (256, 32, 4, 320),
+            PanelFormat::Q6_K => (256, 16, 3, 288),
+            PanelFormat::Q5_K => panic!("ouro_simd::resident: Q5_K has no resident layout"),
+        };
+        Geometry {
+            unit,
+            group,
+            lines,
+            meta,
+        }
+    }
+
+    /// Groups per unit.
+    pub fn groups(&self) -> usize {
+        self.unit / self.group
+    }
+
+    /// Lines per unit.
+    pub fn unit_lines(&self) -> usize {
+        self.groups() * self.lines
+    }
+}
+
 /// A weight matrix repacked into resident panels.
 pub struct Resident {
     format: PanelFormat,
     rows: usize,
     k: usize,
-    /// `[panel][block][lines_per_block]`.
+    /// `[panel][unit][group][line]`.
     q: Vec<Line>,
-    /// `[panel][block][16]` f16 scale bits.
-    scale: Vec<u16>,
+    /// `[panel][unit][meta bytes]`.
+    meta: Vec<u8>,
 }
 
 impl std::fmt::Debug for Resident {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Resident({:?}, {} × {})",
-            self.format, self.rows, self.k
-        )
+        write!(f, "Resident({:?}, {} × {})", self.format, self.rows, self.k)
+    }
+}
+
+/// The unsigned values `u = w + c` of one row's unit, in element order.
+fn unit_values(format: PanelFormat, unit: &[u8], out: &mut [u8]) {
+    match format {
+        PanelFormat::Q4_0 => {
+            let b = &as_blocks::<BlockQ4_0>(unit)[0];
+            for i in 0..16 {
+                out[i] = b.qs[i] & 0x0F;
+                out[i + 16] = b.qs[i] >> 4;
+            }
+        }
+        PanelFormat::Q8_0 => {
+            let b = &as_blocks::<BlockQ8_0>(unit)[0];
+            for (o, &q) in out.iter_mut().zip(&b.qs) {
+                *o = (q as u8) ^ 0x80;
+            }
+        }
+        PanelFormat::Q4_K => {
+            let b = &as_blocks::<BlockQ4_K>(unit)[0];
+            let mut words = [0u32; 64];
+            k4_words(&b.qs, None, &mut words);
+            for (o, w) in out.chunks_exact_mut(4).zip(words) {
+                o.copy_from_slice(&w.to_le_bytes());
+            }
+        }
+        PanelFormat::Q6_K => out.copy_from_slice(&q6_raw(&as_blocks::<BlockQ6_K>(unit)[0])),
+        PanelFormat::Q5_K => unreachable!("no resident layout"),
+    }
+}
+
+/// One row's unit scales into the unit's meta (row `r` of 16).
+fn unit_meta(format: PanelFormat, unit: &[u8], r: usize, meta: &mut [u8]) {
+    let mut f16_at = |slot: usize, h: [u8; 2]| {
+        meta[2 * (slot * PANEL_ROWS + r)..][..2].copy_from_slice(&h);
+    };
+    match format {
+        PanelFormat::Q4_0 => f16_at(0, as_blocks::<BlockQ4_0>(unit)[0].d.0),
+        PanelFormat::Q8_0 => f16_at(0, as_blocks::<BlockQ8_0>(unit)[0].d.0),
+        PanelFormat::Q4_K => {
+            let b = &as_blocks::<BlockQ4_K>(unit)[0];
+            f16_at(0, b.d.0);
+            f16_at(1, b.dmin.0);
+            for j in 0..8 {
+                let (sc, m) = crate::blocks::get_scale_min_k4(j, &b.scales);
+                meta[64 + j * PANEL_ROWS + r] = sc;
+                meta[192 + j * PANEL_ROWS + r] = m;
+            }
+        }
+        PanelFormat::Q6_K => {
+            let b = &as_blocks::<BlockQ6_K>(unit)[0];
+            f16_at(0, b.d.0);
+            for (j, &sc) in b.scales.iter().enumerate() {
+                meta[32 + j * PANEL_ROWS + r] = sc as u8;
+            }
+        }
+        PanelFormat::Q5_K => unreachable!("no resident layout"),
+    }
+}
+
+/// Row `r`'s values `v` of one group into the group's lines.
+fn encode_group(format: PanelFormat, v: &[u8], r: usize, lines: &mut [Line]) {
+    for i in 0..4 {
+        let b = 4 * r + i;
+        match format {
+            PanelFormat::Q4_0 | PanelFormat::Q4_K => {
+                for c in 0..4 {
+                    lines[c].0[b] = v[4 * c + i] | v[16 + 4 * c + i] << 4;
+                }
+            }
+            PanelFormat::Q8_0 => {
+                for s in 0..8 {
+                    lines[s].0[b] = v[4 * s + i];
+                }
+            }
+            PanelFormat::Q6_K => {
+                let w = |j: usize| v[4 * j + i];
+                lines[0].0[b] = (w(0) & 15) | (w(1) & 15) << 4;
+                lines[1].0[b] = (w(2) & 15) | (w(3) & 15) << 4;
+                lines[2].0[b] = w(0) >> 4 | (w(1) >> 4) << 2 | (w(2) >> 4) << 4 | (w(3) >> 4) << 6;
+            }
+            PanelFormat::Q5_K => unreachable!("no resident layout"),
+        }
     }
 }
 
 impl Resident {
     /// The formats that have a resident layout.
     pub fn supports(ty: GgmlType) -> bool {
-        matches!(ty, GgmlType::Q4_0 | GgmlType::Q8_0)
+        matches!(
+            ty,
+            GgmlType::Q4_0 | GgmlType::Q8_0 | GgmlType::Q4_K | GgmlType::Q6_K
+        )
     }
 
     /// Repack `rows` rows of `k` elements of `ty` (`w`: the rows as stored in the file).
@@ -71,47 +203,48 @@ impl Resident {
         let format = match ty {
             GgmlType::Q4_0 => PanelFormat::Q4_0,
             GgmlType::Q8_0 => PanelFormat::Q8_0,
+            GgmlType::Q4_K => PanelFormat::Q4_K,
+            GgmlType::Q6_K => PanelFormat::Q6_K,
             _ => panic!("ouro_simd::Resident: no resident layout for {ty}"),
         };
-        assert!(k.is_multiple_of(32) && k > 0, "{k} elements per row");
+        let geo = Geometry::of(format);
+        assert!(k.is_multiple_of(geo.unit) && k > 0, "{k} elements per row");
         let w_row = ty.row_bytes(k as u64).expect("whole blocks") as usize;
         assert_eq!(w.len(), rows * w_row, "{rows} rows of {w_row} bytes");
-        let blocks = k / 32;
-        let lpb = lines_per_block(format);
+        let units = k / geo.unit;
+        let unit_bytes = w_row / units;
         let panels = rows.div_ceil(PANEL_ROWS);
-        let mut q = vec![Line([0; 64]); panels * blocks * lpb];
-        let mut scale = vec![0u16; panels * blocks * PANEL_ROWS];
-        let per_q = blocks * lpb;
-        let per_s = blocks * PANEL_ROWS;
-        let pack_panel = |(p, (pq, ps)): (usize, (&mut [Line], &mut [u16]))| {
+        let per_q = units * geo.unit_lines();
+        let per_m = units * geo.meta;
+        let mut q = vec![Line([0; 64]); panels * per_q];
+        let mut meta = vec![0u8; panels * per_m];
+        let pack_panel = |(p, (pq, pm)): (usize, (&mut [Line], &mut [u8]))| {
+            let mut v = vec![0u8; geo.unit];
             for r in 0..PANEL_ROWS.min(rows - p * PANEL_ROWS) {
                 let row = &w[(p * PANEL_ROWS + r) * w_row..][..w_row];
-                match format {
-                    PanelFormat::Q4_0 => {
-                        for (g, b) in as_blocks::<BlockQ4_0>(row).iter().enumerate() {
-                            for c in 0..4 {
-                                pq[g * 4 + c].0[4 * r..4 * r + 4]
-                                    .copy_from_slice(&b.qs[4 * c..4 * c + 4]);
-                            }
-                            ps[g * PANEL_ROWS + r] = u16::from_le_bytes(b.d.0);
-                        }
-                    }
-                    _ => {
-                        for (g, b) in as_blocks::<BlockQ8_0>(row).iter().enumerate() {
-                            for s in 0..8 {
-                                for i in 0..4 {
-                                    pq[g * 8 + s].0[4 * r + i] = (b.qs[4 * s + i] as u8) ^ 0x80;
-                                }
-                            }
-                            ps[g * PANEL_ROWS + r] = u16::from_le_bytes(b.d.0);
-                        }
+                for (u, (ub, (ql, m))) in row
+                    .chunks_exact(unit_bytes)
+                    .zip(
+                        pq.chunks_exact_mut(geo.unit_lines())
+                            .zip(pm.chunks_exact_mut(geo.meta)),
+                    )
+                    .enumerate()
+                {
+                    let _ = u;
+                    unit_values(format, ub, &mut v);
+                    unit_meta(format, ub, r, m);
+                    for (vg, lg) in v
+                        .chunks_exact(geo.group)
+                        .zip(ql.chunks_exact_mut(geo.lines))
+                    {
+                        encode_group(format, vg, r, lg);
                     }
                 }
             }
         };
         use rayon::prelude::*;
         q.par_chunks_mut(per_q)
-            .zip(scale.par_chunks_mut(per_s))
+            .zip(meta.par_chunks_mut(per_m))
             .enumerate()
             .for_each(pack_panel);
         Resident {
@@ -119,7 +252,7 @@ impl Resident {
             rows,
             k,
             q,
-            scale,
+            meta,
         }
     }
 
@@ -143,82 +276,138 @@ impl Resident {
 
     /// Bytes held (quants and scales).
     pub fn bytes(&self) -> usize {
-        self.q.len() * 64 + self.scale.len() * 2
+        self.q.len() * 64 + self.meta.len()
     }
 
-    /// Panel `p`'s lines and scales.
-    pub fn panel(&self, p: usize) -> (&[Line], &[u16]) {
-        let blocks = self.k / 32;
-        let lpb = lines_per_block(self.format);
+    /// Panel `p`'s lines and meta bytes.
+    pub fn panel(&self, p: usize) -> (&[Line], &[u8]) {
+        let geo = Geometry::of(self.format);
+        let units = self.k / geo.unit;
+        let (nq, nm) = (units * geo.unit_lines(), units * geo.meta);
         (
-            &self.q[p * blocks * lpb..(p + 1) * blocks * lpb],
-            &self.scale[p * blocks * PANEL_ROWS..(p + 1) * blocks * PANEL_ROWS],
+            &self.q[p * nq..(p + 1) * nq],
+            &self.meta[p * nm..(p + 1) * nm],
         )
-    }
-}
-
-/// 64-byte lines per block of 32 weights.
-pub fn lines_per_block(format: PanelFormat) -> usize {
-    match format {
-        PanelFormat::Q4_0 => 4,
-        _ => 8,
     }
 }
 
 /// A resident kernel: panel `p` of `w` against activation rows `v0 .. v0 + nv` (nv ≤ 8) of
 /// `acts` (prepared for `w.format()`), writing `out[j·16 + r]` for vector `v0 + j`, row `r`.
-pub type ResidentFn = fn(w: &Resident, p: usize, acts: &PanelActs, v0: usize, nv: usize, out: &mut [f32]);
+pub type ResidentFn =
+    fn(w: &Resident, p: usize, acts: &PanelActs, v0: usize, nv: usize, out: &mut [f32]);
 
 /// Check a kernel call's shapes (every path, before any unchecked access).
 pub(crate) fn check(w: &Resident, p: usize, acts: &PanelActs, v0: usize, nv: usize, out: &[f32]) {
-    assert!(matches!(w.format, PanelFormat::Q4_0 | PanelFormat::Q8_0));
-    assert_eq!(acts.format, Some(w.format), "weights and activations of one format");
+    let geo = Geometry::of(w.format);
+    assert_eq!(
+        acts.format,
+        Some(w.format),
+        "weights and activations of one format"
+    );
     assert_eq!(acts.k, w.k);
     assert!(p < w.panels());
-    let blocks = w.k / 32;
-    assert_eq!(w.q.len(), w.panels() * blocks * lines_per_block(w.format));
-    assert_eq!(w.scale.len(), w.panels() * blocks * PANEL_ROWS);
+    let units = w.k / geo.unit;
+    let groups = w.k / geo.group;
+    assert_eq!(w.q.len(), w.panels() * units * geo.unit_lines());
+    assert_eq!(w.meta.len(), w.panels() * units * geo.meta);
     assert!(v0 + nv <= acts.n && (1..=8).contains(&nv));
     assert_eq!(acts.q.len(), acts.n * acts.k);
-    assert_eq!(acts.corr.len(), acts.n * blocks);
-    assert_eq!(acts.d.len(), acts.n * blocks);
+    assert_eq!(acts.corr.len(), acts.n * groups);
+    let per_row = if w.format.q8k() { w.k / 256 } else { groups };
+    assert_eq!(acts.d.len(), acts.n * per_row);
+    let mins = w.format == PanelFormat::Q4_K;
+    assert_eq!(acts.bsum.len(), if mins { acts.n * groups } else { 0 });
     assert!(out.len() >= nv * PANEL_ROWS);
 }
 
-/// The unsigned byte `u = w + c` of row `r`, weight `i` of block `g` in panel lines `q`.
-fn unsigned(format: PanelFormat, q: &[Line], g: usize, r: usize, i: usize) -> u8 {
+/// The unsigned value of row `r`, weight `i` of a group whose lines are `l`.
+fn unsigned(format: PanelFormat, l: &[Line], r: usize, i: usize) -> u8 {
+    let byte = |line: usize| l[line].0[4 * r + i % 4];
     match format {
-        PanelFormat::Q4_0 => {
-            let b = q[g * 4 + (i % 16) / 4].0[4 * r + i % 4];
+        PanelFormat::Q4_0 | PanelFormat::Q4_K => {
+            let b = byte((i % 16) / 4);
             if i < 16 {
                 b & 0x0F
             } else {
                 b >> 4
             }
         }
-        _ => q[g * 8 + i / 4].0[4 * r + i % 4],
+        PanelFormat::Q8_0 => byte(i / 4),
+        PanelFormat::Q6_K => {
+            let word = i / 4;
+            let lo = byte(word / 2) >> (4 * (word % 2)) & 15;
+            let hi = byte(2) >> (2 * word) & 3;
+            lo | hi << 4
+        }
+        PanelFormat::Q5_K => unreachable!("no resident layout"),
     }
+}
+
+/// The f16 at `slot` (a block of 16, row `r`) of a unit's meta, as f32.
+pub(crate) fn meta_f16(m: &[u8], slot: usize, r: usize) -> f32 {
+    let at = 2 * (slot * PANEL_ROWS + r);
+    f16::from_le_bytes([m[at], m[at + 1]]).to_f32()
 }
 
 /// The scalar twin of the resident kernels (the module doc's arithmetic, operation for
 /// operation).
-pub fn gemm_scalar(w: &Resident, p: usize, acts: &PanelActs, v0: usize, nv: usize, out: &mut [f32]) {
+pub fn gemm_scalar(
+    w: &Resident,
+    p: usize,
+    acts: &PanelActs,
+    v0: usize,
+    nv: usize,
+    out: &mut [f32],
+) {
     check(w, p, acts, v0, nv, out);
+    let f = w.format;
+    let geo = Geometry::of(f);
     let k = w.k;
-    let blocks = k / 32;
-    let (q, scale) = w.panel(p);
+    let groups = k / geo.group;
+    let (q, meta) = w.panel(p);
     for j in 0..nv {
         let v = v0 + j;
         let a = &acts.q[v * k..(v + 1) * k];
         for r in 0..PANEL_ROWS {
-            let mut acc = 0f32;
-            for g in 0..blocks {
-                let mut isum = acts.corr[v * blocks + g];
-                for i in 0..32 {
-                    isum += unsigned(w.format, q, g, r, i) as i32 * a[g * 32 + i] as i32;
+            let isum = |g: usize| -> i32 {
+                let l = &q[g * geo.lines..(g + 1) * geo.lines];
+                let mut s = acts.corr[v * groups + g];
+                for i in 0..geo.group {
+                    s += unsigned(f, l, r, i) as i32 * a[g * geo.group + i] as i32;
                 }
-                let sc = f16::from_bits(scale[g * PANEL_ROWS + r]).to_f32() * acts.d[v * blocks + g];
-                acc = (isum as f32).mul_add(sc, acc);
+                s
+            };
+            let mut acc = 0f32;
+            for (s, m) in meta.chunks_exact(geo.meta).enumerate() {
+                let d = meta_f16(m, 0, r);
+                match f {
+                    PanelFormat::Q4_0 | PanelFormat::Q8_0 => {
+                        let sc = d * acts.d[v * groups + s];
+                        acc = (isum(s) as f32).mul_add(sc, acc);
+                    }
+                    _ => {
+                        let gs = geo.groups();
+                        let mut sb = 0f32;
+                        for gl in 0..gs {
+                            let sc = if f == PanelFormat::Q4_K {
+                                m[64 + gl * PANEL_ROWS + r] as f32
+                            } else {
+                                m[32 + gl * PANEL_ROWS + r] as i8 as f32
+                            };
+                            sb = (isum(s * gs + gl) as f32).mul_add(d * sc, sb);
+                        }
+                        if f == PanelFormat::Q4_K {
+                            let dmin = meta_f16(m, 1, r);
+                            let mut mn = 0f32;
+                            for gl in 0..gs {
+                                let min = dmin * m[192 + gl * PANEL_ROWS + r] as f32;
+                                mn = min.mul_add(acts.bsum[v * groups + s * gs + gl], mn);
+                            }
+                            sb -= mn;
+                        }
+                        acc = sb.mul_add(acts.d[v * (k / 256) + s], acc);
+                    }
+                }
             }
             out[j * PANEL_ROWS + r] = acc;
         }

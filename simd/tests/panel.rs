@@ -176,9 +176,18 @@ fn resident_panels_equal_the_panel_twin_bit_for_bit() {
     let mut rng = Rng::new(0x5e51d);
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     let mut simd_checked = 0;
-    for (ty, fmt) in [(Q4_0, PanelFormat::Q4_0), (Q8_0, PanelFormat::Q8_0)] {
+    let formats = [
+        (Q4_0, PanelFormat::Q4_0),
+        (Q8_0, PanelFormat::Q8_0),
+        (Q4_K, PanelFormat::Q4_K),
+        (Q6_K, PanelFormat::Q6_K),
+    ];
+    for (ty, fmt) in formats {
         for (nb, rows, n) in [(1, 16, 8), (3, 5, 3), (2, 37, 11), (5, 13, 1), (8, 48, 17)] {
-            let k = nb * 32;
+            if fmt.q8k() && nb > 3 {
+                continue;
+            }
+            let k = nb * if fmt.q8k() { 256 } else { 32 };
             let w = weight_rows(&mut rng, ty, nb, rows);
             let w_flat = w.concat();
             let w_row = w[0].len();
@@ -195,11 +204,21 @@ fn resident_panels_equal_the_panel_twin_bit_for_bit() {
                     _ => 3.5,
                 })
                 .collect();
-            let acts: Vec<u8> = x.chunks_exact(k).flat_map(|x| quantize(Q8_0, x)).collect();
+            let a_type = ouro_simd::vec_dot_type(ty);
+            let acts: Vec<u8> = x
+                .chunks_exact(k)
+                .flat_map(|x| quantize(a_type, x))
+                .collect();
             let mut pa = PanelActs::default();
             pa.prepare(fmt, k, &acts, n);
             let res = Resident::pack(ty, &w_flat, rows, k);
-            assert_eq!(res.bytes(), res.panels() * PANEL_ROWS * w_row, "the file's size");
+            // The file's size (Q4_K: its 12 bytes of 6-bit scales and mins kept as 16).
+            let extra = if ty == Q4_K { 4 * nb } else { 0 };
+            assert_eq!(
+                res.bytes(),
+                res.panels() * PANEL_ROWS * (w_row + extra),
+                "size"
+            );
             // Twin against twin, panel by panel: want[v][r].
             let mut want = vec![0f32; n * rows];
             for p in 0..res.panels() {

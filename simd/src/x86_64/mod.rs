@@ -9,9 +9,9 @@ mod gemm_k;
 mod kv;
 mod panel256;
 mod panel512;
-mod resident512;
 pub(crate) mod peak;
 pub(crate) mod quantize_k;
+mod resident512;
 
 use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
 
