@@ -68,23 +68,7 @@ fn repacked_weights_replace_their_mapped_pages() {
         "file {file}, RSS grown {grown}, file pages resident {}",
         mapped_rss(&q8)
     );
-    let w = model.weights();
-    let layers = w.layers.iter().flat_map(|l| {
-        [
-            &l.attn_q,
-            &l.attn_k,
-            &l.attn_v,
-            &l.attn_output,
-            &l.ffn_gate,
-            &l.ffn_up,
-            &l.ffn_down,
-        ]
-    });
-    let repacked: u64 = layers
-        .chain(std::iter::once(&w.output))
-        .filter_map(|t| t.resident.as_ref())
-        .map(|r| r.bytes() as u64)
-        .sum();
+    let repacked = model.weights().resident_bytes();
     // SmolLM2-135M at Q8_0: ~145 MB, of which the 30 layers' matrices and the (tied) output are
     // repacked. Without the release, growth would be ≈ 2 × repacked.
     assert!(

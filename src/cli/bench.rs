@@ -119,6 +119,9 @@ pub struct Report {
     pub layer_evals: u64,
     /// Loops actually computed per generated token (below `loops` only in skip mode).
     pub mean_loops: f64,
+    /// Bytes of the matrices repacked at load into resident panels (0 with `OURO_REPACK=0` or
+    /// on a kernel path without resident kernels); their file pages are released.
+    pub repacked_bytes: u64,
     /// KV cache bytes at the end of the last test (`-d` + `-p` or `-d` + `-n` positions).
     pub kv_bytes: usize,
     /// With `--draft-loops`: greedy generation through the engine with and without
@@ -365,6 +368,7 @@ pub fn run(args: Args) -> Result<()> {
     };
 
     let (stack_bytes, head_bytes) = weight_bytes(&model);
+    let repacked_bytes = model.weights().resident_bytes();
     let mean_loops = if gen_tokens > 0 {
         layer_evals as f64 / (gen_tokens as f64 * c.n_layers as f64)
     } else {
@@ -404,6 +408,7 @@ pub fn run(args: Args) -> Result<()> {
         gb_per_s,
         layer_evals,
         mean_loops,
+        repacked_bytes,
         kv_bytes: session.stats().kv_bytes,
         speculation,
     };
@@ -486,10 +491,11 @@ fn print_table(out: &mut impl Write, path: &Path, r: &Report) -> Result<()> {
     }
     writeln!(
         out,
-        "peak RSS: {} | simd: {} | {} timed repetitions after a warm-up",
+        "peak RSS: {} | simd: {} | repacked at load: {} | {} timed repetitions after a warm-up",
         r.peak_rss_bytes
             .map_or_else(|| "n/a".to_owned(), human_bytes),
         r.simd,
+        human_bytes(r.repacked_bytes),
         r.repetitions
     )?;
     Ok(())

@@ -33,6 +33,21 @@ pub struct Layer {
     pub post_ffw_norm: Option<Vec<f32>>,
 }
 
+impl Layer {
+    /// The layer's seven matrices.
+    pub fn matrices(&self) -> [&WeightTensor; 7] {
+        [
+            &self.attn_q,
+            &self.attn_k,
+            &self.attn_v,
+            &self.attn_output,
+            &self.ffn_gate,
+            &self.ffn_up,
+            &self.ffn_down,
+        ]
+    }
+}
+
 /// The exit gate λ = sigmoid(weight · h + bias), from metadata.
 #[derive(Clone, Debug)]
 pub struct ExitGate {
@@ -156,14 +171,24 @@ impl Weights {
     pub fn make_resident(&mut self, map: &crate::mmap::Mmap) {
         let file = map.as_bytes();
         let layers = self.layers.iter_mut().flat_map(|l| {
+            let Layer {
+                attn_q,
+                attn_k,
+                attn_v,
+                attn_output,
+                ffn_gate,
+                ffn_up,
+                ffn_down,
+                ..
+            } = l;
             [
-                &mut l.attn_q,
-                &mut l.attn_k,
-                &mut l.attn_v,
-                &mut l.attn_output,
-                &mut l.ffn_gate,
-                &mut l.ffn_up,
-                &mut l.ffn_down,
+                attn_q,
+                attn_k,
+                attn_v,
+                attn_output,
+                ffn_gate,
+                ffn_up,
+                ffn_down,
             ]
         });
         // `output` first: while a tensor is packed both its pages and its copy are resident,
@@ -183,6 +208,16 @@ impl Weights {
         for (offset, n) in released {
             map.release(offset, n);
         }
+    }
+
+    /// Bytes held by resident panels (0 when nothing was repacked).
+    pub fn resident_bytes(&self) -> u64 {
+        let layers = self.layers.iter().flat_map(Layer::matrices);
+        layers
+            .chain(std::iter::once(&self.output))
+            .filter_map(|t| t.resident.as_ref())
+            .map(|r| r.bytes() as u64)
+            .sum()
     }
 
     /// Resolve every tensor of `c`'s architecture; the first missing or misshapen one is an error
