@@ -8,7 +8,9 @@
 //!   (2048 rows × 5632 columns) for n = 1, 2, 4, 8, 16, 32, 128, 512 vectors, on every path this
 //!   CPU runs (scalar only up to n = 4), in a rayon pool of `OURO_BENCH_THREADS` threads
 //!   (default 2); throughput = weight multiply-adds (rows · cols · n) per second. A path with a
-//!   4×4 tile for the type runs again as `<path>-notile` without it (same-run A/B).
+//!   4×4 tile for the type runs again as `<path>-notile` without it (same-run A/B), and a path
+//!   with a resident kernel runs the same weights repacked as `<path>-resident` (what the
+//!   loader uses for Q4_0 / Q8_0 / Q4_K / Q6_K there).
 //!
 //! `cargo bench -p ouro-simd --bench gemm` (add a filter such as `q4_k` or `int8_peak`).
 //! Estimates land in target/criterion/<group>/<bench>/new/estimates.json.
@@ -115,6 +117,8 @@ fn gemm(c: &mut Criterion) {
             .warm_up_time(Duration::from_millis(300))
             .measurement_time(Duration::from_secs(2));
         let w = weights(ty, ROWS, COLS);
+        let resident = ouro_simd::Resident::supports(ty)
+            .then(|| ouro_simd::Resident::pack(ty, &w, ROWS, COLS));
         for &n in NS {
             let x: Vec<f32> = (0..n * COLS)
                 .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
@@ -157,6 +161,19 @@ fn gemm(c: &mut Criterion) {
                         })
                     })
                 });
+                // The same weights repacked into resident panels (what the loader uses where
+                // the path has the kernel).
+                if k.resident.is_some() && resident.is_some() {
+                    let r = resident.as_ref().unwrap();
+                    group.bench_function(format!("{name}-resident/n={n}"), |b| {
+                        pool.install(|| {
+                            b.iter(|| {
+                                ouro_simd::matmul_resident_with(&k, black_box(r), &x, n, &mut y);
+                                black_box(&y);
+                            })
+                        })
+                    });
+                }
             }
         }
         group.finish();
