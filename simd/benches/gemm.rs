@@ -163,8 +163,7 @@ fn gemm(c: &mut Criterion) {
                 });
                 // The same weights repacked into resident panels (what the loader uses where
                 // the path has the kernel).
-                if k.resident.is_some() && resident.is_some() {
-                    let r = resident.as_ref().unwrap();
+                if let (Some(_), Some(r)) = (k.resident, resident.as_ref()) {
                     group.bench_function(format!("{name}-resident/n={n}"), |b| {
                         pool.install(|| {
                             b.iter(|| {
