@@ -161,29 +161,35 @@ fn unit_meta(format: PanelFormat, unit: &[u8], r: usize, meta: &mut [u8]) {
     }
 }
 
-/// Row `r`'s values `v` of one group into the group's lines.
-fn encode_group(format: PanelFormat, v: &[u8], r: usize, lines: &mut [Line]) {
-    for i in 0..4 {
-        let b = 4 * r + i;
-        match format {
-            PanelFormat::Q4_0 | PanelFormat::Q4_K => {
-                for c in 0..4 {
-                    lines[c].0[b] = v[4 * c + i] | v[16 + 4 * c + i] << 4;
-                }
+/// Row `r`'s values of one group (`v`: words of four values, element order) into the group's
+/// lines, a word at a time (values are below 16, or 64 for Q6_K, so shifts stay in their byte).
+fn encode_group(format: PanelFormat, v: &[u32], r: usize, lines: &mut [Line]) {
+    const LO: u32 = 0x0F0F_0F0F;
+    const TOP: u32 = 0x0303_0303;
+    let mut put = |line: usize, word: u32| {
+        lines[line].0[4 * r..4 * r + 4].copy_from_slice(&word.to_le_bytes());
+    };
+    match format {
+        PanelFormat::Q4_0 | PanelFormat::Q4_K => {
+            for c in 0..4 {
+                put(c, v[c] | v[c + 4] << 4);
             }
-            PanelFormat::Q8_0 => {
-                for s in 0..8 {
-                    lines[s].0[b] = v[4 * s + i];
-                }
-            }
-            PanelFormat::Q6_K => {
-                let w = |j: usize| v[4 * j + i];
-                lines[0].0[b] = (w(0) & 15) | (w(1) & 15) << 4;
-                lines[1].0[b] = (w(2) & 15) | (w(3) & 15) << 4;
-                lines[2].0[b] = w(0) >> 4 | (w(1) >> 4) << 2 | (w(2) >> 4) << 4 | (w(3) >> 4) << 6;
-            }
-            PanelFormat::Q5_K => unreachable!("no resident layout"),
         }
+        PanelFormat::Q8_0 => {
+            for (s, &w) in v.iter().enumerate() {
+                put(s, w);
+            }
+        }
+        PanelFormat::Q6_K => {
+            put(0, (v[0] & LO) | (v[1] & LO) << 4);
+            put(1, (v[2] & LO) | (v[3] & LO) << 4);
+            let top = |w: u32| (w >> 4) & TOP;
+            put(
+                2,
+                top(v[0]) | top(v[1]) << 2 | top(v[2]) << 4 | top(v[3]) << 6,
+            );
+        }
+        PanelFormat::Q5_K => unreachable!("no resident layout"),
     }
 }
 
@@ -220,23 +226,20 @@ impl Resident {
         let mut meta = vec![0u8; panels * per_m];
         let pack_panel = |(p, (pq, pm)): (usize, (&mut [Line], &mut [u8]))| {
             let mut v = vec![0u8; geo.unit];
+            let mut words = vec![0u32; geo.unit / 4];
             for r in 0..PANEL_ROWS.min(rows - p * PANEL_ROWS) {
                 let row = &w[(p * PANEL_ROWS + r) * w_row..][..w_row];
-                for (u, (ub, (ql, m))) in row
-                    .chunks_exact(unit_bytes)
-                    .zip(
-                        pq.chunks_exact_mut(geo.unit_lines())
-                            .zip(pm.chunks_exact_mut(geo.meta)),
-                    )
-                    .enumerate()
-                {
-                    let _ = u;
+                let units = pq
+                    .chunks_exact_mut(geo.unit_lines())
+                    .zip(pm.chunks_exact_mut(geo.meta));
+                for (ub, (ql, m)) in row.chunks_exact(unit_bytes).zip(units) {
                     unit_values(format, ub, &mut v);
                     unit_meta(format, ub, r, m);
-                    for (vg, lg) in v
-                        .chunks_exact(geo.group)
-                        .zip(ql.chunks_exact_mut(geo.lines))
-                    {
+                    for (w, b) in words.iter_mut().zip(v.chunks_exact(4)) {
+                        *w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    }
+                    let per = geo.group / 4;
+                    for (vg, lg) in words.chunks_exact(per).zip(ql.chunks_exact_mut(geo.lines)) {
                         encode_group(format, vg, r, lg);
                     }
                 }
