@@ -113,7 +113,7 @@ pub fn forward_span(
         Input::Tokens(t) => t.len(),
         Input::Hidden(h) => h.len() / dim,
     };
-    let (q_dim, kv_dim, hidden) = (c.q_dim(), c.kv_dim(), c.hidden_dim);
+    let kv_dim = c.kv_dim();
     let pos0 = span.pos0;
     let (first_loop, loops) = (span.loops.start, span.loops.end);
     let n_slots = cache.n_loop_slots();
@@ -172,37 +172,24 @@ pub fn forward_span(
         for (j, &i) in active.iter().take(na).enumerate() {
             xa[j * dim..][..dim].copy_from_slice(&x[i * dim..][..dim]);
         }
-        let mut xb = vec![0.0f32; na * dim];
-        let mut q = vec![0.0f32; na * q_dim];
-        let mut k = vec![0.0f32; na * kv_dim];
-        let mut v = vec![0.0f32; na * kv_dim];
-        let mut att = vec![0.0f32; na * q_dim];
-        let mut o = vec![0.0f32; na * dim];
-        let mut g = vec![0.0f32; na * hidden];
-        let mut u = vec![0.0f32; na * hidden];
+        let mut b = LoopBufs::new(model, na);
 
         for (l, layer) in w.layers.iter().enumerate() {
             if na > 0 {
-                // Attention block: pre-norm, projections, RoPE on q and k.
-                ops::rmsnorm(&xa, &layer.attn_norm, c.rms_eps, &mut xb);
-                ops::matmul(&layer.attn_q, file, &xb, na, &mut q);
-                ops::matmul(&layer.attn_k, file, &xb, na, &mut k);
-                ops::matmul(&layer.attn_v, file, &xb, na, &mut v);
-                for (j, &i) in active.iter().take(na).enumerate() {
-                    ops::rope_interleaved(&mut q[j * q_dim..][..q_dim], c.head_dim, &tables[i]);
-                    ops::rope_interleaved(&mut k[j * kv_dim..][..kv_dim], c.head_dim, &tables[i]);
-                }
+                let rope = active.iter().take(na).map(|&i| tables[i].as_slice());
+                project_qkv(model, layer, &xa, na, rope, &mut b);
             }
+            let (k, v) = (&b.k, &b.v);
             // Append this batch to slot (t, l) in position order: computed rows, or copies of
             // the token's rows in loop t−1 for tokens not computing this loop. A decoded token
             // under last-loop sharing writes its row to the layer's shared plane instead (each
             // loop replaces the last; the loop it exits at stays).
             if shared {
                 if na > 0 {
-                    cache.put_shared(l, pos0, &k, &v);
+                    cache.put_shared(l, pos0, k, v);
                 }
             } else if na == n {
-                cache.append(t, l, &k, &v);
+                cache.append(t, l, k, v);
             } else {
                 let mut j = 0;
                 for i in 0..n {
@@ -219,14 +206,8 @@ pub fn forward_span(
                 continue;
             }
             let (k_rows, v_rows) = (cache.view_k(t, l), cache.view_v(t, l));
-            ops::attention(&q, k_rows, v_rows, &positions, shape, &mut att);
-            let bufs = Scratch {
-                xb: &mut xb,
-                o: &mut o,
-                g: &mut g,
-                u: &mut u,
-            };
-            finish_layer(model, layer, &att, na, &mut xa, bufs);
+            ops::attention(&b.q, k_rows, v_rows, &positions, shape, &mut b.att);
+            b.finish_layer(model, layer, na, &mut xa);
             layer_evals += na as u64;
         }
         if na == 0 {
@@ -276,41 +257,85 @@ pub fn forward_span(
     (out, x)
 }
 
-/// Work buffers of [`finish_layer`] for `n` tokens: `[n × dim]` (`xb`, `o`) and
-/// `[n × hidden]` (`g`, `u`).
-pub(super) struct Scratch<'a> {
-    pub xb: &'a mut [f32],
-    pub o: &'a mut [f32],
-    pub g: &'a mut [f32],
-    pub u: &'a mut [f32],
+/// The activations of one loop over the stack for `n` tokens (allocated once per loop and
+/// reused by every layer): `[n × dim]` (`xb`, `o`), `[n × q_dim]` (`q`, `att`),
+/// `[n × kv_dim]` (`k`, `v`), `[n × hidden]` (`g`, `u`). Shared by [`forward_span`] and
+/// `multi::forward_multi`, whose layers differ only in how K/V reach the cache and attention.
+pub(super) struct LoopBufs {
+    pub xb: Vec<f32>,
+    pub q: Vec<f32>,
+    pub k: Vec<f32>,
+    pub v: Vec<f32>,
+    pub att: Vec<f32>,
+    pub o: Vec<f32>,
+    pub g: Vec<f32>,
+    pub u: Vec<f32>,
 }
 
-/// A layer after its attention: output projection of `att` (`[n × q_dim]`), optional
-/// post-attention norm, residual into `xa`; then the MLP block — pre-norm, SwiGLU, optional
-/// post-norm, residual. Shared by [`forward_span`] and `multi::forward_multi`.
-pub(super) fn finish_layer(
+impl LoopBufs {
+    pub(super) fn new(model: &Model, n: usize) -> LoopBufs {
+        let c = model.config();
+        let z = |width: usize| vec![0.0f32; n * width];
+        LoopBufs {
+            xb: z(c.dim),
+            q: z(c.q_dim()),
+            k: z(c.kv_dim()),
+            v: z(c.kv_dim()),
+            att: z(c.q_dim()),
+            o: z(c.dim),
+            g: z(c.hidden_dim),
+            u: z(c.hidden_dim),
+        }
+    }
+
+    /// A layer after its attention: output projection of `att`, optional post-attention norm,
+    /// residual into `xa` (`[n × dim]`); then the MLP block — pre-norm, SwiGLU, optional
+    /// post-norm, residual.
+    pub(super) fn finish_layer(
+        &mut self,
+        model: &Model,
+        layer: &super::weights::Layer,
+        n: usize,
+        xa: &mut [f32],
+    ) {
+        let (c, file) = (model.config(), model.bytes());
+        ops::matmul(&layer.attn_output, file, &self.att, n, &mut self.o);
+        if let Some(norm) = &layer.post_attention_norm {
+            rmsnorm_inplace(&mut self.o, norm, c.rms_eps);
+        }
+        add_assign(xa, &self.o);
+        ops::rmsnorm(xa, &layer.ffn_norm, c.rms_eps, &mut self.xb);
+        ops::matmul(&layer.ffn_gate, file, &self.xb, n, &mut self.g);
+        ops::matmul(&layer.ffn_up, file, &self.xb, n, &mut self.u);
+        ops::swiglu(&mut self.g, &self.u);
+        ops::matmul(&layer.ffn_down, file, &self.g, n, &mut self.o);
+        if let Some(norm) = &layer.post_ffw_norm {
+            rmsnorm_inplace(&mut self.o, norm, c.rms_eps);
+        }
+        add_assign(xa, &self.o);
+    }
+}
+
+/// A layer's attention inputs for `n` tokens: pre-norm of `xa`, the q/k/v projections into
+/// `b`, RoPE on q and k with each token's table (`rope`: one per token, in order).
+pub(super) fn project_qkv<'t>(
     model: &Model,
     layer: &super::weights::Layer,
-    att: &[f32],
+    xa: &[f32],
     n: usize,
-    xa: &mut [f32],
-    s: Scratch<'_>,
+    rope: impl Iterator<Item = &'t [(f32, f32)]>,
+    b: &mut LoopBufs,
 ) {
     let (c, file) = (model.config(), model.bytes());
-    ops::matmul(&layer.attn_output, file, att, n, s.o);
-    if let Some(norm) = &layer.post_attention_norm {
-        rmsnorm_inplace(s.o, norm, c.rms_eps);
+    let (q_dim, kv_dim) = (c.q_dim(), c.kv_dim());
+    ops::rmsnorm(xa, &layer.attn_norm, c.rms_eps, &mut b.xb);
+    ops::matmul(&layer.attn_q, file, &b.xb, n, &mut b.q);
+    ops::matmul(&layer.attn_k, file, &b.xb, n, &mut b.k);
+    ops::matmul(&layer.attn_v, file, &b.xb, n, &mut b.v);
+    for (j, table) in rope.enumerate() {
+        ops::rope_interleaved(&mut b.q[j * q_dim..][..q_dim], c.head_dim, table);
+        ops::rope_interleaved(&mut b.k[j * kv_dim..][..kv_dim], c.head_dim, table);
     }
-    add_assign(xa, s.o);
-    ops::rmsnorm(xa, &layer.ffn_norm, c.rms_eps, s.xb);
-    ops::matmul(&layer.ffn_gate, file, s.xb, n, s.g);
-    ops::matmul(&layer.ffn_up, file, s.xb, n, s.u);
-    ops::swiglu(s.g, s.u);
-    ops::matmul(&layer.ffn_down, file, s.g, n, s.o);
-    if let Some(norm) = &layer.post_ffw_norm {
-        rmsnorm_inplace(s.o, norm, c.rms_eps);
-    }
-    add_assign(xa, s.o);
 }
 
 /// The exit gate's λ = sigmoid(w·h + b) for one normed hidden state, if the model has a gate.

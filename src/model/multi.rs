@@ -14,7 +14,7 @@
 use crate::ops::{self, attention::AttnShape};
 
 use super::exit::ExitTracker;
-use super::forward::{finish_layer, gate_value, Depth, ExitMode, Scratch};
+use super::forward::{gate_value, project_qkv, Depth, ExitMode, LoopBufs};
 use super::{KvCache, Model};
 
 /// One sequence of a multi-sequence step: its cache (next position = `cache.n_tokens()`), the
@@ -44,7 +44,7 @@ pub fn forward_multi(model: &Model, seqs: &mut [SeqStep<'_>]) -> MultiOutput {
     let file = model.bytes();
     let dim = c.dim;
     let n = seqs.len();
-    let (q_dim, kv_dim, hidden) = (c.q_dim(), c.kv_dim(), c.hidden_dim);
+    let (q_dim, kv_dim) = (c.q_dim(), c.kv_dim());
     let shape = AttnShape {
         n_heads: c.n_heads,
         n_kv_heads: c.n_kv_heads,
@@ -104,26 +104,14 @@ pub fn forward_multi(model: &Model, seqs: &mut [SeqStep<'_>]) -> MultiOutput {
         for (j, &i) in active.iter().enumerate() {
             xa[j * dim..][..dim].copy_from_slice(&x[i * dim..][..dim]);
         }
-        let mut xb = vec![0.0f32; na * dim];
-        let mut q = vec![0.0f32; na * q_dim];
-        let mut k = vec![0.0f32; na * kv_dim];
-        let mut v = vec![0.0f32; na * kv_dim];
-        let mut att = vec![0.0f32; na * q_dim];
-        let mut o = vec![0.0f32; na * dim];
-        let mut g = vec![0.0f32; na * hidden];
-        let mut u = vec![0.0f32; na * hidden];
+        let mut b = LoopBufs::new(model, na);
 
         for (l, layer) in w.layers.iter().enumerate() {
             if na > 0 {
-                ops::rmsnorm(&xa, &layer.attn_norm, c.rms_eps, &mut xb);
-                ops::matmul(&layer.attn_q, file, &xb, na, &mut q);
-                ops::matmul(&layer.attn_k, file, &xb, na, &mut k);
-                ops::matmul(&layer.attn_v, file, &xb, na, &mut v);
-                for (j, &i) in active.iter().enumerate() {
-                    ops::rope_interleaved(&mut q[j * q_dim..][..q_dim], c.head_dim, &tables[i]);
-                    ops::rope_interleaved(&mut k[j * kv_dim..][..kv_dim], c.head_dim, &tables[i]);
-                }
+                let rope = active.iter().map(|&i| tables[i].as_slice());
+                project_qkv(model, layer, &xa, na, rope, &mut b);
             }
+            let (k, v) = (&b.k, &b.v);
             // Slot (t, l) of every sequence that has it: the computed row, or a copy of the
             // sequence's row in loop t−1.
             let mut j = 0;
@@ -149,21 +137,15 @@ pub fn forward_multi(model: &Model, seqs: &mut [SeqStep<'_>]) -> MultiOutput {
             for (j, &i) in active.iter().enumerate() {
                 let cache = &seqs[i].cache;
                 ops::attention(
-                    &q[j * q_dim..][..q_dim],
+                    &b.q[j * q_dim..][..q_dim],
                     cache.view_k(t, l),
                     cache.view_v(t, l),
                     &[pos[i]],
                     shape,
-                    &mut att[j * q_dim..][..q_dim],
+                    &mut b.att[j * q_dim..][..q_dim],
                 );
             }
-            let bufs = Scratch {
-                xb: &mut xb,
-                o: &mut o,
-                g: &mut g,
-                u: &mut u,
-            };
-            finish_layer(model, layer, &att, na, &mut xa, bufs);
+            b.finish_layer(model, layer, na, &mut xa);
             layer_evals += na as u64;
         }
         if na == 0 {
