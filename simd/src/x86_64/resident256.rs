@@ -36,9 +36,11 @@ type RowsF = [__m256; 2];
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
 fn bcast(a: &PanelActs, at: usize) -> __m256i {
-    let q = &a.q[at..at + 4];
-    // SAFETY: a 4-byte unaligned read of exactly `q`.
-    _mm256_set1_epi32(unsafe { q.as_ptr().cast::<i32>().read_unaligned() })
+    debug_assert!(at + 4 <= a.q.len());
+    // SAFETY: callers pass at = v·k + (offset of a word inside the row) with v < a.n (`check`
+    // asserted a.q.len() == a.n·k), so the 4 bytes are inside `a.q` (read unaligned). Not a
+    // checked slice: its bounds tests were 4 compares and branches per broadcast.
+    _mm256_set1_epi32(unsafe { a.q.as_ptr().add(at).cast::<i32>().read_unaligned() })
 }
 
 /// Line `i` of `l` as two registers.
@@ -122,9 +124,13 @@ fn group_sums<const F: u8, const NV: usize>(
                     }
                 }
             }
-            std::array::from_fn(|j| {
-                s16[j].map(|s| _mm256_add_epi32(_mm256_set1_epi32(corr[j]), widen(s)))
-            })
+            let mut ia = [[_mm256_setzero_si256(); 2]; NV];
+            for j in 0..NV {
+                for h in 0..2 {
+                    ia[j][h] = _mm256_add_epi32(_mm256_set1_epi32(corr[j]), widen(s16[j][h]));
+                }
+            }
+            ia
         }
         Q8_0 => {
             let flip = _mm256_set1_epi8(-128);
@@ -162,9 +168,10 @@ fn group_sums<const F: u8, const NV: usize>(
                     _mm256_srli_epi16(top(-0x40), 2),
                 );
             }
-            std::array::from_fn(|j| {
-                let x: [__m256i; 4] = std::array::from_fn(|st| bcast(a, base[j] + 4 * st));
-                std::array::from_fn(|h| {
+            let mut ia = [[_mm256_setzero_si256(); 2]; NV];
+            for (j, ia) in ia.iter_mut().enumerate() {
+                let x = [0, 1, 2, 3].map(|st| bcast(a, base[j] + 4 * st));
+                for h in 0..2 {
                     let p01 = _mm256_add_epi16(
                         _mm256_maddubs_epi16(u[0][h], x[0]),
                         _mm256_maddubs_epi16(u[1][h], x[1]),
@@ -173,12 +180,13 @@ fn group_sums<const F: u8, const NV: usize>(
                         _mm256_maddubs_epi16(u[2][h], x[2]),
                         _mm256_maddubs_epi16(u[3][h], x[3]),
                     );
-                    _mm256_add_epi32(
+                    ia[h] = _mm256_add_epi32(
                         _mm256_add_epi32(_mm256_set1_epi32(corr[j]), widen(p01)),
                         widen(p23),
-                    )
-                })
-            })
+                    );
+                }
+            }
+            ia
         }
     }
 }
