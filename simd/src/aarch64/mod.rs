@@ -10,6 +10,7 @@ mod gemm;
 mod kv;
 mod neon;
 mod panel;
+mod resident;
 
 use crate::dispatch::Kernels;
 
@@ -69,6 +70,7 @@ pub(crate) fn dotprod_kernels(base: Kernels) -> Kernels {
             pack: panel::pack,
             gemm: panel::gemm,
         }),
+        resident: Some(resident::gemm),
         ..base
     }
 }

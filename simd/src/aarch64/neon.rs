@@ -770,7 +770,7 @@ fn dot_f64<const WB: usize>(
 
 /// f16 → f32 of 8 halves (FCVTL/FCVTL2: baseline AArch64 NEON, exact).
 #[inline(always)]
-fn f16x8_to_f32(h: uint8x16_t) -> (float32x4_t, float32x4_t) {
+pub(super) fn f16x8_to_f32(h: uint8x16_t) -> (float32x4_t, float32x4_t) {
     let lo: float32x4_t;
     let hi: float32x4_t;
     // SAFETY: FCVTL/FCVTL2 (half to single) are base AArch64 SIMD, present on every AArch64

@@ -81,7 +81,11 @@ const USDOT: u8 = 2;
 /// The CPU must support dotprod.
 #[inline]
 #[target_feature(enable = "neon,dotprod")]
-unsafe fn sdot_lane<const L: i32>(mut acc: int32x4_t, w: int8x16_t, a: int8x16_t) -> int32x4_t {
+pub(super) unsafe fn sdot_lane<const L: i32>(
+    mut acc: int32x4_t,
+    w: int8x16_t,
+    a: int8x16_t,
+) -> int32x4_t {
     // SAFETY: SDOT needs dotprod, which our caller guarantees (# Safety); the instruction only
     // reads and writes these three registers. (`vdotq_laneq_s32` is unstable, rust#117224.)
     unsafe {

@@ -11,6 +11,7 @@ mod panel256;
 mod panel512;
 pub(crate) mod peak;
 pub(crate) mod quantize_k;
+mod resident256;
 mod resident512;
 
 use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
@@ -100,6 +101,7 @@ pub(crate) unsafe fn avx2_kernels() -> Kernels {
             pack: crate::panel::pack_scalar,
             gemm: panel256::gemm,
         }),
+        resident: Some(resident256::gemm),
         // SAFETY: our caller guarantees AVX2 + FMA + F16C, what `avx2::kernels` and
         // `kv::with_avx2` require.
         ..unsafe { kv::with_avx2(avx2::kernels()) }
