@@ -121,9 +121,10 @@ pub struct Kernels {
     /// the path has it. Its scalar twin is `panel::gemm_scalar`, which the scalar table does
     /// not use (the row-at-a-time dots are as fast there and exact).
     pub panel_gemm: Option<crate::panel::PanelKernels>,
-    /// The resident-panel kernel (Q4_0 / Q8_0 weights repacked at load, [`crate::resident`]),
-    /// if the path has it; its scalar twin is `resident::gemm_scalar`. Where it is `Some`, the
-    /// loader repacks (see [`crate::resident_enabled`]).
+    /// The resident-panel kernel (Q4_0 / Q8_0 / Q4_K / Q6_K weights repacked at load,
+    /// [`crate::resident`]), if the path has it (avx512-vnni, avx2, neon-dotprod and neon-i8mm);
+    /// its scalar twin is `resident::gemm_scalar`. Where it is `Some`, the loader repacks (see
+    /// [`crate::resident_enabled`]).
     pub resident: Option<crate::resident::ResidentFn>,
     /// Q4_0 prefill tile (4 rows × 4 vectors), if the path has one.
     pub gemm_q4_0_q8_0_4x4: Option<Tile4x4>,
