@@ -23,8 +23,13 @@ def _number(rng, max_digits):
     return rng.randint(lo, 10**digits - 1)
 
 
-def make_item(rng, weights=None):
-    """One (task, question, answer) triple (`weights`: relative task frequencies, else uniform)."""
+SORT_LENGTHS = (2, 3, 4, 5)
+
+
+def make_item(rng, weights=None, sort_len_weights=None):
+    """One (task, question, answer) triple (`weights`: relative task frequencies, else uniform;
+    `sort_len_weights`: relative frequencies of sort lists of 2, 3, 4, 5 numbers, else uniform).
+    Without either, the draws are exactly those the validation and test splits were made with."""
     task = rng.choice(TASKS) if weights is None else rng.choices(TASKS, weights)[0]
     if task == "add":
         a, b = _number(rng, 3), _number(rng, 3)
@@ -48,7 +53,11 @@ def make_item(rng, weights=None):
             b = _number(rng, 3)
         return task, f"Which is larger, {a} or {b}?", f"{max(a, b)} is larger."
     if task == "sort":
-        xs = [rng.randint(0, 99) for _ in range(rng.randint(2, 5))]
+        if sort_len_weights is None:
+            n = rng.randint(2, 5)
+        else:
+            n = rng.choices(SORT_LENGTHS, sort_len_weights)[0]
+        xs = [rng.randint(0, 99) for _ in range(n)]
         q = ", ".join(map(str, xs))
         return task, f"Sort {q}.", ", ".join(map(str, sorted(xs))) + "."
     s = str(rng.randint(0, 9)) + "".join(str(rng.randint(0, 9)) for _ in range(rng.randint(1, 4)))

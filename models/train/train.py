@@ -165,7 +165,7 @@ def sample_batch(rng, args):
         system = rng.choice(tasks.SYSTEM_PROMPTS) if with_system else None
         items = []
         while len(items) < turns:
-            item = tasks.make_item(rng, args.task_weights)
+            item = tasks.make_item(rng, args.task_weights, args.sort_len_weights)
             if item[1] not in HELD_OUT:
                 items.append(item)
         convs.append((system, items))
@@ -425,6 +425,8 @@ def main():
     ap.add_argument("--single-share", type=float, default=0.15, help="share of one-turn conversations")
     ap.add_argument("--task-weights", type=lambda v: [float(x) for x in v.split(",")],
                     help="relative frequencies of add,sub,compare,sort,reverse in training (default equal)")
+    ap.add_argument("--sort-len-weights", type=lambda v: [float(x) for x in v.split(",")],
+                    help="relative frequencies of sort lists of 2,3,4,5 numbers in training (default equal)")
     ap.add_argument("--system-share", type=float, default=0.25, help="share of batches with a system prompt")
     ap.add_argument("--skip-from", type=float, default=0.5,
                     help="from this share of stage 1 on, every other batch simulates skip-mode KV")
