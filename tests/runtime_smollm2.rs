@@ -5,7 +5,8 @@
 //! llama.cpp's, except for Q4_0, see below) for the shipped Q4_1 file and its Q8_0 and Q4_0
 //! requantizations (`ouro-convert quantize`,
 //! whose output is byte-identical to llama-quantize's Q8_0 --pure and to its Q4_0 with
-//! --token-embedding-type q8_0 — the golden entry `q4_0_embd_q8_0`).
+//! --token-embedding-type q8_0 — the golden entry `q4_0_embd_q8_0`); within 2e-4 for its F32
+//! dequantization (byte-identical to llama-quantize's F32), where no activation is quantized.
 //!
 //! The greedy comparison runs with an f32 KV cache. With the default f16 cache the Q4_1
 //! continuation leaves llama.cpp's at the 6th token (" United" vs " answer", a 0.21-logit margin in
@@ -22,8 +23,17 @@ use ouro::model::{Arch, Model};
 use ouro::sampler::argmax;
 use ouro::session::{KvType, Session, SessionOptions};
 
-/// Perplexity must be within this fraction of llama.cpp's `llama-perplexity`.
+/// Perplexity of a quantized file must be within this fraction of llama.cpp's
+/// `llama-perplexity`. Both runtimes quantize the activations (Q8_0 / Q8_1 / Q8_K) and the
+/// rounding decisions depend on each one's f32 summation order, so each draws its own
+/// quantization noise: per token the two NLLs differ by ~0.1 nat RMS (as much as Q8_0 differs
+/// from F32), and whole-text perplexities by a few tenths of a percent either way.
 const PPL_REL_TOL: f64 = 0.01;
+
+/// The F32 file has no activation quantization: the runtimes must agree this closely (a bias
+/// smaller than the quantized files' ±0.3 % noise is caught here, not above). Measured: 3.4e-5
+/// on this text (17.6899 vs 17.6893), 5e-6 on README text at ctx 512.
+const PPL_F32_REL_TOL: f64 = 2e-4;
 
 fn greedy_text(model: &Model, prompt: &str, n: usize, kv_type: KvType) -> String {
     let tok = model.tokenizer();
@@ -71,6 +81,18 @@ fn smollm2_loads_as_llama_and_tokenizes_like_hf() {
     let digits = tok.encode("2024", false).expect("encode");
     assert_eq!(digits.len(), 4);
     assert_eq!(tok.decode(&digits), "2024");
+    // Special-token text: parsed, it is one id each (llama-tokenize's default); literal, it is
+    // plain text, as llama-perplexity (`common_tokenize(.., parse_special = false)`) and
+    // `ouro perplexity` read a file. Ids from llama-tokenize --ids [--no-parse-special].
+    let chat = "<|im_start|>user\nHi<|im_end|>";
+    assert_eq!(
+        tok.encode(chat, true).expect("encode"),
+        [1, 4093, 198, 26843, 2]
+    );
+    assert_eq!(
+        tok.encode(chat, false).expect("encode"),
+        [44, 108, 306, 79, 3738, 108, 46, 4093, 198, 26843, 44, 108, 306, 79, 486, 108, 46]
+    );
 }
 
 #[test]
@@ -122,9 +144,9 @@ fn smollm2_matches_llama_cpp_golden() {
         let ty = entry["type"].as_str().expect("type");
         let path = match ty {
             "q4_1" => src.clone(),
-            // Our quantize writes llama-quantize's layout for these two (byte-identical).
-            "q8_0" | "q4_0_embd_q8_0" => {
-                let qtype = &ty[..4];
+            // Our quantize writes llama-quantize's layout for these (byte-identical).
+            "f32" | "q8_0" | "q4_0_embd_q8_0" => {
+                let qtype = ty.strip_suffix("_embd_q8_0").unwrap_or(ty);
                 let out = dir.path().join(format!("{ty}.gguf"));
                 let o = Command::new(converter())
                     .arg("quantize")
@@ -149,9 +171,14 @@ fn smollm2_matches_llama_cpp_golden() {
         let ppl = perplexity(&path, &text_file, ctx);
         let want = entry["ppl"].as_f64().expect("ppl");
         eprintln!("SmolLM2 {ty} perplexity: ours {ppl:.4}, llama.cpp {want:.4}");
+        let tol = if ty == "f32" {
+            PPL_F32_REL_TOL
+        } else {
+            PPL_REL_TOL
+        };
         assert!(
-            ((ppl - want) / want).abs() < PPL_REL_TOL,
-            "{ty}: {ppl} vs {want}"
+            ((ppl - want) / want).abs() < tol,
+            "{ty}: {ppl} vs {want} (tolerance {tol})"
         );
     }
 }
