@@ -77,6 +77,13 @@ pub struct Options<'a> {
     pub seed: u64,
     pub loops: Option<usize>,
     pub tokenizer_from: Option<&'a Path>,
+    /// Multiplies the two post-sublayer norm weights of every layer (`input_layernorm_2`,
+    /// `post_attention_layernorm_2`: the sandwich norms that write into the residual stream).
+    /// Below 1, each loop moves the hidden state less, so early loops read out what full depth
+    /// reads out more often: a controlled draft-acceptance rate for self-speculation benchmarks.
+    /// The final norm's spread around 1 shrinks by the same factor (up to 1): it is applied
+    /// after every loop, so its noise alone would change the hidden state loop after loop.
+    pub residual_scale: f32,
 }
 
 /// Tokenizer files copied by `--tokenizer-from` (those that exist).
@@ -99,6 +106,12 @@ pub fn run(opts: &Options) -> Result<Written> {
             bail!("--loops must be >= 1");
         }
         p.n_loops = n;
+    }
+    if !(opts.residual_scale.is_finite() && opts.residual_scale > 0.0) {
+        bail!(
+            "--residual-scale must be a finite number > 0, got {}",
+            opts.residual_scale
+        );
     }
     let out = opts.out;
     let created = create_dirs(out)?;
@@ -133,13 +146,16 @@ pub fn run(opts: &Options) -> Result<Written> {
         None => n_tokens.next_multiple_of(64),
     };
 
-    write_json(&staging.join("config.json"), &config_json(&p, vocab_size))?;
+    write_json(
+        &staging.join("config.json"),
+        &config_json(&p, vocab_size, opts.residual_scale),
+    )?;
     write_json(
         &staging.join("generation_config.json"),
         &json!({"_from_model_config": true, "bos_token_id": 0, "eos_token_id": 0, "pad_token_id": 0}),
     )?;
 
-    let tensors = tensor_list(&p, vocab_size, opts.seed);
+    let tensors = tensor_list(&p, vocab_size, opts.seed, opts.residual_scale);
     let n_tensors = tensors.len();
     let metadata = HashMap::from([("format".to_owned(), "pt".to_owned())]);
     let path = staging.join("model.safetensors");
@@ -228,8 +244,8 @@ fn count_tokens(tokenizer_json: &Path) -> Result<usize> {
     Ok(vocab_max.max(added_max) as usize + 1)
 }
 
-fn config_json(p: &Preset, vocab_size: usize) -> Json {
-    json!({
+fn config_json(p: &Preset, vocab_size: usize, residual_scale: f32) -> Json {
+    let mut cfg = json!({
         "architectures": ["OuroForCausalLM"],
         "attention_dropout": 0.0,
         "bos_token_id": 0,
@@ -259,7 +275,13 @@ fn config_json(p: &Preset, vocab_size: usize) -> Json {
         "use_sliding_window": false,
         "vocab_size": vocab_size,
         "synthetic_noise": "written by ouro-convert synth: random weights, not a trained model"
-    })
+    });
+    if residual_scale != 1.0 {
+        // Carried into general.name by hf2gguf, so the GGUF says what it is too.
+        cfg["_name_or_path"] = json!(format!("synthetic-noise-residual-scale-{residual_scale}"));
+        cfg["synthetic_residual_scale"] = json!(residual_scale);
+    }
+    cfg
 }
 
 /// How a tensor's values are drawn: uniform noise with this mean and standard deviation.
@@ -296,12 +318,27 @@ impl View for SynthTensor {
     }
 }
 
-fn tensor_list(p: &Preset, vocab: usize, seed: u64) -> Vec<(String, SynthTensor)> {
+fn tensor_list(
+    p: &Preset,
+    vocab: usize,
+    seed: u64,
+    residual_scale: f32,
+) -> Vec<(String, SynthTensor)> {
     let (d, h) = (p.dim, p.hidden_dim);
     let (q, kv) = (p.n_heads * p.head_dim, p.n_kv_heads * p.head_dim);
     let norm = Noise {
         mean: 1.0,
         std: 0.1,
+    };
+    let post_norm = Noise {
+        mean: residual_scale,
+        std: 0.1 * residual_scale,
+    };
+    // model.norm (output_norm) runs after every loop and feeds the next, so its spread
+    // multiplies the hidden state loop after loop; it shrinks with the same factor.
+    let final_norm = Noise {
+        mean: 1.0,
+        std: 0.1 * residual_scale.min(1.0),
     };
     let lin = |fan_in: usize| Noise {
         mean: 0.0,
@@ -316,7 +353,7 @@ fn tensor_list(p: &Preset, vocab: usize, seed: u64) -> Vec<(String, SynthTensor)
                 std: 1.0,
             },
         ),
-        ("model.norm.weight".into(), vec![d], norm),
+        ("model.norm.weight".into(), vec![d], final_norm),
         ("model.early_exit_gate.weight".into(), vec![1, d], lin(d)),
         (
             "model.early_exit_gate.bias".into(),
@@ -332,9 +369,9 @@ fn tensor_list(p: &Preset, vocab: usize, seed: u64) -> Vec<(String, SynthTensor)
         let n = |s: &str| format!("model.layers.{l}.{s}.weight");
         list.extend([
             (n("input_layernorm"), vec![d], norm),
-            (n("input_layernorm_2"), vec![d], norm),
+            (n("input_layernorm_2"), vec![d], post_norm),
             (n("post_attention_layernorm"), vec![d], norm),
-            (n("post_attention_layernorm_2"), vec![d], norm),
+            (n("post_attention_layernorm_2"), vec![d], post_norm),
             (n("self_attn.q_proj"), vec![q, d], lin(d)),
             (n("self_attn.k_proj"), vec![kv, d], lin(d)),
             (n("self_attn.v_proj"), vec![kv, d], lin(d)),
