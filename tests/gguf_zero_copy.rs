@@ -4,6 +4,7 @@
 
 mod gguf_common;
 
+use gguf_common::rss_bytes;
 use ouro::gguf::GgufFile;
 use ouro::mmap::Mmap;
 
@@ -13,13 +14,6 @@ const PARSE_RSS_LIMIT: u64 = 24 << 20;
 /// Touching every tensor byte must then show most of the file as resident (proves the
 /// measurement sees mapped pages).
 const TOUCH_RSS_MIN_FRACTION: f64 = 0.8;
-
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
-}
 
 #[test]
 fn parsing_does_not_read_tensor_data() {

@@ -4,9 +4,11 @@
 //! disturb the measurement.
 
 mod common;
+mod gguf_common;
 
 use std::process::Command;
 
+use gguf_common::rss_bytes;
 use ouro::model::Model;
 
 /// Resident bytes of this process's mappings of `path` (from /proc/self/smaps).
@@ -25,13 +27,6 @@ fn mapped_rss(path: &std::path::Path) -> u64 {
         }
     }
     total
-}
-
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
 }
 
 #[test]

@@ -214,16 +214,7 @@ pub fn matmul_resident_with(k: &Kernels, w: &Resident, x: &[f32], n_vecs: usize,
         } else {
             yt.chunks_mut(chunk * per_panel).enumerate().for_each(task);
         }
-        let scatter = |(v, out): (usize, &mut [f32])| {
-            for (p, o) in out.chunks_mut(PANEL_ROWS).enumerate() {
-                o.copy_from_slice(&yt[p * per_panel + v * PANEL_ROWS..][..o.len()]);
-            }
-        };
-        if parallel && n_vecs > 1 {
-            y.par_chunks_mut(rows).enumerate().for_each(scatter);
-        } else {
-            y.chunks_mut(rows).enumerate().for_each(scatter);
-        }
+        scatter_panels(yt, n_vecs, rows, y, parallel && n_vecs > 1);
     };
     // A nested product on the same thread (rayon work stealing) gets fresh buffers.
     ACTIVATIONS.with(|buf| {
@@ -293,12 +284,18 @@ fn panel_rows(
     } else {
         yt.chunks_mut(chunk * per_panel).enumerate().for_each(task);
     }
+    scatter_panels(&yt, n_vecs, rows, y, threads > 1);
+}
+
+/// Panel results `yt` (`[panel][vector][16]`) to `y` (`[vector][row]`), `rows` per vector.
+fn scatter_panels(yt: &[f32], n_vecs: usize, rows: usize, y: &mut [f32], parallel: bool) {
+    let per_panel = n_vecs * PANEL_ROWS;
     let scatter = |(v, out): (usize, &mut [f32])| {
         for (p, o) in out.chunks_mut(PANEL_ROWS).enumerate() {
             o.copy_from_slice(&yt[p * per_panel + v * PANEL_ROWS..][..o.len()]);
         }
     };
-    if threads > 1 {
+    if parallel {
         y.par_chunks_mut(rows).enumerate().for_each(scatter);
     } else {
         y.chunks_mut(rows).enumerate().for_each(scatter);

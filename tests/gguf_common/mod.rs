@@ -126,3 +126,11 @@ pub fn bytes(seed: u64, n: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// This process's resident memory (VmRSS), Linux only.
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
