@@ -120,9 +120,9 @@ fn group_sum<const WORDS: usize>(
     ia
 }
 
-/// Q4_0 / Q8_0 (one block per unit): the same arithmetic as [`run`], with the per-block
-/// addressing done on raw pointers — a block is only 256 or 512 bytes, and the slice bounds
-/// checks per line, scale and activation were a visible share of the work.
+/// Q4_0 / Q8_0 (one block per unit; [`run`] hands them here): the same arithmetic, with the
+/// scale and activation addressing done on raw pointers — a block is only 256 or 512 bytes,
+/// and the slice bounds checks per scale and activation were a visible share of the work.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn run_blocks<const F: u8, const NV: usize>(
     w: &Resident,
@@ -137,7 +137,6 @@ fn run_blocks<const F: u8, const NV: usize>(
     let lpb = if F == Q4_0 { 4 } else { 8 };
     assert!(q.len() == blocks * lpb && meta.len() == blocks * 32);
     assert!((v0 + NV) * k <= a.q.len() && (v0 + NV) * blocks <= a.corr.len().min(a.d.len()));
-    let low = _mm512_set1_epi8(0x0F);
     let (qp, mp) = (q.as_ptr(), meta.as_ptr());
     let (ap, cp, dp) = (a.q.as_ptr(), a.corr.as_ptr(), a.d.as_ptr());
     let mut acc = [_mm512_setzero_ps(); NV];
@@ -151,20 +150,7 @@ fn run_blocks<const F: u8, const NV: usize>(
         // SAFETY: the asserts above bound s < blocks lines / meta bytes of this panel and
         // activation rows v0..v0 + NV; this reads block s's 32 bytes of f16 scales unaligned.
         let d = _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(mp.add(32 * s).cast()) });
-        let mut u = [_mm512_setzero_si512(); 8];
-        if F == Q4_0 {
-            for c in 0..4 {
-                // SAFETY: line s·4 + c < q.len() (asserted), 64-byte aligned.
-                let x = unsafe { _mm512_load_si512(lines.add(c).cast()) };
-                u[c] = _mm512_and_si512(x, low);
-                u[c + 4] = _mm512_and_si512(_mm512_srli_epi16(x, 4), low);
-            }
-        } else {
-            for (st, u) in u.iter_mut().enumerate() {
-                // SAFETY: line s·8 + st < q.len() (asserted), 64-byte aligned.
-                *u = unsafe { _mm512_load_si512(lines.add(st).cast()) };
-            }
-        }
+        let u = group_words::<F>(&q[s * lpb..(s + 1) * lpb]);
         for (j, acc) in acc.iter_mut().enumerate() {
             let v = v0 + j;
             // SAFETY: v < v0 + NV and s < blocks: inside a.q / a.corr (asserted).
@@ -222,17 +208,6 @@ fn run<const F: u8, const NV: usize>(
                 _mm_prefetch::<_MM_HINT_T0>(pre.wrapping_add(64 * i));
             }
         };
-        if F == Q4_0 || F == Q8_0 {
-            prefetch(0);
-            let u = group_words::<F>(lines);
-            for (j, acc) in acc.iter_mut().enumerate() {
-                let v = v0 + j;
-                let ia = group_sum::<8>(&u, a, v * k + 32 * s, a.corr[v * groups + s]);
-                let sc = _mm512_mul_ps(d, _mm512_set1_ps(a.d[v * groups + s]));
-                *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia), sc, *acc);
-            }
-            continue;
-        }
         let gs = geo.groups();
         let mut sb = [_mm512_setzero_ps(); NV];
         for gl in 0..gs {
