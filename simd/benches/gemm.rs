@@ -15,9 +15,12 @@
 //! `cargo bench -p ouro-simd --bench gemm` (add a filter such as `q4_k` or `int8_peak`).
 //! Estimates land in target/criterion/<group>/<bench>/new/estimates.json.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Duration;
 
+use common::weights;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ouro_simd::{GgmlType, Path};
 
@@ -33,33 +36,6 @@ const TYPES: &[GgmlType] = &[
     GgmlType::Q5_K,
     GgmlType::Q6_K,
 ];
-
-/// Random bytes with every f16 scale set to a small finite value (valid blocks).
-fn weights(ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
-    let n = rows * ty.row_bytes(cols as u64).unwrap() as usize;
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut w: Vec<u8> = (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
-    let scale = 0x2E66u16.to_le_bytes(); // 0.1 in f16
-    let fields: &[usize] = match ty {
-        GgmlType::Q4_0 | GgmlType::Q8_0 => &[0],
-        GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
-        GgmlType::Q6_K => &[208],
-        _ => unreachable!("benchmarked types only"),
-    };
-    for blk in w.chunks_exact_mut(ty.type_size()) {
-        for &o in fields {
-            blk[o..o + 2].copy_from_slice(&scale);
-        }
-    }
-    w
-}
 
 fn threads() -> usize {
     std::env::var("OURO_BENCH_THREADS")
