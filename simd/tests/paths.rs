@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{error_scale, paths, quantize, random_blocks, Rng};
+use common::{activations, error_scale, paths, quantize, random_blocks, Rng};
 use ouro_simd::{GgmlType, GgmlType::*, Kernels, Path};
 
 /// Relative tolerance of a dot product against the scalar one, relative to the error scale
@@ -20,26 +20,6 @@ const LENGTHS: &[usize] = &[1, 2, 3, 7, 64, 257];
 const WEIGHT_TYPES: &[GgmlType] = &[
     Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, F32, F16, BF16,
 ];
-
-/// Activation rows: random, all at +max, alternating sign, one spike.
-fn activations(rng: &mut Rng, n: usize) -> Vec<Vec<f32>> {
-    vec![
-        (0..n).map(|_| rng.normal(1.0)).collect(),
-        vec![3.5; n],
-        (0..n)
-            .map(|i| if i % 2 == 0 { 1e3 } else { -1e3 })
-            .collect(),
-        (0..n)
-            .map(|i| {
-                if i == n / 2 {
-                    5e4
-                } else {
-                    1e-3 * (i % 7) as f32
-                }
-            })
-            .collect(),
-    ]
-}
 
 /// Weight rows of `nb` blocks: random with moderate scales, random with scales near the f16
 /// limit, and adversarial byte patterns (all 0x80 = -128 int8 / all 0xFF max nibbles / all 0)

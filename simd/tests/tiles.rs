@@ -18,28 +18,16 @@ const BLOCKS: &[usize] = &[1, 2, 3, 7];
 const DOT_REL_TOL: f64 = 5e-5;
 const DOT_ABS_TOL: f64 = 1e-30;
 
-/// Activation rows: random, constant, alternating ±1e3, one spike among small values, and a
-/// row whose Q8_K sub-sums are extreme (all −1e3 in the first half).
+/// Activation rows: the shared ones ([`common::activations`]) and a row whose Q8_K sub-sums
+/// are extreme (all −1e3 in the first half).
 fn activations(rng: &mut Rng, n: usize) -> Vec<Vec<f32>> {
-    vec![
-        (0..n).map(|_| rng.normal(1.0)).collect(),
-        vec![3.5; n],
-        (0..n)
-            .map(|i| if i % 2 == 0 { 1e3 } else { -1e3 })
-            .collect(),
-        (0..n)
-            .map(|i| {
-                if i == n / 2 {
-                    5e4
-                } else {
-                    1e-3 * (i % 7) as f32
-                }
-            })
-            .collect(),
+    let mut rows = common::activations(rng, n);
+    rows.push(
         (0..n)
             .map(|i| if i < n / 2 { -1e3 } else { rng.normal(1.0) })
             .collect(),
-    ]
+    );
+    rows
 }
 
 /// Weight rows: random (moderate and near-limit scales) and adversarial bytes (0x80, 0xFF,

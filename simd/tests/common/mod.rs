@@ -210,3 +210,23 @@ pub fn quantize(k: &ouro_simd::Kernels, ty: ouro_simd::GgmlType, x: &[f32]) -> V
     (k.quantize_activation(ty).unwrap())(x, &mut out);
     out
 }
+
+/// Activation rows: random, constant, alternating ±1e3, one spike among small values.
+pub fn activations(rng: &mut Rng, n: usize) -> Vec<Vec<f32>> {
+    vec![
+        (0..n).map(|_| rng.normal(1.0)).collect(),
+        vec![3.5; n],
+        (0..n)
+            .map(|i| if i % 2 == 0 { 1e3 } else { -1e3 })
+            .collect(),
+        (0..n)
+            .map(|i| {
+                if i == n / 2 {
+                    5e4
+                } else {
+                    1e-3 * (i % 7) as f32
+                }
+            })
+            .collect(),
+    ]
+}
