@@ -304,64 +304,34 @@ fn bad_requests_get_openai_style_errors() {
             "{v}"
         );
     };
-    let (st, v) = s.post("/v1/chat/completions", "{\"messages\": [", None);
-    check(st, &v, 400, "malformed JSON");
-    let (st, v) = s.post("/v1/chat/completions", "{}", None);
-    check(st, &v, 400, "messages");
-    let (st, v) = s.post(
-        "/v1/chat/completions",
-        &chat_body("hi", json!({"n": 2})),
-        None,
-    );
-    check(st, &v, 400, "`n`");
-    let (st, v) = s.post(
-        "/v1/chat/completions",
-        &chat_body("hi", json!({"max_tokens": 0})),
-        None,
-    );
-    check(st, &v, 400, "max_tokens");
-    let (st, v) = s.post(
-        "/v1/chat/completions",
-        &chat_body("hi", json!({"temperature": -1})),
-        None,
-    );
-    check(st, &v, 400, "temperature must be >= 0, got -1");
-    let (st, v) = s.post(
-        "/v1/chat/completions",
-        &chat_body("hi", json!({"loops": 0})),
-        None,
-    );
-    check(st, &v, 400, "loops");
-    let (st, v) = s.post(
-        "/v1/chat/completions",
-        &chat_body("hi", json!({"exit_mode": "fast"})),
-        None,
-    );
-    check(st, &v, 400, "exit_mode");
-    let (st, v) = s.post(
-        "/v1/chat/completions",
-        &chat_body("hi", json!({"exit_threshold": 2.0})),
-        None,
-    );
-    check(st, &v, 400, "threshold");
+    const CHAT: &str = "/v1/chat/completions";
+    let bad = |extra: Value| chat_body("hi", extra);
     // --ctx 512: a 600-token prompt (each digit is a token) does not fit; under the 4096-byte
     // body limit.
-    let long = "1 ".repeat(600);
-    let (st, v) = s.post(
-        "/v1/completions",
-        &json!({"prompt": long}).to_string(),
-        None,
-    );
-    check(st, &v, 400, "context");
-    let huge = "x".repeat(10_000);
-    let (st, v) = s.post(
-        "/v1/completions",
-        &json!({"prompt": huge}).to_string(),
-        None,
-    );
-    check(st, &v, 413, "too large");
-    let (st, v) = s.post("/v1/nothing", "{}", None);
-    check(st, &v, 404, "route");
+    let long = json!({"prompt": "1 ".repeat(600)}).to_string();
+    let huge = json!({"prompt": "x".repeat(10_000)}).to_string();
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        (CHAT, "{\"messages\": [".into(), 400, "malformed JSON"),
+        (CHAT, "{}".into(), 400, "messages"),
+        (CHAT, bad(json!({"n": 2})), 400, "`n`"),
+        (CHAT, bad(json!({"max_tokens": 0})), 400, "max_tokens"),
+        (
+            CHAT,
+            bad(json!({"temperature": -1})),
+            400,
+            "temperature must be >= 0, got -1",
+        ),
+        (CHAT, bad(json!({"loops": 0})), 400, "loops"),
+        (CHAT, bad(json!({"exit_mode": "fast"})), 400, "exit_mode"),
+        (CHAT, bad(json!({"exit_threshold": 2.0})), 400, "threshold"),
+        ("/v1/completions", long, 400, "context"),
+        ("/v1/completions", huge, 413, "too large"),
+        ("/v1/nothing", "{}".into(), 404, "route"),
+    ];
+    for (path, body, want, needle) in cases {
+        let (st, v) = s.post(path, &body, None);
+        check(st, &v, want, needle);
+    }
     // The server is still fine.
     let (st, v) = s.post("/v1/chat/completions", &chat_body(QA[2].0, json!({})), None);
     assert_eq!(st, 200);
