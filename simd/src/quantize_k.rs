@@ -231,44 +231,69 @@ pub(crate) fn make_qx_quants_x16(x: &[[f32; 16]; 16], l_out: &mut [[u8; 16]; 16]
     scale
 }
 
-/// The signature of [`make_qkx2_quants_x8`] (and of its AVX2 twin).
-pub(crate) type Qkx2Search = fn(
-    i32,
-    &[[f32; 8]; 32],
-    &[[f32; 8]; 32],
-    &mut [[u8; 8]; 32],
-    f32,
-    f32,
-    i32,
-) -> ([f32; 8], [f32; 8]);
+/// Super-blocks whose Q4_K / Q5_K scale searches run together: each search is a chain of
+/// dependent sums (32 additions per candidate, 21 candidates, each starting from the last best
+/// fit), so one super-block at a time leaves the vector units waiting on latency; the SIMD twins
+/// interleave `SEARCH_BLOCKS` independent chains. Lanes still never mix.
+pub(crate) const SEARCH_BLOCKS: usize = 4;
+
+/// One group of super-blocks in the transposed layout of [`make_qkx2_quants_x8`].
+pub(crate) type Lanes8 = [[[f32; 8]; 32]; SEARCH_BLOCKS];
+/// Their levels.
+pub(crate) type Levels8 = [[[u8; 8]; 32]; SEARCH_BLOCKS];
+
+/// The signature of the batched Q4_K / Q5_K scale search: [`make_qkx2_quants_x8`] on each of
+/// [`SEARCH_BLOCKS`] super-blocks ([`qkx2_each`], and the AVX2 twin that interleaves them).
+pub(crate) type Qkx2Search =
+    fn(i32, &Lanes8, &Lanes8, &mut Levels8, f32, f32, i32) -> [([f32; 8], [f32; 8]); SEARCH_BLOCKS];
+
+/// The scalar batched search: [`make_qkx2_quants_x8`] on each super-block in turn.
+#[inline(always)]
+pub(crate) fn qkx2_each(
+    nmax: i32,
+    x: &Lanes8,
+    w: &Lanes8,
+    l_out: &mut Levels8,
+    rmin: f32,
+    rdelta: f32,
+    nstep: i32,
+) -> [([f32; 8], [f32; 8]); SEARCH_BLOCKS] {
+    let mut out = [([0.0; 8], [0.0; 8]); SEARCH_BLOCKS];
+    for b in 0..SEARCH_BLOCKS {
+        out[b] = make_qkx2_quants_x8(nmax, &x[b], &w[b], &mut l_out[b], rmin, rdelta, nstep);
+    }
+    out
+}
 
 /// The signature of [`make_qx_quants_x16`] (and of its AVX2 twin).
 pub(crate) type QxSearch = fn(&[[f32; 16]; 16], &mut [[u8; 16]; 16]) -> [f32; 16];
 
-/// The shared part of Q4_K and Q5_K: per sub-block (scale, min) fits (by `search`), their 6-bit
-/// packing in `scales[12]`, the super-block `d`/`dmin`, and the final levels in `l[256]`.
+/// The search input of one Q4_K / Q5_K super-block: its values transposed (`xt[i][j]` = element
+/// i of sub-block j) and ggml's weights `sqrt(mean x²) + |x|` in the same layout.
 #[inline(always)]
-fn quantize_block_qkx(
-    x: &[f32],
-    nmax: i32,
-    rmin: f32,
-    nstep: i32,
-    l: &mut [u8; QK_K],
-    search: Qkx2Search,
-) -> (Half, Half, [u8; 12]) {
-    // Transposed: xt[i][j] = element i of sub-block j.
-    let xt: [[f32; 8]; 32] = std::array::from_fn(|i| std::array::from_fn(|j| x[32 * j + i]));
+fn qkx_search_input(x: &[f32], xt: &mut [[f32; 8]; 32], weights: &mut [[f32; 8]; 32]) {
+    *xt = std::array::from_fn(|i| std::array::from_fn(|j| x[32 * j + i]));
     let mut sum_x2 = [0.0f32; 8];
-    for row in &xt {
+    for row in xt.iter() {
         for j in 0..8 {
             sum_x2[j] += row[j] * row[j];
         }
     }
     let av_x = sum_x2.map(|s| (s / 32.0).sqrt());
-    let weights: [[f32; 8]; 32] =
-        std::array::from_fn(|i| std::array::from_fn(|j| av_x[j] + xt[i][j].abs()));
-    let mut lt = [[0u8; 8]; 32];
-    let (scales, mins) = search(nmax, &xt, &weights, &mut lt, rmin, 0.1, nstep);
+    *weights = std::array::from_fn(|i| std::array::from_fn(|j| av_x[j] + xt[i][j].abs()));
+}
+
+/// The rest of Q4_K and Q5_K after the search: the 6-bit packing of the sub-block (scale, min)
+/// fits in `scales[12]`, the super-block `d`/`dmin`, and the final levels in `l[256]` (the
+/// search's levels, then requantized against the rounded scales).
+#[inline(always)]
+fn qkx_finish(
+    x: &[f32],
+    nmax: i32,
+    (scales, mins): ([f32; 8], [f32; 8]),
+    lt: &[[u8; 8]; 32],
+    l: &mut [u8; QK_K],
+) -> (Half, Half, [u8; 12]) {
     for (i, row) in lt.iter().enumerate() {
         for j in 0..8 {
             l[32 * j + i] = row[j];
@@ -326,13 +351,53 @@ fn quantize_block_qkx(
     (d, dmin, packed)
 }
 
+/// The shared driver of Q4_K and Q5_K: super-blocks in groups of [`SEARCH_BLOCKS`] through
+/// `search` (a short last group repeats its first super-block; those results are dropped), then
+/// `write(block bytes, d, dmin, scales, levels)` per super-block.
+#[inline(always)]
+fn qkx_rows(
+    src: &[f32],
+    dst: &mut [u8],
+    block_bytes: usize,
+    (nmax, rmin, nstep): (i32, f32, i32),
+    search: Qkx2Search,
+    write: impl Fn(&mut [u8], Half, Half, &[u8; 12], &[u8; QK_K]),
+) {
+    let mut xt = [[[0.0f32; 8]; 32]; SEARCH_BLOCKS];
+    let mut w = [[[0.0f32; 8]; 32]; SEARCH_BLOCKS];
+    let mut lt = [[[0u8; 8]; 32]; SEARCH_BLOCKS];
+    let mut l = [0u8; QK_K];
+    for (xg, outg) in src
+        .chunks(SEARCH_BLOCKS * QK_K)
+        .zip(dst.chunks_mut(SEARCH_BLOCKS * block_bytes))
+    {
+        let n = xg.len() / QK_K;
+        for b in 0..SEARCH_BLOCKS {
+            let x = &xg[QK_K * (b % n)..QK_K * (b % n + 1)];
+            qkx_search_input(x, &mut xt[b], &mut w[b]);
+        }
+        let fits = search(nmax, &xt, &w, &mut lt, rmin, 0.1, nstep);
+        for b in 0..n {
+            let x = &xg[QK_K * b..QK_K * (b + 1)];
+            let (d, dmin, scales) = qkx_finish(x, nmax, fits[b], &lt[b], &mut l);
+            write(
+                &mut outg[block_bytes * b..block_bytes * (b + 1)],
+                d,
+                dmin,
+                &scales,
+                &l,
+            );
+        }
+    }
+}
+
 /// Q4_K, as ggml's `quantize_row_q4_K_ref`. `dst`: `src.len() / 256` blocks of 144 bytes.
 pub fn quantize_row_q4_K(src: &[f32], dst: &mut [u8]) {
     #[cfg(target_arch = "x86_64")]
     if crate::x86_64::quantize_k::q4_K(src, dst) {
         return;
     }
-    q4_K_rows(src, dst, make_qkx2_quants_x8);
+    q4_K_rows(src, dst, qkx2_each);
 }
 
 /// The quantizer proper; `inline(always)` so the ISA modules can compile it for wider lanes
@@ -345,19 +410,24 @@ pub(crate) fn q4_K_rows(src: &[f32], dst: &mut [u8], search: Qkx2Search) {
         "quantize_row_q4_K: partial super-block"
     );
     assert_eq!(dst.len(), src.len() / QK_K * Q4_K_BYTES);
-    let mut l = [0u8; QK_K];
-    for (x, out) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(Q4_K_BYTES)) {
-        let (d, dmin, scales) = quantize_block_qkx(x, 15, -1.0, 20, &mut l, search);
-        out[0..2].copy_from_slice(&d.0);
-        out[2..4].copy_from_slice(&dmin.0);
-        out[4..16].copy_from_slice(&scales);
-        let qs = &mut out[16..144];
-        for (c, chunk) in l.chunks_exact(64).enumerate() {
-            for i in 0..32 {
-                qs[32 * c + i] = chunk[i] | (chunk[i + 32] << 4);
+    qkx_rows(
+        src,
+        dst,
+        Q4_K_BYTES,
+        (15, -1.0, 20),
+        search,
+        |out, d, dmin, scales, l| {
+            out[0..2].copy_from_slice(&d.0);
+            out[2..4].copy_from_slice(&dmin.0);
+            out[4..16].copy_from_slice(scales);
+            let qs = &mut out[16..144];
+            for (c, chunk) in l.chunks_exact(64).enumerate() {
+                for i in 0..32 {
+                    qs[32 * c + i] = chunk[i] | (chunk[i + 32] << 4);
+                }
             }
-        }
-    }
+        },
+    );
 }
 
 /// Q5_K, as ggml's `quantize_row_q5_K_ref`. `dst`: `src.len() / 256` blocks of 176 bytes.
@@ -366,7 +436,7 @@ pub fn quantize_row_q5_K(src: &[f32], dst: &mut [u8]) {
     if crate::x86_64::quantize_k::q5_K(src, dst) {
         return;
     }
-    q5_K_rows(src, dst, make_qkx2_quants_x8);
+    q5_K_rows(src, dst, qkx2_each);
 }
 
 /// The quantizer proper; `inline(always)` so the ISA modules can compile it for wider lanes
@@ -379,35 +449,40 @@ pub(crate) fn q5_K_rows(src: &[f32], dst: &mut [u8], search: Qkx2Search) {
         "quantize_row_q5_K: partial super-block"
     );
     assert_eq!(dst.len(), src.len() / QK_K * Q5_K_BYTES);
-    let mut l = [0u8; QK_K];
-    for (x, out) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(Q5_K_BYTES)) {
-        let (d, dmin, scales) = quantize_block_qkx(x, 31, -0.5, 15, &mut l, search);
-        out[0..2].copy_from_slice(&d.0);
-        out[2..4].copy_from_slice(&dmin.0);
-        out[4..16].copy_from_slice(&scales);
-        let mut qh = [0u8; 32];
-        let mut qs = [0u8; 128];
-        let (mut m1, mut m2) = (1u8, 2u8);
-        for (c, chunk) in l.chunks_exact(64).enumerate() {
-            for j in 0..32 {
-                let mut l1 = chunk[j];
-                if l1 > 15 {
-                    l1 -= 16;
-                    qh[j] |= m1;
+    qkx_rows(
+        src,
+        dst,
+        Q5_K_BYTES,
+        (31, -0.5, 15),
+        search,
+        |out, d, dmin, scales, l| {
+            out[0..2].copy_from_slice(&d.0);
+            out[2..4].copy_from_slice(&dmin.0);
+            out[4..16].copy_from_slice(scales);
+            let mut qh = [0u8; 32];
+            let mut qs = [0u8; 128];
+            let (mut m1, mut m2) = (1u8, 2u8);
+            for (c, chunk) in l.chunks_exact(64).enumerate() {
+                for j in 0..32 {
+                    let mut l1 = chunk[j];
+                    if l1 > 15 {
+                        l1 -= 16;
+                        qh[j] |= m1;
+                    }
+                    let mut l2 = chunk[j + 32];
+                    if l2 > 15 {
+                        l2 -= 16;
+                        qh[j] |= m2;
+                    }
+                    qs[32 * c + j] = l1 | (l2 << 4);
                 }
-                let mut l2 = chunk[j + 32];
-                if l2 > 15 {
-                    l2 -= 16;
-                    qh[j] |= m2;
-                }
-                qs[32 * c + j] = l1 | (l2 << 4);
+                m1 <<= 2;
+                m2 <<= 2;
             }
-            m1 <<= 2;
-            m2 <<= 2;
-        }
-        out[16..48].copy_from_slice(&qh);
-        out[48..176].copy_from_slice(&qs);
-    }
+            out[16..48].copy_from_slice(&qh);
+            out[48..176].copy_from_slice(&qs);
+        },
+    );
 }
 
 /// Q6_K, as ggml's `quantize_row_q6_K_ref`. `dst`: `src.len() / 256` blocks of 210 bytes.
@@ -513,7 +588,7 @@ mod tests {
     #[test]
     fn dispatched_quantizers_match_baseline_build() {
         let mut state = 0x2545_f491_4f6c_dd1du64;
-        let x: Vec<f32> = (0..64 * QK_K)
+        let x: Vec<f32> = (0..63 * QK_K)
             .map(|i| {
                 state ^= state << 13;
                 state ^= state >> 7;
@@ -526,12 +601,12 @@ mod tests {
         let cases: [(Q, Q, usize); 3] = [
             (
                 quantize_row_q4_K,
-                |x, y| q4_K_rows(x, y, make_qkx2_quants_x8),
+                |x, y| q4_K_rows(x, y, qkx2_each),
                 Q4_K_BYTES,
             ),
             (
                 quantize_row_q5_K,
-                |x, y| q5_K_rows(x, y, make_qkx2_quants_x8),
+                |x, y| q5_K_rows(x, y, qkx2_each),
                 Q5_K_BYTES,
             ),
             (
@@ -541,8 +616,8 @@ mod tests {
             ),
         ];
         for (dispatched, baseline, bytes) in cases {
-            let mut a = vec![0u8; 64 * bytes];
-            let mut b = vec![0u8; 64 * bytes];
+            let mut a = vec![0u8; 63 * bytes];
+            let mut b = vec![0u8; 63 * bytes];
             dispatched(&x, &mut a);
             baseline(&x, &mut b);
             assert_eq!(a, b);

@@ -7,10 +7,15 @@
 
 use std::arch::x86_64::*;
 
-use crate::quantize_k::{q4_K_rows, q5_K_rows, q6_K_rows};
+use crate::quantize_k::{q4_K_rows, q5_K_rows, q6_K_rows, Lanes8, Levels8, SEARCH_BLOCKS};
 
 /// Quantizes with the AVX2 build and returns true, or returns false when the CPU lacks AVX2.
 pub(crate) fn q4_K(src: &[f32], dst: &mut [u8]) -> bool {
+    if has_avx512() {
+        // SAFETY: the CPU has AVX-512 F/VL/DQ (checked by has_avx512).
+        unsafe { q4_K_avx512(src, dst) };
+        return true;
+    }
     if !std::arch::is_x86_feature_detected!("avx2") {
         return false;
     }
@@ -21,6 +26,11 @@ pub(crate) fn q4_K(src: &[f32], dst: &mut [u8]) -> bool {
 
 /// As [`q4_K`], for Q5_K.
 pub(crate) fn q5_K(src: &[f32], dst: &mut [u8]) -> bool {
+    if has_avx512() {
+        // SAFETY: the CPU has AVX-512 F/VL/DQ (checked by has_avx512).
+        unsafe { q5_K_avx512(src, dst) };
+        return true;
+    }
     if !std::arch::is_x86_feature_detected!("avx2") {
         return false;
     }
@@ -39,18 +49,51 @@ pub(crate) fn q6_K(src: &[f32], dst: &mut [u8]) -> bool {
     true
 }
 
-/// [`make_qkx2_quants_x8_avx2`] behind the plain `fn` type the quantizers take; only passed
-/// from the `#[target_feature(enable = "avx2")]` builds below.
-#[allow(clippy::type_complexity)]
-fn search_avx2(
+/// AVX-512 F, VL and DQ (and AVX2, which they imply here): the Q4_K / Q5_K search on 16 lanes.
+fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+}
+
+/// [`make_qkx2_quants_x16_avx512`] behind the plain `fn` type the quantizers take; only passed
+/// from the `#[target_feature(enable = "avx512f,...")]` builds below.
+fn search_avx512(
     nmax: i32,
-    x: &[[f32; 8]; 32],
-    w: &[[f32; 8]; 32],
-    l_out: &mut [[u8; 8]; 32],
+    x: &Lanes8,
+    w: &Lanes8,
+    l_out: &mut Levels8,
     rmin: f32,
     rdelta: f32,
     nstep: i32,
-) -> ([f32; 8], [f32; 8]) {
+) -> [([f32; 8], [f32; 8]); SEARCH_BLOCKS] {
+    // SAFETY: only reachable from q4_K_avx512 / q5_K_avx512, which run only when the CPU has
+    // AVX-512 F/VL/DQ.
+    unsafe { make_qkx2_quants_x16_avx512(nmax, x, w, l_out, rmin, rdelta, nstep) }
+}
+
+#[target_feature(enable = "avx2,avx512f,avx512vl,avx512dq")]
+fn q4_K_avx512(src: &[f32], dst: &mut [u8]) {
+    q4_K_rows(src, dst, search_avx512);
+}
+
+#[target_feature(enable = "avx2,avx512f,avx512vl,avx512dq")]
+fn q5_K_avx512(src: &[f32], dst: &mut [u8]) {
+    q5_K_rows(src, dst, search_avx512);
+}
+
+/// [`make_qkx2_quants_x8_avx2`] behind the plain `fn` type the quantizers take; only passed
+/// from the `#[target_feature(enable = "avx2")]` builds below.
+fn search_avx2(
+    nmax: i32,
+    x: &Lanes8,
+    w: &Lanes8,
+    l_out: &mut Levels8,
+    rmin: f32,
+    rdelta: f32,
+    nstep: i32,
+) -> [([f32; 8], [f32; 8]); SEARCH_BLOCKS] {
     // SAFETY: only reachable from q4_K_avx2 / q5_K_avx2, which run only when the CPU has AVX2.
     unsafe { make_qkx2_quants_x8_avx2(nmax, x, w, l_out, rmin, rdelta, nstep) }
 }
@@ -213,120 +256,443 @@ fn store8(v: __m256) -> [f32; 8] {
 }
 
 /// The AVX2 twin of [`crate::quantize_k::make_qkx2_quants_x8`] (its documentation describes the
-/// search): lane k of every register is sub-block k, and each lane does the scalar code's f32
-/// operations in the same order (`a * b + c` as a multiply then an add, comparisons ordered
-/// and false on NaN as Rust's `<` / `>`). Levels are kept as f32 between the passes.
+/// search) on [`SEARCH_BLOCKS`] super-blocks at once: lane k of register `[i][b]` is element i of
+/// sub-block k of super-block b, and the super-blocks' dependency chains are interleaved (every
+/// loop runs over the blocks innermost). Each lane does the scalar code's f32 operations in the
+/// same order (`a * b + c` as a multiply then an add, comparisons ordered and false on NaN as
+/// Rust's `<` / `>`); a block whose lanes are all invalid or not better takes no update, which is
+/// what the scalar code's `continue` does. Levels are kept as f32 between the passes.
 #[target_feature(enable = "avx2")]
 pub(crate) fn make_qkx2_quants_x8_avx2(
     nmax: i32,
-    x: &[[f32; 8]; 32],
-    w: &[[f32; 8]; 32],
-    l_out: &mut [[u8; 8]; 32],
+    x: &Lanes8,
+    w: &Lanes8,
+    l_out: &mut Levels8,
     rmin: f32,
     rdelta: f32,
     nstep: i32,
-) -> ([f32; 8], [f32; 8]) {
+) -> [([f32; 8], [f32; 8]); SEARCH_BLOCKS] {
+    const B: usize = SEARCH_BLOCKS;
     let zero = _mm256_setzero_ps();
-    let mut xs = [zero; 32];
-    let mut ws = [zero; 32];
+    let mut xs = [[zero; B]; 32];
+    let mut ws = [[zero; B]; 32];
     for i in 0..32 {
-        xs[i] = load8(&x[i]);
-        ws[i] = load8(&w[i]);
+        for b in 0..B {
+            xs[i][b] = load8(&x[b][i]);
+            ws[i][b] = load8(&w[b][i]);
+        }
     }
     let mut min = xs[0];
     let mut max = xs[0];
     let mut sum_w = ws[0];
-    let mut sum_x = _mm256_mul_ps(sum_w, xs[0]);
-    for i in 1..32 {
-        // `if x < min { min = x }`: minps(a, b) is `a < b ? a : b`.
-        min = _mm256_min_ps(xs[i], min);
-        max = _mm256_max_ps(xs[i], max);
-        sum_w = _mm256_add_ps(sum_w, ws[i]);
-        sum_x = _mm256_add_ps(sum_x, _mm256_mul_ps(ws[i], xs[i]));
+    let mut sum_x = [zero; B];
+    for b in 0..B {
+        sum_x[b] = _mm256_mul_ps(sum_w[b], xs[0][b]);
     }
-    // `if min > 0 { min = 0 }`.
-    min = _mm256_min_ps(zero, min);
-    let flat = _mm256_cmp_ps::<_CMP_EQ_OQ>(max, min);
+    for i in 1..32 {
+        for b in 0..B {
+            // `if x < min { min = x }`: minps(a, b) is `a < b ? a : b`.
+            min[b] = _mm256_min_ps(xs[i][b], min[b]);
+            max[b] = _mm256_max_ps(xs[i][b], max[b]);
+            sum_w[b] = _mm256_add_ps(sum_w[b], ws[i][b]);
+            sum_x[b] = _mm256_add_ps(sum_x[b], _mm256_mul_ps(ws[i][b], xs[i][b]));
+        }
+    }
     let nmax_f = _mm256_set1_ps(nmax as f32);
     let lo = _mm256_setzero_si256();
     let hi = _mm256_set1_epi32(nmax);
-    let iscale = _mm256_div_ps(nmax_f, _mm256_sub_ps(max, min));
-    let mut scale = _mm256_div_ps(_mm256_set1_ps(1.0), iscale);
-    let mut best_error = zero;
-    let mut l_best = [zero; 32];
-    for i in 0..32 {
-        let l = nearest_int8(_mm256_mul_ps(iscale, _mm256_sub_ps(xs[i], min)));
-        let lf = _mm256_cvtepi32_ps(_mm256_min_epi32(_mm256_max_epi32(l, lo), hi));
-        l_best[i] = lf;
-        let diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(scale, lf), min), xs[i]);
-        best_error = _mm256_add_ps(best_error, _mm256_mul_ps(ws[i], _mm256_mul_ps(diff, diff)));
+    let mut flat = [zero; B];
+    let mut scale = [zero; B];
+    let mut iscale = [zero; B];
+    for b in 0..B {
+        // `if min > 0 { min = 0 }`.
+        min[b] = _mm256_min_ps(zero, min[b]);
+        flat[b] = _mm256_cmp_ps::<_CMP_EQ_OQ>(max[b], min[b]);
+        iscale[b] = _mm256_div_ps(nmax_f, _mm256_sub_ps(max[b], min[b]));
+        scale[b] = _mm256_div_ps(_mm256_set1_ps(1.0), iscale[b]);
     }
-    let mut laux = [zero; 32];
+    // The best levels are not kept: the (iscale, min) they were computed from are, and they
+    // are recomputed once at the end (the same operations, so the same levels). Blending 32
+    // registers per improvement compiled to masked stores, microcoded on AMD.
+    let mut lev_iscale = iscale;
+    let mut lev_min = min;
+    let mut best_error = [zero; B];
+    for i in 0..32 {
+        for b in 0..B {
+            let l = nearest_int8(_mm256_mul_ps(iscale[b], _mm256_sub_ps(xs[i][b], min[b])));
+            let lf = _mm256_cvtepi32_ps(_mm256_min_epi32(_mm256_max_epi32(l, lo), hi));
+            let diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(scale[b], lf), min[b]), xs[i][b]);
+            best_error[b] = _mm256_add_ps(
+                best_error[b],
+                _mm256_mul_ps(ws[i][b], _mm256_mul_ps(diff, diff)),
+            );
+        }
+    }
+    let mut laux = [[zero; B]; 32];
     for is in 0..=nstep {
         let num = _mm256_set1_ps(rmin + rdelta * is as f32 + nmax as f32);
-        let iscale = _mm256_div_ps(num, _mm256_sub_ps(max, min));
-        let (mut sum_l, mut sum_l2, mut sum_xl) = (zero, zero, zero);
-        for i in 0..32 {
-            let l = nearest_int8(_mm256_mul_ps(iscale, _mm256_sub_ps(xs[i], min)));
-            let lf = _mm256_cvtepi32_ps(_mm256_min_epi32(_mm256_max_epi32(l, lo), hi));
-            laux[i] = lf;
-            let wl = _mm256_mul_ps(ws[i], lf);
-            sum_l = _mm256_add_ps(sum_l, wl);
-            sum_l2 = _mm256_add_ps(sum_l2, _mm256_mul_ps(wl, lf));
-            sum_xl = _mm256_add_ps(sum_xl, _mm256_mul_ps(wl, xs[i]));
+        for b in 0..B {
+            iscale[b] = _mm256_div_ps(num, _mm256_sub_ps(max[b], min[b]));
         }
-        let d = _mm256_sub_ps(_mm256_mul_ps(sum_w, sum_l2), _mm256_mul_ps(sum_l, sum_l));
-        let valid = _mm256_andnot_ps(flat, _mm256_cmp_ps::<_CMP_GT_OQ>(d, zero));
-        if _mm256_movemask_ps(valid) == 0 {
-            continue;
-        }
-        let mut this_scale = _mm256_div_ps(
-            _mm256_sub_ps(_mm256_mul_ps(sum_w, sum_xl), _mm256_mul_ps(sum_x, sum_l)),
-            d,
-        );
-        let mut this_min = _mm256_div_ps(
-            _mm256_sub_ps(_mm256_mul_ps(sum_l2, sum_x), _mm256_mul_ps(sum_l, sum_xl)),
-            d,
-        );
-        let pos = _mm256_cmp_ps::<_CMP_GT_OQ>(this_min, zero);
-        this_min = _mm256_blendv_ps(this_min, zero, pos);
-        this_scale = _mm256_blendv_ps(this_scale, _mm256_div_ps(sum_xl, sum_l2), pos);
-        let mut cur_error = zero;
+        let (mut sum_l, mut sum_l2, mut sum_xl) = ([zero; B], [zero; B], [zero; B]);
         for i in 0..32 {
-            let diff = _mm256_sub_ps(
-                _mm256_add_ps(_mm256_mul_ps(this_scale, laux[i]), this_min),
-                xs[i],
+            for b in 0..B {
+                let l = nearest_int8(_mm256_mul_ps(iscale[b], _mm256_sub_ps(xs[i][b], min[b])));
+                let lf = _mm256_cvtepi32_ps(_mm256_min_epi32(_mm256_max_epi32(l, lo), hi));
+                laux[i][b] = lf;
+                let wl = _mm256_mul_ps(ws[i][b], lf);
+                sum_l[b] = _mm256_add_ps(sum_l[b], wl);
+                sum_l2[b] = _mm256_add_ps(sum_l2[b], _mm256_mul_ps(wl, lf));
+                sum_xl[b] = _mm256_add_ps(sum_xl[b], _mm256_mul_ps(wl, xs[i][b]));
+            }
+        }
+        let mut valid = [zero; B];
+        let mut this_scale = [zero; B];
+        let mut this_min = [zero; B];
+        let mut any = 0;
+        for b in 0..B {
+            let d = _mm256_sub_ps(
+                _mm256_mul_ps(sum_w[b], sum_l2[b]),
+                _mm256_mul_ps(sum_l[b], sum_l[b]),
             );
-            cur_error = _mm256_add_ps(cur_error, _mm256_mul_ps(ws[i], _mm256_mul_ps(diff, diff)));
+            valid[b] = _mm256_andnot_ps(flat[b], _mm256_cmp_ps::<_CMP_GT_OQ>(d, zero));
+            any |= _mm256_movemask_ps(valid[b]);
+            this_scale[b] = _mm256_div_ps(
+                _mm256_sub_ps(
+                    _mm256_mul_ps(sum_w[b], sum_xl[b]),
+                    _mm256_mul_ps(sum_x[b], sum_l[b]),
+                ),
+                d,
+            );
+            this_min[b] = _mm256_div_ps(
+                _mm256_sub_ps(
+                    _mm256_mul_ps(sum_l2[b], sum_x[b]),
+                    _mm256_mul_ps(sum_l[b], sum_xl[b]),
+                ),
+                d,
+            );
+            let pos = _mm256_cmp_ps::<_CMP_GT_OQ>(this_min[b], zero);
+            this_min[b] = _mm256_blendv_ps(this_min[b], zero, pos);
+            this_scale[b] =
+                _mm256_blendv_ps(this_scale[b], _mm256_div_ps(sum_xl[b], sum_l2[b]), pos);
         }
-        let better = _mm256_and_ps(valid, _mm256_cmp_ps::<_CMP_LT_OQ>(cur_error, best_error));
-        if _mm256_movemask_ps(better) == 0 {
+        if any == 0 {
             continue;
         }
+        let mut cur_error = [zero; B];
         for i in 0..32 {
-            l_best[i] = _mm256_blendv_ps(l_best[i], laux[i], better);
+            for b in 0..B {
+                let diff = _mm256_sub_ps(
+                    _mm256_add_ps(_mm256_mul_ps(this_scale[b], laux[i][b]), this_min[b]),
+                    xs[i][b],
+                );
+                cur_error[b] = _mm256_add_ps(
+                    cur_error[b],
+                    _mm256_mul_ps(ws[i][b], _mm256_mul_ps(diff, diff)),
+                );
+            }
         }
-        best_error = _mm256_blendv_ps(best_error, cur_error, better);
-        scale = _mm256_blendv_ps(scale, this_scale, better);
-        min = _mm256_blendv_ps(min, this_min, better);
-    }
-    // Flat lanes: all levels 0, scale 0.
-    for (out, &lf) in l_out.iter_mut().zip(&l_best) {
-        let lf = store8(_mm256_blendv_ps(lf, zero, flat));
-        for k in 0..8 {
-            out[k] = lf[k] as u8;
+        let mut better = [zero; B];
+        let mut any = 0;
+        for b in 0..B {
+            better[b] = _mm256_and_ps(
+                valid[b],
+                _mm256_cmp_ps::<_CMP_LT_OQ>(cur_error[b], best_error[b]),
+            );
+            any |= _mm256_movemask_ps(better[b]);
+        }
+        if any == 0 {
+            continue;
+        }
+        for b in 0..B {
+            lev_iscale[b] = _mm256_blendv_ps(lev_iscale[b], iscale[b], better[b]);
+            lev_min[b] = _mm256_blendv_ps(lev_min[b], min[b], better[b]);
+            best_error[b] = _mm256_blendv_ps(best_error[b], cur_error[b], better[b]);
+            scale[b] = _mm256_blendv_ps(scale[b], this_scale[b], better[b]);
+            min[b] = _mm256_blendv_ps(min[b], this_min[b], better[b]);
         }
     }
-    scale = _mm256_blendv_ps(scale, zero, flat);
-    // Stored mins are −min (the scalar code's `min.map(|m| -m)`).
-    let neg_min = _mm256_xor_ps(min, _mm256_set1_ps(-0.0));
-    (store8(scale), store8(neg_min))
+    let mut out = [([0.0f32; 8], [0.0f32; 8]); B];
+    for b in 0..B {
+        // Flat lanes: all levels 0, scale 0.
+        for (o, row) in l_out[b].iter_mut().zip(&xs) {
+            let l = nearest_int8(_mm256_mul_ps(
+                lev_iscale[b],
+                _mm256_sub_ps(row[b], lev_min[b]),
+            ));
+            let l = _mm256_andnot_si256(
+                _mm256_castps_si256(flat[b]),
+                _mm256_min_epi32(_mm256_max_epi32(l, lo), hi),
+            );
+            let mut li = [0i32; 8];
+            // SAFETY: `li` is 8 writable i32.
+            unsafe { _mm256_storeu_si256(li.as_mut_ptr().cast(), l) };
+            for k in 0..8 {
+                o[k] = li[k] as u8;
+            }
+        }
+        // Stored mins are −min (the scalar code's `min.map(|m| -m)`).
+        let neg_min = _mm256_xor_ps(min[b], _mm256_set1_ps(-0.0));
+        out[b] = (
+            store8(_mm256_blendv_ps(scale[b], zero, flat[b])),
+            store8(neg_min),
+        );
+    }
+    out
+}
+
+/// Registers of 16 lanes: super-blocks 2c and 2c + 1 of a group, 8 sub-blocks each.
+const PAIRS: usize = SEARCH_BLOCKS / 2;
+
+/// Below this magnitude ggml's `nearest_int` is round-half-to-even (the 1.5·2^23 trick adds an
+/// even integer, and the sum's ulp is 1), so a rounding instruction and a float clamp give its
+/// levels.
+const EXACT_ROUNDING: f32 = 4_194_304.0;
+
+#[target_feature(enable = "avx2,avx512f,avx512vl,avx512dq")]
+#[inline]
+fn load16(lo: &[f32; 8], hi: &[f32; 8]) -> __m512 {
+    // SAFETY: `lo` and `hi` are 8 readable f32 each.
+    let (lo, hi) = unsafe { (_mm256_loadu_ps(lo.as_ptr()), _mm256_loadu_ps(hi.as_ptr())) };
+    _mm512_insertf32x8::<1>(_mm512_castps256_ps512(lo), hi)
+}
+
+/// The level `clamp(nearest_int(v), 0, nmax)` as f32, ggml's way (for any v).
+#[target_feature(enable = "avx2,avx512f,avx512vl,avx512dq")]
+#[inline]
+fn level_exact16(v: __m512, nmax: __m512i) -> __m512 {
+    let bits = _mm512_castps_si512(_mm512_add_ps(v, _mm512_set1_ps(12_582_912.0)));
+    let l = _mm512_sub_epi32(
+        _mm512_and_si512(bits, _mm512_set1_epi32(0x007f_ffff)),
+        _mm512_set1_epi32(0x0040_0000),
+    );
+    _mm512_cvtepi32_ps(_mm512_min_epi32(
+        _mm512_max_epi32(l, _mm512_setzero_si512()),
+        nmax,
+    ))
+}
+
+/// The same level when |v| < [`EXACT_ROUNDING`] or v is NaN: round half to even, then clamp in
+/// f32 (`max(NaN, 0)` and `max(-0, 0)` are the second operand, +0, as ggml's integer path gives).
+#[target_feature(enable = "avx2,avx512f,avx512vl,avx512dq")]
+#[inline]
+fn level_fast16(v: __m512, nmax: __m512) -> __m512 {
+    let r = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+    _mm512_min_ps(_mm512_max_ps(r, _mm512_setzero_ps()), nmax)
+}
+
+/// The AVX-512 twin of [`crate::quantize_k::make_qkx2_quants_x8`] (its documentation describes
+/// the search) on [`SEARCH_BLOCKS`] super-blocks, two per 16-lane register, the registers'
+/// dependency chains interleaved. Each lane does the scalar code's f32 operations in the same
+/// order (no FMA; comparisons ordered, false on NaN). Levels are computed by rounding in f32
+/// whenever every value a candidate rounds lies within ±2^22 — checked per candidate from the
+/// extremes, since `iscale * (x - min)` is monotonic in x — and by ggml's integer trick otherwise,
+/// so the bytes are ggml's for any input. As in the AVX2 twin the best levels are recomputed at
+/// the end from the (iscale, min) that produced them.
+#[target_feature(enable = "avx2,avx512f,avx512vl,avx512dq")]
+pub(crate) fn make_qkx2_quants_x16_avx512(
+    nmax: i32,
+    x: &Lanes8,
+    w: &Lanes8,
+    l_out: &mut Levels8,
+    rmin: f32,
+    rdelta: f32,
+    nstep: i32,
+) -> [([f32; 8], [f32; 8]); SEARCH_BLOCKS] {
+    const P: usize = PAIRS;
+    let zero = _mm512_setzero_ps();
+    let mut xs = [[zero; P]; 32];
+    let mut ws = [[zero; P]; 32];
+    for i in 0..32 {
+        for p in 0..P {
+            xs[i][p] = load16(&x[2 * p][i], &x[2 * p + 1][i]);
+            ws[i][p] = load16(&w[2 * p][i], &w[2 * p + 1][i]);
+        }
+    }
+    let mut min = xs[0];
+    let mut max = xs[0];
+    let mut sum_w = ws[0];
+    let mut sum_x = [zero; P];
+    for p in 0..P {
+        sum_x[p] = _mm512_mul_ps(sum_w[p], xs[0][p]);
+    }
+    for i in 1..32 {
+        for p in 0..P {
+            // `if x < min { min = x }`: minps(a, b) is `a < b ? a : b`.
+            min[p] = _mm512_min_ps(xs[i][p], min[p]);
+            max[p] = _mm512_max_ps(xs[i][p], max[p]);
+            sum_w[p] = _mm512_add_ps(sum_w[p], ws[i][p]);
+            sum_x[p] = _mm512_add_ps(sum_x[p], _mm512_mul_ps(ws[i][p], xs[i][p]));
+        }
+    }
+    let data_min = min;
+    let nmax_f = _mm512_set1_ps(nmax as f32);
+    let nmax_i = _mm512_set1_epi32(nmax);
+    let limit = _mm512_set1_ps(EXACT_ROUNDING);
+    let mut flat = [0 as __mmask16; P];
+    let mut scale = [zero; P];
+    let mut iscale = [zero; P];
+    for p in 0..P {
+        // `if min > 0 { min = 0 }`.
+        min[p] = _mm512_min_ps(zero, min[p]);
+        flat[p] = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(max[p], min[p]);
+        iscale[p] = _mm512_div_ps(nmax_f, _mm512_sub_ps(max[p], min[p]));
+        scale[p] = _mm512_div_ps(_mm512_set1_ps(1.0), iscale[p]);
+    }
+    // True when every level of this (iscale, min) may be rounded in f32: the values rounded lie
+    // between iscale·(data_min − min) and iscale·(max − min), both within ±2^22 (false on NaN;
+    // flat lanes are never used).
+    let fast = |iscale: &[__m512; P], min: &[__m512; P]| -> bool {
+        let mut ok = true;
+        for p in 0..P {
+            let a = _mm512_abs_ps(_mm512_mul_ps(iscale[p], _mm512_sub_ps(data_min[p], min[p])));
+            let b = _mm512_abs_ps(_mm512_mul_ps(iscale[p], _mm512_sub_ps(max[p], min[p])));
+            let in_range = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, limit)
+                & _mm512_cmp_ps_mask::<_CMP_LT_OQ>(b, limit);
+            ok &= (in_range | flat[p]) == 0xffff;
+        }
+        ok
+    };
+    let mut lev_iscale = iscale;
+    let mut lev_min = min;
+    let mut best_error = [zero; P];
+    let fast0 = fast(&iscale, &min);
+    for i in 0..32 {
+        for p in 0..P {
+            let v = _mm512_mul_ps(iscale[p], _mm512_sub_ps(xs[i][p], min[p]));
+            let lf = if fast0 {
+                level_fast16(v, nmax_f)
+            } else {
+                level_exact16(v, nmax_i)
+            };
+            let diff = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(scale[p], lf), min[p]), xs[i][p]);
+            best_error[p] = _mm512_add_ps(
+                best_error[p],
+                _mm512_mul_ps(ws[i][p], _mm512_mul_ps(diff, diff)),
+            );
+        }
+    }
+    let mut laux = [[zero; P]; 32];
+    for is in 0..=nstep {
+        let num = _mm512_set1_ps(rmin + rdelta * is as f32 + nmax as f32);
+        for p in 0..P {
+            iscale[p] = _mm512_div_ps(num, _mm512_sub_ps(max[p], min[p]));
+        }
+        let (mut sum_l, mut sum_l2, mut sum_xl) = ([zero; P], [zero; P], [zero; P]);
+        let fast_is = fast(&iscale, &min);
+        for i in 0..32 {
+            for p in 0..P {
+                let v = _mm512_mul_ps(iscale[p], _mm512_sub_ps(xs[i][p], min[p]));
+                let lf = if fast_is {
+                    level_fast16(v, nmax_f)
+                } else {
+                    level_exact16(v, nmax_i)
+                };
+                laux[i][p] = lf;
+                let wl = _mm512_mul_ps(ws[i][p], lf);
+                sum_l[p] = _mm512_add_ps(sum_l[p], wl);
+                sum_l2[p] = _mm512_add_ps(sum_l2[p], _mm512_mul_ps(wl, lf));
+                sum_xl[p] = _mm512_add_ps(sum_xl[p], _mm512_mul_ps(wl, xs[i][p]));
+            }
+        }
+        let mut valid = [0 as __mmask16; P];
+        let mut this_scale = [zero; P];
+        let mut this_min = [zero; P];
+        let mut any = 0;
+        for p in 0..P {
+            let d = _mm512_sub_ps(
+                _mm512_mul_ps(sum_w[p], sum_l2[p]),
+                _mm512_mul_ps(sum_l[p], sum_l[p]),
+            );
+            valid[p] = !flat[p] & _mm512_cmp_ps_mask::<_CMP_GT_OQ>(d, zero);
+            any |= valid[p];
+            this_scale[p] = _mm512_div_ps(
+                _mm512_sub_ps(
+                    _mm512_mul_ps(sum_w[p], sum_xl[p]),
+                    _mm512_mul_ps(sum_x[p], sum_l[p]),
+                ),
+                d,
+            );
+            this_min[p] = _mm512_div_ps(
+                _mm512_sub_ps(
+                    _mm512_mul_ps(sum_l2[p], sum_x[p]),
+                    _mm512_mul_ps(sum_l[p], sum_xl[p]),
+                ),
+                d,
+            );
+            let pos = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(this_min[p], zero);
+            this_min[p] = _mm512_mask_blend_ps(pos, this_min[p], zero);
+            this_scale[p] =
+                _mm512_mask_blend_ps(pos, this_scale[p], _mm512_div_ps(sum_xl[p], sum_l2[p]));
+        }
+        if any == 0 {
+            continue;
+        }
+        let mut cur_error = [zero; P];
+        for i in 0..32 {
+            for p in 0..P {
+                let diff = _mm512_sub_ps(
+                    _mm512_add_ps(_mm512_mul_ps(this_scale[p], laux[i][p]), this_min[p]),
+                    xs[i][p],
+                );
+                cur_error[p] = _mm512_add_ps(
+                    cur_error[p],
+                    _mm512_mul_ps(ws[i][p], _mm512_mul_ps(diff, diff)),
+                );
+            }
+        }
+        for p in 0..P {
+            let better = valid[p] & _mm512_cmp_ps_mask::<_CMP_LT_OQ>(cur_error[p], best_error[p]);
+            lev_iscale[p] = _mm512_mask_blend_ps(better, lev_iscale[p], iscale[p]);
+            lev_min[p] = _mm512_mask_blend_ps(better, lev_min[p], min[p]);
+            best_error[p] = _mm512_mask_blend_ps(better, best_error[p], cur_error[p]);
+            scale[p] = _mm512_mask_blend_ps(better, scale[p], this_scale[p]);
+            min[p] = _mm512_mask_blend_ps(better, min[p], this_min[p]);
+        }
+    }
+    let mut out = [([0.0f32; 8], [0.0f32; 8]); SEARCH_BLOCKS];
+    let fast_end = fast(&lev_iscale, &lev_min);
+    for p in 0..P {
+        for (i, row) in xs.iter().enumerate() {
+            let v = _mm512_mul_ps(lev_iscale[p], _mm512_sub_ps(row[p], lev_min[p]));
+            let lf = if fast_end {
+                level_fast16(v, nmax_f)
+            } else {
+                level_exact16(v, nmax_i)
+            };
+            // Flat lanes: all levels 0.
+            let l = _mm512_maskz_cvttps_epi32(!flat[p], lf);
+            let mut li = [0i32; 16];
+            // SAFETY: `li` is 16 writable i32.
+            unsafe { _mm512_storeu_si512(li.as_mut_ptr().cast(), l) };
+            for k in 0..8 {
+                l_out[2 * p][i][k] = li[k] as u8;
+                l_out[2 * p + 1][i][k] = li[8 + k] as u8;
+            }
+        }
+        // Flat lanes: scale 0. Stored mins are −min (the scalar code's `min.map(|m| -m)`).
+        let sc = _mm512_maskz_mov_ps(!flat[p], scale[p]);
+        let neg_min = _mm512_xor_ps(min[p], _mm512_set1_ps(-0.0));
+        let (mut sa, mut ma) = ([0.0f32; 16], [0.0f32; 16]);
+        // SAFETY: `sa` and `ma` are 16 writable f32 each.
+        unsafe {
+            _mm512_storeu_ps(sa.as_mut_ptr(), sc);
+            _mm512_storeu_ps(ma.as_mut_ptr(), neg_min);
+        }
+        for h in 0..2 {
+            out[2 * p + h] = (
+                std::array::from_fn(|k| sa[8 * h + k]),
+                std::array::from_fn(|k| ma[8 * h + k]),
+            );
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quantize_k::{make_qkx2_quants_x8, make_qx_quants_x16};
+    use crate::quantize_k::{make_qkx2_quants_x8, make_qx_quants_x16, Qkx2Search};
 
     fn lanes(seed: u64, f: impl Fn(usize, usize, f32) -> f32) -> [[f32; 8]; 32] {
         let mut state = seed | 1;
@@ -341,39 +707,60 @@ mod tests {
         })
     }
 
-    /// The AVX2 search gives the scalar twin's levels, scales and mins bit for bit, for Q4_K's
-    /// and Q5_K's parameters, on random, skewed, all-positive, flat and zero sub-blocks.
+    /// The AVX2 and AVX-512 searches give the scalar twin's levels, scales and mins bit for bit,
+    /// for Q4_K's and Q5_K's parameters, on random, skewed, all-positive, flat, zero, subnormal
+    /// and near-overflow sub-blocks.
     #[test]
-    fn avx2_search_matches_scalar_twin() {
+    fn simd_searches_match_scalar_twin() {
         if !std::arch::is_x86_feature_detected!("avx2") {
             eprintln!("skipping: no AVX2");
             return;
         }
         let mut cases = Vec::new();
-        for seed in 1..200u64 {
-            let x = lanes(seed, |i, k, u| match (seed % 5, k) {
+        for seed in 1..201u64 {
+            let x = lanes(seed, |i, k, u| match (seed % 6, k) {
                 (0, 3) => 0.0,                       // a zero lane
                 (1, 5) => 0.25,                      // a flat lane
                 (2, _) => u.abs() + 0.01 * k as f32, // all positive: min clamps to 0
                 (3, _) => u * u * u * 100.0,         // heavy tails
+                // Subnormal spread (iscale overflows) and values near f32::MAX (max - min
+                // overflows): levels beyond ±2^22, where only ggml's integer trick is exact.
+                (4, 6) => 1e-39 * (i % 3) as f32,
+                (4, 1) => 3e38 * u,
                 _ => u * (1 + i % 7) as f32,
             });
             cases.push(x);
         }
-        for x in &cases {
-            let av: [f32; 8] = std::array::from_fn(|k| {
-                let s: f32 = x.iter().map(|r| r[k] * r[k]).sum();
-                (s / 32.0).sqrt()
+        let mut twins: Vec<(&str, Qkx2Search)> = vec![("avx2", search_avx2)];
+        if has_avx512() {
+            twins.push(("avx512", search_avx512));
+        } else {
+            eprintln!("no AVX-512: checking the AVX2 twin only");
+        }
+        // Consecutive cases share a batch: a zero or flat lane next to ordinary blocks.
+        for group in cases.chunks_exact(SEARCH_BLOCKS) {
+            let x: Lanes8 = std::array::from_fn(|b| group[b]);
+            let w: Lanes8 = std::array::from_fn(|b| {
+                let av: [f32; 8] = std::array::from_fn(|k| {
+                    let s: f32 = x[b].iter().map(|r| r[k] * r[k]).sum();
+                    (s / 32.0).sqrt()
+                });
+                std::array::from_fn(|i| std::array::from_fn(|k| av[k] + x[b][i][k].abs()))
             });
-            let w: [[f32; 8]; 32] =
-                std::array::from_fn(|i| std::array::from_fn(|k| av[k] + x[i][k].abs()));
             for (nmax, rmin, nstep) in [(15, -1.0f32, 20), (31, -0.5f32, 15)] {
-                let (mut la, mut lb) = ([[0u8; 8]; 32], [[0u8; 8]; 32]);
-                let a = make_qkx2_quants_x8(nmax, x, &w, &mut la, rmin, 0.1, nstep);
-                let b = search_avx2(nmax, x, &w, &mut lb, rmin, 0.1, nstep);
-                assert_eq!(la, lb);
-                assert_eq!(a.0.map(f32::to_bits), b.0.map(f32::to_bits));
-                assert_eq!(a.1.map(f32::to_bits), b.1.map(f32::to_bits));
+                let (mut la, mut lb) = (
+                    [[[0u8; 8]; 32]; SEARCH_BLOCKS],
+                    [[[0u8; 8]; 32]; SEARCH_BLOCKS],
+                );
+                for k in 0..SEARCH_BLOCKS {
+                    let a = make_qkx2_quants_x8(nmax, &x[k], &w[k], &mut la[k], rmin, 0.1, nstep);
+                    for &(name, search) in &twins {
+                        let b = search(nmax, &x, &w, &mut lb, rmin, 0.1, nstep);
+                        assert_eq!(la[k], lb[k], "{name}");
+                        assert_eq!(a.0.map(f32::to_bits), b[k].0.map(f32::to_bits), "{name}");
+                        assert_eq!(a.1.map(f32::to_bits), b[k].1.map(f32::to_bits), "{name}");
+                    }
+                }
             }
         }
     }
