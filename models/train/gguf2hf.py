@@ -1,4 +1,4 @@
-"""Turn an f32 `ouro` GGUF written by `ouro-convert hf2gguf` back into the checkpoint train.py
+"""Turn an f32 / f16 / q8_0 `ouro` GGUF written by `ouro-convert hf2gguf` back into the checkpoint train.py
 reads (`--init-from`): model.safetensors (HF names, Q/K rows un-permuted back to rotate-half
 order, the exit gate from the metadata), config.json and the tokenizer.
 
@@ -67,9 +67,17 @@ def read_gguf(path):
     start = (pos + align - 1) // align * align
     tensors = {}
     for name, dims, ttype, off in infos:
-        assert ttype == 0, f"{name}: only f32 files are supported (type {ttype})"
         n = int(np.prod(dims))
-        arr = np.frombuffer(data, dtype="<f4", count=n, offset=start + off)
+        if ttype == 0:  # F32
+            arr = np.frombuffer(data, dtype="<f4", count=n, offset=start + off)
+        elif ttype == 1:  # F16
+            arr = np.frombuffer(data, dtype="<f2", count=n, offset=start + off).astype(np.float32)
+        elif ttype == 8:  # Q8_0: blocks of 32 = f16 scale + 32 int8
+            blocks = np.frombuffer(data, dtype=np.uint8, count=n // 32 * 34, offset=start + off).reshape(-1, 34)
+            d = blocks[:, :2].copy().view("<f2").astype(np.float32)
+            arr = (blocks[:, 2:].copy().view(np.int8).astype(np.float32) * d).reshape(-1)
+        else:
+            raise ValueError(f"{name}: tensor type {ttype} is not supported (F32, F16, Q8_0 are)")
         tensors[name] = arr.reshape(list(reversed(dims))).copy()
     return kv, tensors
 

@@ -26,10 +26,12 @@ def _number(rng, max_digits):
 SORT_LENGTHS = (2, 3, 4, 5)
 
 
-def make_item(rng, weights=None, sort_len_weights=None):
+def make_item(rng, weights=None, sort_len_weights=None, swap_share=0.0):
     """One (task, question, answer) triple (`weights`: relative task frequencies, else uniform;
-    `sort_len_weights`: relative frequencies of sort lists of 2, 3, 4, 5 numbers, else uniform).
-    Without either, the draws are exactly those the validation and test splits were made with."""
+    `sort_len_weights`: relative frequencies of sort lists of 2, 3, 4, 5 numbers, else uniform;
+    `swap_share`: share of the compare near misses made by swapping two digits, 418 vs 481, rather
+    than changing one). Without them, the draws are exactly those the validation and test splits
+    were made with."""
     task = rng.choice(TASKS) if weights is None else rng.choices(TASKS, weights)[0]
     if task == "add":
         a, b = _number(rng, 3), _number(rng, 3)
@@ -43,6 +45,12 @@ def make_item(rng, weights=None, sort_len_weights=None):
         # Half the time a near miss: same length, one digit changed or two digits swapped.
         if rng.random() < 0.5 and a >= 10:
             s = list(str(a))
+            if swap_share > 0 and rng.random() < swap_share and len(set(s)) > 1:
+                i, j = rng.sample(range(len(s)), 2)
+                if s[i] != s[j] and not (min(i, j) == 0 and "0" in (s[i], s[j])):
+                    s[i], s[j] = s[j], s[i]
+                    b = int("".join(s))
+                    return task, f"Which is larger, {a} or {b}?", f"{max(a, b)} is larger."
             i = rng.randrange(len(s))
             choices = [d for d in "0123456789" if d != s[i] and not (i == 0 and d == "0")]
             s[i] = rng.choice(choices)

@@ -50,6 +50,9 @@ TRAIN_SEED, VALID_SEED, TEST_SEED, CHAT_SEED = 1, 2, 3, 4
 # The 10-turn chat of tests/demo_model.rs (drawn from seed 5, big operands): never trained on.
 CHAT_TEST = Path(__file__).resolve().parents[1] / "ouro-demo-chat.jsonl"
 HELD_OUT = {json.loads(line)["question"] for line in CHAT_TEST.read_text().splitlines() if line.strip()}
+# The examples of models/README.md and README.md: never trained on either.
+HELD_OUT |= {"What is 347 + 589?", "What is 702 - 45?", "Which is larger, 418 or 481?", "Sort 52, 7, 31, 9.",
+             "Reverse the digits of 3081.", "What is 905 - 487?"}
 
 
 def build_tokenizer(vocab_size, seed):
@@ -165,7 +168,7 @@ def sample_batch(rng, args):
         system = rng.choice(tasks.SYSTEM_PROMPTS) if with_system else None
         items = []
         while len(items) < turns:
-            item = tasks.make_item(rng, args.task_weights, args.sort_len_weights)
+            item = tasks.make_item(rng, args.task_weights, args.sort_len_weights, args.compare_swap)
             if item[1] not in HELD_OUT:
                 items.append(item)
         convs.append((system, items))
@@ -427,6 +430,11 @@ def main():
                     help="relative frequencies of add,sub,compare,sort,reverse in training (default equal)")
     ap.add_argument("--sort-len-weights", type=lambda v: [float(x) for x in v.split(",")],
                     help="relative frequencies of sort lists of 2,3,4,5 numbers in training (default equal)")
+    ap.add_argument("--compare-swap", type=float, default=0.0,
+                    help="share of the compare near misses made by swapping two digits (418 vs 481)")
+    ap.add_argument("--data-stream", type=int,
+                    help="training data seed offset (default 0, or 100 with --init-from); a new run "
+                    "continuing an earlier continued run takes a fresh one")
     ap.add_argument("--system-share", type=float, default=0.25, help="share of batches with a system prompt")
     ap.add_argument("--skip-from", type=float, default=0.5,
                     help="from this share of stage 1 on, every other batch simulates skip-mode KV")
@@ -506,7 +514,8 @@ def main():
     chat_rng = random.Random(CHAT_SEED)
     chats = [[tasks.make_item(chat_rng) for _ in range(10)] for _ in range(args.chat_evals)]
     # A continued run draws a fresh stream (seed + 100) rather than repeating the first one's.
-    train_rng = random.Random(TRAIN_SEED + (100 if args.init_from else 0))
+    stream = args.data_stream if args.data_stream is not None else (100 if args.init_from else 0)
+    train_rng = random.Random(TRAIN_SEED + stream)
     decay = [p for p in model.parameters() if p.dim() == 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
