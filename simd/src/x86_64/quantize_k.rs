@@ -41,6 +41,11 @@ pub(crate) fn q5_K(src: &[f32], dst: &mut [u8]) -> bool {
 
 /// As [`q4_K`], for Q6_K.
 pub(crate) fn q6_K(src: &[f32], dst: &mut [u8]) -> bool {
+    if has_avx512() {
+        // SAFETY: the CPU has AVX-512 F/VL/DQ (checked by has_avx512).
+        unsafe { q6_K_avx512(src, dst) };
+        return true;
+    }
     if !std::arch::is_x86_feature_detected!("avx2") {
         return false;
     }
@@ -81,6 +86,18 @@ fn q4_K_avx512(src: &[f32], dst: &mut [u8]) {
 #[target_feature(enable = "avx2,avx512f,avx512vl,avx512dq")]
 fn q5_K_avx512(src: &[f32], dst: &mut [u8]) {
     q5_K_rows(src, dst, search_avx512);
+}
+
+/// [`make_qx_quants_x16_avx512`] behind the plain `fn` type the quantizer takes; only passed from
+/// `q6_K_avx512`.
+fn qx_search_avx512(x: &[[f32; 16]; 16], l_out: &mut [[u8; 16]; 16]) -> [f32; 16] {
+    // SAFETY: only reachable from q6_K_avx512, which runs only when the CPU has AVX-512 F/VL/DQ.
+    unsafe { make_qx_quants_x16_avx512(x, l_out) }
+}
+
+#[target_feature(enable = "avx2,avx512f,avx512vl,avx512dq")]
+fn q6_K_avx512(src: &[f32], dst: &mut [u8]) {
+    q6_K_rows(src, dst, qx_search_avx512);
 }
 
 /// [`make_qkx2_quants_x8_avx2`] behind the plain `fn` type the quantizers take; only passed
@@ -689,10 +706,126 @@ pub(crate) fn make_qkx2_quants_x16_avx512(
     out
 }
 
+/// The AVX-512 twin of [`crate::quantize_k::make_qx_quants_x16`] (its documentation describes
+/// the search): the 16 groups in the 16 lanes of one register per row, each lane doing the scalar
+/// code's f32 operations in the same order. Levels are rounded in f32 when every lane's
+/// `|iscale · max|` (the largest value rounded, `max` being the element of largest |x|) is within
+/// ±2^22 — always, for finite input: a group with |max| < 1e-15 is all zeros and never used — and
+/// by ggml's integer trick otherwise. The best levels are recomputed at the end from the iscale
+/// that produced them.
+#[target_feature(enable = "avx2,avx512f,avx512vl,avx512dq")]
+pub(crate) fn make_qx_quants_x16_avx512(
+    x: &[[f32; 16]; 16],
+    l_out: &mut [[u8; 16]; 16],
+) -> [f32; 16] {
+    const NMAX: i32 = 32;
+    let zero = _mm512_setzero_ps();
+    let lo_f = _mm512_set1_ps(-(NMAX as f32));
+    let hi_f = _mm512_set1_ps((NMAX - 1) as f32);
+    let limit = _mm512_set1_ps(EXACT_ROUNDING);
+    let mut xs = [zero; 16];
+    let mut w = [zero; 16];
+    let mut wv = [zero; 16];
+    for i in 0..16 {
+        // SAFETY: `x[i]` is 16 readable f32.
+        xs[i] = unsafe { _mm512_loadu_ps(x[i].as_ptr()) };
+        w[i] = _mm512_mul_ps(xs[i], xs[i]);
+        wv[i] = _mm512_mul_ps(w[i], xs[i]);
+    }
+    // max: the element of largest |x| (the first one on ties), amax its |x|.
+    let mut max = zero;
+    let mut amax = zero;
+    for &v in &xs {
+        let ax = _mm512_abs_ps(v);
+        let gt = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(ax, amax);
+        amax = _mm512_mask_blend_ps(gt, amax, ax);
+        max = _mm512_mask_blend_ps(gt, max, v);
+    }
+    let is_zero = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(amax, _mm512_set1_ps(1e-15));
+    // clamp(nearest_int(iscale · x), −32, 31) as f32, in f32 when that is exact (see above).
+    let levels = |iscale: __m512, out: &mut [__m512; 16]| {
+        let big = _mm512_abs_ps(_mm512_mul_ps(iscale, max));
+        let fast = (_mm512_cmp_ps_mask::<_CMP_LT_OQ>(big, limit) | is_zero) == 0xffff;
+        for i in 0..16 {
+            let v = _mm512_mul_ps(iscale, xs[i]);
+            out[i] = if fast {
+                let r =
+                    _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+                _mm512_min_ps(_mm512_max_ps(r, lo_f), hi_f)
+            } else {
+                let bits = _mm512_castps_si512(_mm512_add_ps(v, _mm512_set1_ps(12_582_912.0)));
+                let q = _mm512_sub_epi32(
+                    _mm512_and_si512(bits, _mm512_set1_epi32(0x007f_ffff)),
+                    _mm512_set1_epi32(0x0040_0000),
+                );
+                let q = _mm512_min_epi32(
+                    _mm512_max_epi32(q, _mm512_set1_epi32(-NMAX)),
+                    _mm512_set1_epi32(NMAX - 1),
+                );
+                _mm512_cvtepi32_ps(q)
+            };
+        }
+    };
+    let fit = |l: &[__m512; 16]| -> (__m512, __m512) {
+        let (mut sumlx, mut suml2) = (zero, zero);
+        for i in 0..16 {
+            sumlx = _mm512_add_ps(sumlx, _mm512_mul_ps(wv[i], l[i]));
+            suml2 = _mm512_add_ps(suml2, _mm512_mul_ps(_mm512_mul_ps(w[i], l[i]), l[i]));
+        }
+        (sumlx, suml2)
+    };
+    let mut l = [zero; 16];
+    let iscale0 = _mm512_div_ps(_mm512_set1_ps(-(NMAX as f32)), max);
+    levels(iscale0, &mut l);
+    let (sumlx, suml2) = fit(&l);
+    let nonzero = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(suml2, zero);
+    let mut scale = _mm512_maskz_div_ps(nonzero, sumlx, suml2);
+    let mut best = _mm512_mul_ps(scale, sumlx);
+    let mut best_iscale = iscale0;
+    for is in -9..=9 {
+        if is == 0 {
+            continue;
+        }
+        let num = _mm512_set1_ps(-(NMAX as f32 + 0.1f32 * is as f32));
+        let iscale = _mm512_div_ps(num, max);
+        levels(iscale, &mut l);
+        let (sumlx, suml2) = fit(&l);
+        let better = !is_zero
+            & _mm512_cmp_ps_mask::<_CMP_GT_OQ>(suml2, zero)
+            & _mm512_cmp_ps_mask::<_CMP_GT_OQ>(
+                _mm512_mul_ps(sumlx, sumlx),
+                _mm512_mul_ps(best, suml2),
+            );
+        if better == 0 {
+            continue;
+        }
+        best_iscale = _mm512_mask_blend_ps(better, best_iscale, iscale);
+        let new_scale = _mm512_div_ps(sumlx, suml2);
+        scale = _mm512_mask_blend_ps(better, scale, new_scale);
+        best = _mm512_mask_blend_ps(better, best, _mm512_mul_ps(new_scale, sumlx));
+    }
+    levels(best_iscale, &mut l);
+    for i in 0..16 {
+        // Levels + NMAX, zero for all-zero groups.
+        let q =
+            _mm512_maskz_cvttps_epi32(!is_zero, _mm512_add_ps(l[i], _mm512_set1_ps(NMAX as f32)));
+        let mut lanes = [0i32; 16];
+        // SAFETY: `lanes` is 16 writable i32.
+        unsafe { _mm512_storeu_si512(lanes.as_mut_ptr().cast(), q) };
+        for k in 0..16 {
+            l_out[i][k] = lanes[k] as u8;
+        }
+    }
+    let mut out = [0.0f32; 16];
+    // SAFETY: `out` is 16 writable f32.
+    unsafe { _mm512_storeu_ps(out.as_mut_ptr(), _mm512_maskz_mov_ps(!is_zero, scale)) };
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quantize_k::{make_qkx2_quants_x8, make_qx_quants_x16, Qkx2Search};
+    use crate::quantize_k::{make_qkx2_quants_x8, make_qx_quants_x16, Qkx2Search, QxSearch};
 
     fn lanes(seed: u64, f: impl Fn(usize, usize, f32) -> f32) -> [[f32; 8]; 32] {
         let mut state = seed | 1;
@@ -765,13 +898,17 @@ mod tests {
         }
     }
 
-    /// The AVX2 Q6_K search gives the scalar twin's levels and scales bit for bit, on random,
-    /// heavy-tailed, zero, tiny and tied-extremum groups.
+    /// The AVX2 and AVX-512 Q6_K searches give the scalar twin's levels and scales bit for bit,
+    /// on random, heavy-tailed, zero, tiny, tied-extremum and infinite groups.
     #[test]
-    fn avx2_qx_search_matches_scalar_twin() {
+    fn simd_qx_searches_match_scalar_twin() {
         if !std::arch::is_x86_feature_detected!("avx2") {
             eprintln!("skipping: no AVX2");
             return;
+        }
+        let mut twins: Vec<(&str, QxSearch)> = vec![("avx2", qx_search_avx2)];
+        if has_avx512() {
+            twins.push(("avx512", qx_search_avx512));
         }
         for seed in 1..300u64 {
             let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
@@ -792,15 +929,23 @@ mod tests {
                             }
                         } // tied |max|
                         (3, _) => u * u * u * 50.0, // heavy tails
+                        // An infinity: iscale · max is NaN, only ggml's integer trick is exact.
+                        (4, 11) if i == 3 => f32::INFINITY,
                         _ => u * (1 + i % 5) as f32,
                     }
                 })
             });
             let (mut la, mut lb) = ([[0u8; 16]; 16], [[0u8; 16]; 16]);
             let a = make_qx_quants_x16(&x, &mut la);
-            let b = qx_search_avx2(&x, &mut lb);
-            assert_eq!(la, lb, "seed {seed}");
-            assert_eq!(a.map(f32::to_bits), b.map(f32::to_bits), "seed {seed}");
+            for &(name, search) in &twins {
+                let b = search(&x, &mut lb);
+                assert_eq!(la, lb, "{name} seed {seed}");
+                assert_eq!(
+                    a.map(f32::to_bits),
+                    b.map(f32::to_bits),
+                    "{name} seed {seed}"
+                );
+            }
         }
     }
 }
