@@ -46,6 +46,19 @@ impl Layer {
             &self.ffn_down,
         ]
     }
+
+    /// [`Layer::matrices`], mutable (same order).
+    pub fn matrices_mut(&mut self) -> [&mut WeightTensor; 7] {
+        [
+            &mut self.attn_q,
+            &mut self.attn_k,
+            &mut self.attn_v,
+            &mut self.attn_output,
+            &mut self.ffn_gate,
+            &mut self.ffn_up,
+            &mut self.ffn_down,
+        ]
+    }
 }
 
 /// The exit gate λ = sigmoid(weight · h + bias), from metadata.
@@ -170,27 +183,7 @@ impl Weights {
     /// resident memory stays the file's size. `OURO_REPACK=0` keeps everything in the map.
     pub fn make_resident(&mut self, map: &crate::mmap::Mmap) {
         let file = map.as_bytes();
-        let layers = self.layers.iter_mut().flat_map(|l| {
-            let Layer {
-                attn_q,
-                attn_k,
-                attn_v,
-                attn_output,
-                ffn_gate,
-                ffn_up,
-                ffn_down,
-                ..
-            } = l;
-            [
-                attn_q,
-                attn_k,
-                attn_v,
-                attn_output,
-                ffn_gate,
-                ffn_up,
-                ffn_down,
-            ]
-        });
+        let layers = self.layers.iter_mut().flat_map(Layer::matrices_mut);
         // `output` first: while a tensor is packed both its pages and its copy are resident,
         // and the largest one is cheapest to double before anything else is resident.
         let mut released = Vec::new();
