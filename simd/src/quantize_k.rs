@@ -365,16 +365,19 @@ fn qkx_finish(
 
 /// The shared driver of Q4_K and Q5_K: super-blocks in groups of [`SEARCH_BLOCKS`] through
 /// `search` (a short last group repeats its first super-block; those results are dropped), then
-/// `write(block bytes, d, dmin, scales, levels)` per super-block.
+/// per super-block `d`, `dmin` and the packed scales, and `levels(bytes after them, levels)`.
 #[inline(always)]
 fn qkx_rows(
+    name: &str,
     src: &[f32],
     dst: &mut [u8],
     block_bytes: usize,
     (nmax, rmin, nstep): (i32, f32, i32),
     search: Qkx2Search,
-    write: impl Fn(&mut [u8], Half, Half, &[u8; 12], &[u8; QK_K]),
+    levels: impl Fn(&mut [u8], &[u8; QK_K]),
 ) {
+    assert_eq!(src.len() % QK_K, 0, "{name}: partial super-block");
+    assert_eq!(dst.len(), src.len() / QK_K * block_bytes);
     let mut xt = [[[0.0f32; 8]; 32]; SEARCH_BLOCKS];
     let mut w = [[[0.0f32; 8]; 32]; SEARCH_BLOCKS];
     let mut lt = [[[0u8; 8]; 32]; SEARCH_BLOCKS];
@@ -392,13 +395,11 @@ fn qkx_rows(
         for b in 0..n {
             let x = &xg[QK_K * b..QK_K * (b + 1)];
             let (d, dmin, scales) = qkx_finish(x, nmax, fits[b], &lt[b], &mut l);
-            write(
-                &mut outg[block_bytes * b..block_bytes * (b + 1)],
-                d,
-                dmin,
-                &scales,
-                &l,
-            );
+            let out = &mut outg[block_bytes * b..block_bytes * (b + 1)];
+            out[0..2].copy_from_slice(&d.0);
+            out[2..4].copy_from_slice(&dmin.0);
+            out[4..16].copy_from_slice(&scales);
+            levels(&mut out[16..], &l);
         }
     }
 }
@@ -416,23 +417,15 @@ pub fn quantize_row_q4_K(src: &[f32], dst: &mut [u8]) {
 /// (and pass their own build of the scale search).
 #[inline(always)]
 pub(crate) fn q4_K_rows(src: &[f32], dst: &mut [u8], search: Qkx2Search) {
-    assert_eq!(
-        src.len() % QK_K,
-        0,
-        "quantize_row_q4_K: partial super-block"
-    );
-    assert_eq!(dst.len(), src.len() / QK_K * Q4_K_BYTES);
     qkx_rows(
+        "quantize_row_q4_K",
         src,
         dst,
         Q4_K_BYTES,
         (15, -1.0, 20),
         search,
-        |out, d, dmin, scales, l| {
-            out[0..2].copy_from_slice(&d.0);
-            out[2..4].copy_from_slice(&dmin.0);
-            out[4..16].copy_from_slice(scales);
-            let qs = &mut out[16..144];
+        |out, l| {
+            let qs = &mut out[..128];
             for (c, chunk) in l.chunks_exact(64).enumerate() {
                 for i in 0..32 {
                     qs[32 * c + i] = chunk[i] | (chunk[i + 32] << 4);
@@ -455,22 +448,14 @@ pub fn quantize_row_q5_K(src: &[f32], dst: &mut [u8]) {
 /// (and pass their own build of the scale search).
 #[inline(always)]
 pub(crate) fn q5_K_rows(src: &[f32], dst: &mut [u8], search: Qkx2Search) {
-    assert_eq!(
-        src.len() % QK_K,
-        0,
-        "quantize_row_q5_K: partial super-block"
-    );
-    assert_eq!(dst.len(), src.len() / QK_K * Q5_K_BYTES);
     qkx_rows(
+        "quantize_row_q5_K",
         src,
         dst,
         Q5_K_BYTES,
         (31, -0.5, 15),
         search,
-        |out, d, dmin, scales, l| {
-            out[0..2].copy_from_slice(&d.0);
-            out[2..4].copy_from_slice(&dmin.0);
-            out[4..16].copy_from_slice(scales);
+        |out, l| {
             let mut qh = [0u8; 32];
             let mut qs = [0u8; 128];
             let (mut m1, mut m2) = (1u8, 2u8);
@@ -491,8 +476,8 @@ pub(crate) fn q5_K_rows(src: &[f32], dst: &mut [u8], search: Qkx2Search) {
                 m1 <<= 2;
                 m2 <<= 2;
             }
-            out[16..48].copy_from_slice(&qh);
-            out[48..176].copy_from_slice(&qs);
+            out[..32].copy_from_slice(&qh);
+            out[32..].copy_from_slice(&qs);
         },
     );
 }

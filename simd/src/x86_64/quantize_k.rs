@@ -1,56 +1,46 @@
-//! The K-quant quantizers of [`crate::quantize_k`] compiled for AVX2: the same lane code, wider
-//! vectors, and the Q4_K/Q5_K scale search ([`make_qkx2_quants_x8_avx2`]) written with AVX2
-//! intrinsics, one 256-bit register per row of the 8 sub-blocks. No FMA is used and every lane
-//! performs exactly the scalar twin's operations in the same order, so every byte stays ggml's
-//! (the tests below compare the search with its scalar twin, and the `quantize_k` unit test the
-//! whole AVX2 build with the baseline one).
+//! The K-quant quantizers of [`crate::quantize_k`] compiled for AVX-512 and for AVX2: the same
+//! lane code, wider vectors, and the scale searches written with intrinsics — Q4_K/Q5_K
+//! ([`make_qkx2_quants_x16_avx512`], [`make_qkx2_quants_x8_avx2`]: the 8 sub-blocks of
+//! [`SEARCH_BLOCKS`] super-blocks, their dependency chains interleaved) and Q6_K
+//! ([`make_qx_quants_x16_avx512`], [`make_qx_quants_x16_avx2`]: 16 groups). No FMA is used and
+//! every lane performs exactly the scalar twin's operations in the same order, so every byte stays
+//! ggml's (the tests below compare each search with its scalar twin, and the `quantize_k` unit test
+//! the whole dispatched build with the baseline one).
 
 use std::arch::x86_64::*;
 
 use crate::quantize_k::{q4_K_rows, q5_K_rows, q6_K_rows, Lanes8, Levels8, SEARCH_BLOCKS};
 
-/// Quantizes with the AVX2 build and returns true, or returns false when the CPU lacks AVX2.
+/// Quantizes with the AVX-512 build, else the AVX2 build, and returns true; or returns false
+/// when the CPU has neither.
 pub(crate) fn q4_K(src: &[f32], dst: &mut [u8]) -> bool {
-    if has_avx512() {
-        // SAFETY: the CPU has AVX-512 F/VL/DQ (checked by has_avx512).
-        unsafe { q4_K_avx512(src, dst) };
-        return true;
-    }
-    if !std::arch::is_x86_feature_detected!("avx2") {
-        return false;
-    }
-    // SAFETY: the CPU has AVX2 (checked above).
-    unsafe { q4_K_avx2(src, dst) };
-    true
+    best_build(src, dst, q4_K_avx512, q4_K_avx2)
 }
 
 /// As [`q4_K`], for Q5_K.
 pub(crate) fn q5_K(src: &[f32], dst: &mut [u8]) -> bool {
-    if has_avx512() {
-        // SAFETY: the CPU has AVX-512 F/VL/DQ (checked by has_avx512).
-        unsafe { q5_K_avx512(src, dst) };
-        return true;
-    }
-    if !std::arch::is_x86_feature_detected!("avx2") {
-        return false;
-    }
-    // SAFETY: the CPU has AVX2 (checked above).
-    unsafe { q5_K_avx2(src, dst) };
-    true
+    best_build(src, dst, q5_K_avx512, q5_K_avx2)
 }
 
 /// As [`q4_K`], for Q6_K.
 pub(crate) fn q6_K(src: &[f32], dst: &mut [u8]) -> bool {
+    best_build(src, dst, q6_K_avx512, q6_K_avx2)
+}
+
+/// A quantizer compiled for one feature set (`#[target_feature]`, hence unsafe to call).
+type Build = unsafe fn(&[f32], &mut [u8]);
+
+fn best_build(src: &[f32], dst: &mut [u8], avx512: Build, avx2: Build) -> bool {
     if has_avx512() {
-        // SAFETY: the CPU has AVX-512 F/VL/DQ (checked by has_avx512).
-        unsafe { q6_K_avx512(src, dst) };
-        return true;
-    }
-    if !std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: `avx512` is one of the `avx2,avx512f,avx512vl,avx512dq` builds below, and the
+        // CPU has those features (checked by has_avx512).
+        unsafe { avx512(src, dst) };
+    } else if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: `avx2` is one of the `avx2` builds below, and the CPU has AVX2.
+        unsafe { avx2(src, dst) };
+    } else {
         return false;
     }
-    // SAFETY: the CPU has AVX2 (checked above).
-    unsafe { q6_K_avx2(src, dst) };
     true
 }
 
