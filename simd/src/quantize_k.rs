@@ -243,7 +243,8 @@ pub(crate) type Lanes8 = [[[f32; 8]; 32]; SEARCH_BLOCKS];
 pub(crate) type Levels8 = [[[u8; 8]; 32]; SEARCH_BLOCKS];
 
 /// The signature of the batched Q4_K / Q5_K scale search: [`make_qkx2_quants_x8`] on each of
-/// [`SEARCH_BLOCKS`] super-blocks ([`qkx2_each`], and the AVX2 twin that interleaves them).
+/// [`SEARCH_BLOCKS`] super-blocks ([`qkx2_each`], and the AVX2 / AVX-512 twins that interleave
+/// them).
 pub(crate) type Qkx2Search =
     fn(i32, &Lanes8, &Lanes8, &mut Levels8, f32, f32, i32) -> [([f32; 8], [f32; 8]); SEARCH_BLOCKS];
 

@@ -44,7 +44,7 @@ fn best_build(src: &[f32], dst: &mut [u8], avx512: Build, avx2: Build) -> bool {
     true
 }
 
-/// AVX-512 F, VL and DQ (and AVX2, which they imply here): the Q4_K / Q5_K search on 16 lanes.
+/// AVX-512 F, VL and DQ (and AVX2): what the 16-lane Q4_K / Q5_K / Q6_K builds need.
 fn has_avx512() -> bool {
     std::arch::is_x86_feature_detected!("avx2")
         && std::arch::is_x86_feature_detected!("avx512f")
@@ -246,6 +246,14 @@ fn nearest_int8(v: __m256) -> __m256i {
     )
 }
 
+/// The Q4_K / Q5_K level `clamp(nearest_int(iscale · (x − min)), 0, nmax)`, ggml's way.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn level8(iscale: __m256, x: __m256, min: __m256, nmax: __m256i) -> __m256i {
+    let l = nearest_int8(_mm256_mul_ps(iscale, _mm256_sub_ps(x, min)));
+    _mm256_min_epi32(_mm256_max_epi32(l, _mm256_setzero_si256()), nmax)
+}
+
 #[target_feature(enable = "avx2")]
 #[inline]
 fn load8(a: &[f32; 8]) -> __m256 {
@@ -306,7 +314,6 @@ pub(crate) fn make_qkx2_quants_x8_avx2(
         }
     }
     let nmax_f = _mm256_set1_ps(nmax as f32);
-    let lo = _mm256_setzero_si256();
     let hi = _mm256_set1_epi32(nmax);
     let mut flat = [zero; B];
     let mut scale = [zero; B];
@@ -326,8 +333,7 @@ pub(crate) fn make_qkx2_quants_x8_avx2(
     let mut best_error = [zero; B];
     for i in 0..32 {
         for b in 0..B {
-            let l = nearest_int8(_mm256_mul_ps(iscale[b], _mm256_sub_ps(xs[i][b], min[b])));
-            let lf = _mm256_cvtepi32_ps(_mm256_min_epi32(_mm256_max_epi32(l, lo), hi));
+            let lf = _mm256_cvtepi32_ps(level8(iscale[b], xs[i][b], min[b], hi));
             let diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(scale[b], lf), min[b]), xs[i][b]);
             best_error[b] = _mm256_add_ps(
                 best_error[b],
@@ -344,8 +350,7 @@ pub(crate) fn make_qkx2_quants_x8_avx2(
         let (mut sum_l, mut sum_l2, mut sum_xl) = ([zero; B], [zero; B], [zero; B]);
         for i in 0..32 {
             for b in 0..B {
-                let l = nearest_int8(_mm256_mul_ps(iscale[b], _mm256_sub_ps(xs[i][b], min[b])));
-                let lf = _mm256_cvtepi32_ps(_mm256_min_epi32(_mm256_max_epi32(l, lo), hi));
+                let lf = _mm256_cvtepi32_ps(level8(iscale[b], xs[i][b], min[b], hi));
                 laux[i][b] = lf;
                 let wl = _mm256_mul_ps(ws[i][b], lf);
                 sum_l[b] = _mm256_add_ps(sum_l[b], wl);
@@ -423,13 +428,9 @@ pub(crate) fn make_qkx2_quants_x8_avx2(
     for b in 0..B {
         // Flat lanes: all levels 0, scale 0.
         for (o, row) in l_out[b].iter_mut().zip(&xs) {
-            let l = nearest_int8(_mm256_mul_ps(
-                lev_iscale[b],
-                _mm256_sub_ps(row[b], lev_min[b]),
-            ));
             let l = _mm256_andnot_si256(
                 _mm256_castps_si256(flat[b]),
-                _mm256_min_epi32(_mm256_max_epi32(l, lo), hi),
+                level8(lev_iscale[b], row[b], lev_min[b], hi),
             );
             let mut li = [0i32; 8];
             // SAFETY: `li` is 8 writable i32.
