@@ -42,6 +42,7 @@
 
 use core::arch::aarch64::*;
 
+use super::panel::sdot_lane;
 use crate::blocks::{
     as_blocks, get_scale_min_k4, Block, BlockQ4_0, BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ8_0,
     BlockQ8_K, Half, QK, QK_K,
@@ -61,29 +62,6 @@ fn f16(h: Half) -> f32 {
 }
 
 // ---------------------------------------------------------------- instructions
-
-/// `acc` plus, per i32 lane i, the dot product of bytes 4i..4i+4 of `w` with bytes
-/// 4L..4L+4 of `a` (SDOT by element).
-///
-/// # Safety
-/// The CPU must support dotprod.
-#[inline]
-#[target_feature(enable = "neon,dotprod")]
-unsafe fn sdot_lane<const L: i32>(mut acc: int32x4_t, w: int8x16_t, a: int8x16_t) -> int32x4_t {
-    // SAFETY: SDOT needs dotprod, which our caller guarantees (# Safety); the instruction only
-    // reads and writes these three registers. (`vdotq_laneq_s32` is unstable, rust#117224.)
-    unsafe {
-        core::arch::asm!(
-            "sdot {acc:v}.4s, {w:v}.16b, {a:v}.4b[{l}]",
-            acc = inout(vreg) acc,
-            w = in(vreg) w,
-            a = in(vreg) a,
-            l = const L,
-            options(pure, nomem, nostack, preserves_flags),
-        );
-    }
-    acc
-}
 
 /// `acc` plus the 2×2 int32 matrix `w · aᵀ` of two rows of 8 int8 each (SMMLA):
 /// lane 2i + j += Σ_k w[8i + k]·a[8j + k].
@@ -550,30 +528,18 @@ fn nibbles16(b: &[u8]) -> (int8x16_t, int8x16_t) {
 fn q6_K_groups(x: &BlockQ6_K) -> [int8x16_t; 16] {
     let mut out = [unsafe_zero(); 16];
     // SAFETY: 16-byte loads inside x.ql (64n + 32 + l + 16 ≤ 128) and x.qh (32n + l + 16 ≤ 64);
-    // register-only NEON after, which every aarch64 target has.
+    // the unpacking is `neon::q6_k_quarters`.
     unsafe {
-        let (mask4, mask2, off) = (vdupq_n_u8(0x0F), vdupq_n_u8(0x03), vdupq_n_s8(32));
         for n in 0..2 {
             for half in 0..2 {
                 let l = 16 * half;
                 let ql0 = vld1q_u8(x.ql.as_ptr().add(64 * n + l));
                 let ql1 = vld1q_u8(x.ql.as_ptr().add(64 * n + 32 + l));
                 let qh = vld1q_u8(x.qh.as_ptr().add(32 * n + l));
-                let q = [
-                    vorrq_u8(vandq_u8(ql0, mask4), vshlq_n_u8::<4>(vandq_u8(qh, mask2))),
-                    vorrq_u8(
-                        vandq_u8(ql1, mask4),
-                        vshlq_n_u8::<4>(vandq_u8(vshrq_n_u8::<2>(qh), mask2)),
-                    ),
-                    vorrq_u8(
-                        vshrq_n_u8::<4>(ql0),
-                        vshlq_n_u8::<4>(vandq_u8(vshrq_n_u8::<4>(qh), mask2)),
-                    ),
-                    vorrq_u8(vshrq_n_u8::<4>(ql1), vshlq_n_u8::<4>(vshrq_n_u8::<6>(qh))),
-                ];
+                let q = super::neon::q6_k_quarters(ql0, ql1, qh);
                 for (g, q) in q.into_iter().enumerate() {
                     // Elements 128n + 32g + l + (0..16): group 8n + 2g + half.
-                    out[8 * n + 2 * g + half] = vsubq_s8(vreinterpretq_s8_u8(q), off);
+                    out[8 * n + 2 * g + half] = q;
                 }
             }
         }

@@ -480,9 +480,6 @@ pub(super) unsafe fn vec_dot_q6_K_q8_K_body<const SDOT: bool>(w: &[u8], a: &[u8]
     unsafe {
         let (x, y) = (as_blocks::<BlockQ6_K>(w), as_blocks::<BlockQ8_K>(a));
         debug_assert_eq!(x.len(), y.len());
-        let mask4 = vdupq_n_u8(0x0F);
-        let mask2 = vdupq_n_u8(0x03);
-        let off = vdupq_n_s8(32);
         let zero = vdupq_n_s32(0);
         let mut sumf = 0f32;
         for (x, y) in x.iter().zip(y) {
@@ -494,21 +491,9 @@ pub(super) unsafe fn vec_dot_q6_K_q8_K_body<const SDOT: bool>(w: &[u8], a: &[u8]
                     let ql0 = load_u8(&x.ql, 64 * n + l);
                     let ql1 = load_u8(&x.ql, 64 * n + 32 + l);
                     let qh = load_u8(&x.qh, 32 * n + l);
-                    let q = [
-                        vorrq_u8(vandq_u8(ql0, mask4), vshlq_n_u8::<4>(vandq_u8(qh, mask2))),
-                        vorrq_u8(
-                            vandq_u8(ql1, mask4),
-                            vshlq_n_u8::<4>(vandq_u8(vshrq_n_u8::<2>(qh), mask2)),
-                        ),
-                        vorrq_u8(
-                            vshrq_n_u8::<4>(ql0),
-                            vshlq_n_u8::<4>(vandq_u8(vshrq_n_u8::<4>(qh), mask2)),
-                        ),
-                        vorrq_u8(vshrq_n_u8::<4>(ql1), vshlq_n_u8::<4>(vshrq_n_u8::<6>(qh))),
-                    ];
+                    let q = q6_k_quarters(ql0, ql1, qh);
                     for (g, q) in q.into_iter().enumerate() {
                         let e = 128 * n + 32 * g + l;
-                        let q = vsubq_s8(vreinterpretq_s8_u8(q), off);
                         let s = dot16::<SDOT>(zero, q, load_i8(&y.qs, e));
                         acc = vmlaq_n_s32(acc, s, x.scales[e / 16] as i32);
                     }
@@ -518,6 +503,30 @@ pub(super) unsafe fn vec_dot_q6_K_q8_K_body<const SDOT: bool>(w: &[u8], a: &[u8]
             sumf += fp16(x.d) * y.d() * sumi as f32;
         }
         sumf
+    }
+}
+
+/// The 6-bit quants of a Q6_K half-block `n` at offset `l` (0 or 16) as q − 32, sixteen from
+/// each quarter: element 128n + 32g + l + (0..16) in lane group g, from the low-nibble bytes
+/// `ql0` (at 64n + l) and `ql1` (at 64n + 32 + l) and the high-bit bytes `qh` (at 32n + l).
+#[inline(always)]
+pub(super) fn q6_k_quarters(ql0: uint8x16_t, ql1: uint8x16_t, qh: uint8x16_t) -> [int8x16_t; 4] {
+    // SAFETY: register-only NEON, which every aarch64 target has.
+    unsafe {
+        let (mask4, mask2, off) = (vdupq_n_u8(0x0F), vdupq_n_u8(0x03), vdupq_n_s8(32));
+        [
+            vorrq_u8(vandq_u8(ql0, mask4), vshlq_n_u8::<4>(vandq_u8(qh, mask2))),
+            vorrq_u8(
+                vandq_u8(ql1, mask4),
+                vshlq_n_u8::<4>(vandq_u8(vshrq_n_u8::<2>(qh), mask2)),
+            ),
+            vorrq_u8(
+                vshrq_n_u8::<4>(ql0),
+                vshlq_n_u8::<4>(vandq_u8(vshrq_n_u8::<4>(qh), mask2)),
+            ),
+            vorrq_u8(vshrq_n_u8::<4>(ql1), vshlq_n_u8::<4>(vshrq_n_u8::<6>(qh))),
+        ]
+        .map(|q| vsubq_s8(vreinterpretq_s8_u8(q), off))
     }
 }
 
