@@ -66,6 +66,46 @@ impl KvRows<'_> {
     }
 
     /// `y += a · row[off..off + y.len()]`.
+    /// `out[r]` = [`KvRows::dot`] at `off + r·stride`: one query against consecutive rows
+    /// (f16: the rows kernel, bit for bit the single dots).
+    pub(crate) fn dot_rows(
+        &self,
+        kern: &Kernels,
+        off: usize,
+        stride: usize,
+        y: &[f32],
+        out: &mut [f32],
+    ) {
+        match self {
+            KvRows::F16(x) if !out.is_empty() => (kern.dot_f16_f32_rows)(&x[off..], stride, y, out),
+            _ => {
+                for (r, o) in out.iter_mut().enumerate() {
+                    *o = self.dot(kern, off + r * stride, y);
+                }
+            }
+        }
+    }
+
+    /// [`KvRows::mad`] with `a[r]` at `off + r·stride`, in order (f16: the rows kernel, bit for
+    /// bit the single mads).
+    pub(crate) fn mad_rows(
+        &self,
+        kern: &Kernels,
+        off: usize,
+        stride: usize,
+        a: &[f32],
+        y: &mut [f32],
+    ) {
+        match self {
+            KvRows::F16(x) if !a.is_empty() => (kern.mad_f16_f32_rows)(y, a, &x[off..], stride),
+            _ => {
+                for (r, &a) in a.iter().enumerate() {
+                    self.mad(kern, off + r * stride, a, y);
+                }
+            }
+        }
+    }
+
     #[inline]
     pub(crate) fn mad(&self, kern: &Kernels, off: usize, a: f32, y: &mut [f32]) {
         match self {
@@ -131,6 +171,48 @@ impl<'a> KvView<'a> {
             _ => self.head.mad(kern, off, a, y),
         }
     }
+
+    /// How many of `n` rows at `off + r·stride` start in `head` (the rest are in `tail`).
+    fn rows_in_head(&self, off: usize, stride: usize, n: usize) -> usize {
+        match self.tail {
+            None => n,
+            Some(_) if off >= self.split => 0,
+            Some(_) => (self.split - off).div_ceil(stride).min(n),
+        }
+    }
+
+    /// [`KvView::dot`] of `out.len()` rows at `off + r·stride`.
+    pub(crate) fn dot_rows(
+        &self,
+        kern: &Kernels,
+        off: usize,
+        stride: usize,
+        y: &[f32],
+        out: &mut [f32],
+    ) {
+        let h = self.rows_in_head(off, stride, out.len());
+        let (in_head, in_tail) = out.split_at_mut(h);
+        self.head.dot_rows(kern, off, stride, y, in_head);
+        if let (Some(t), false) = (self.tail, in_tail.is_empty()) {
+            t.dot_rows(kern, off + h * stride - self.split, stride, y, in_tail);
+        }
+    }
+
+    /// [`KvView::mad`] with `a[r]` at `off + r·stride`, in order.
+    pub(crate) fn mad_rows(
+        &self,
+        kern: &Kernels,
+        off: usize,
+        stride: usize,
+        a: &[f32],
+        y: &mut [f32],
+    ) {
+        let h = self.rows_in_head(off, stride, a.len());
+        self.head.mad_rows(kern, off, stride, &a[..h], y);
+        if let (Some(t), false) = (self.tail, h == a.len()) {
+            t.mad_rows(kern, off + h * stride - self.split, stride, &a[h..], y);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -173,6 +255,60 @@ mod tests {
                     (a - want).abs() <= 1e-6 * want.abs().max(1.0),
                     "mad {off}+{len} at {i}"
                 );
+            }
+        }
+    }
+
+    /// `dot_rows` / `mad_rows` over views of every element type, whole and split at a row (the
+    /// shared-plane layout), give the bits of `dot` / `mad` row by row: 7 rows of 4 heads × 32.
+    #[test]
+    fn rows_of_a_view_equal_its_single_rows() {
+        use half::f16;
+        let (n_rows, kv_dim, hd) = (7, 128, 32);
+        let x: Vec<f32> = (0..n_rows * kv_dim)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.173)
+            .collect();
+        let x16: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
+        let mut x8 = vec![0u8; x.len() / 32 * 34];
+        ouro_simd::quantize_row(GgmlType::Q8_0, &x, &mut x8);
+        let kern = ouro_simd::kernels();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let y: Vec<f32> = (0..hd).map(|i| (i as f32 * 0.31).cos()).collect();
+        let a: Vec<f32> = (0..n_rows).map(|r| 0.3 - r as f32 * 0.07).collect();
+        let cut = 3 * kv_dim;
+        let views: [(&str, KvView<'_>); 6] = [
+            ("f32", KvRows::F32(&x).into()),
+            ("f16", KvRows::F16(&x16).into()),
+            ("q8_0", KvRows::Q8_0(&x8).into()),
+            (
+                "f32 split",
+                KvView::split(KvRows::F32(&x), cut, KvRows::F32(&x[cut..])),
+            ),
+            (
+                "f16 split",
+                KvView::split(KvRows::F16(&x16), cut, KvRows::F16(&x16[cut..])),
+            ),
+            (
+                "q8_0 split",
+                KvView::split(KvRows::Q8_0(&x8), cut, KvRows::Q8_0(&x8[cut / 32 * 34..])),
+            ),
+        ];
+        for (name, view) in views {
+            for head in 0..kv_dim / hd {
+                let at = head * hd;
+                let want: Vec<f32> = (0..n_rows)
+                    .map(|r| view.dot(kern, at + r * kv_dim, &y))
+                    .collect();
+                let mut got = vec![f32::NAN; n_rows];
+                view.dot_rows(kern, at, kv_dim, &y, &mut got);
+                assert_eq!(bits(&got), bits(&want), "{name} dot head {head}");
+                let mut want_y = y.clone();
+                for (r, &ar) in a.iter().enumerate() {
+                    view.mad(kern, at + r * kv_dim, ar, &mut want_y);
+                }
+                let mut got_y = y.clone();
+                view.mad_rows(kern, at, kv_dim, &a, &mut got_y);
+                assert_eq!(bits(&got_y), bits(&want_y), "{name} mad head {head}");
             }
         }
     }

@@ -43,6 +43,14 @@ pub type DotF16Fn = fn(x: &[half::f16], y: &[f32]) -> f32;
 /// y += a·x for an f16 row `x` of `y`'s length (attention's weighted sum of values).
 pub type MadF16Fn = fn(y: &mut [f32], a: f32, x: &[half::f16]);
 
+/// `out[r] = x[r·stride..][..y.len()] · y` for `r < out.len()`: one query against consecutive
+/// cached keys (`stride` values apart). Bit for bit the same table's [`DotF16Fn`] of each row.
+pub type DotF16RowsFn = fn(x: &[half::f16], stride: usize, y: &[f32], out: &mut [f32]);
+
+/// `y += a[r]·x[r·stride..][..y.len()]` for `r = 0, 1, …` in order: the weighted sum of
+/// consecutive cached values. Bit for bit the same table's [`MadF16Fn`] row after row.
+pub type MadF16RowsFn = fn(y: &mut [f32], a: &[f32], x: &[half::f16], stride: usize);
+
 /// Σ x·y over values `off..off + y.len()` of a row of Q8_0 blocks `x` (a q8_0 KV-cache key)
 /// and an f32 query `y`; the range may start and end inside a block.
 pub type DotQ8_0F32Fn = fn(x: &[u8], off: usize, y: &[f32]) -> f32;
@@ -140,6 +148,10 @@ pub struct Kernels {
     pub dot_f16_f32: DotF16Fn,
     /// f32 output row += weight · f16 value row (ggml's `vec_mad`).
     pub mad_f16_f32: MadF16Fn,
+    /// [`Kernels::dot_f16_f32`] over consecutive rows (decode attention's scores of one head).
+    pub dot_f16_f32_rows: DotF16RowsFn,
+    /// [`Kernels::mad_f16_f32`] over consecutive rows (decode attention's value sum of one head).
+    pub mad_f16_f32_rows: MadF16RowsFn,
     /// Q8_0 key row (a range of it) · f32 query row (attention over a q8_0 KV cache).
     pub dot_q8_0_f32: DotQ8_0F32Fn,
     /// f32 output row += weight · Q8_0 value row (a range of it).
@@ -179,6 +191,8 @@ impl Kernels {
         gemm_q6_K_q8_K_4x4: None,
         dot_f16_f32: scalar::dot_f16_f32,
         mad_f16_f32: scalar::mad_f16_f32,
+        dot_f16_f32_rows: scalar::dot_f16_f32_rows,
+        mad_f16_f32_rows: scalar::mad_f16_f32_rows,
         dot_q8_0_f32: scalar::dot_q8_0_f32,
         mad_q8_0_f32: scalar::mad_q8_0_f32,
     };

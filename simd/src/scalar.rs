@@ -106,6 +106,32 @@ pub fn mad_f16_f32(y: &mut [f32], a: f32, x: &[half::f16]) {
     }
 }
 
+/// The rows `r < n` of `x`, `stride` values apart and `len` long, checked to fit (the rows
+/// kernels of every path call this before reading).
+pub(crate) fn check_rows(x_len: usize, stride: usize, n: usize, len: usize, what: &str) {
+    let need = n.checked_sub(1).map_or(0, |last| last * stride + len);
+    assert!(
+        need <= x_len,
+        "{what}: {n} rows of {len} values {stride} apart need {need} values, got {x_len}"
+    );
+}
+
+/// [`dot_f16_f32`] of each of `out.len()` rows of `x`, `stride` values apart.
+pub fn dot_f16_f32_rows(x: &[half::f16], stride: usize, y: &[f32], out: &mut [f32]) {
+    check_rows(x.len(), stride, out.len(), y.len(), "dot_f16_f32_rows");
+    for (r, o) in out.iter_mut().enumerate() {
+        *o = dot_f16_f32(&x[r * stride..][..y.len()], y);
+    }
+}
+
+/// [`mad_f16_f32`] with each of `a.len()` rows of `x`, `stride` values apart, in order.
+pub fn mad_f16_f32_rows(y: &mut [f32], a: &[f32], x: &[half::f16], stride: usize) {
+    check_rows(x.len(), stride, a.len(), y.len(), "mad_f16_f32_rows");
+    for (r, &a) in a.iter().enumerate() {
+        mad_f16_f32(y, a, &x[r * stride..][..y.len()]);
+    }
+}
+
 /// Σ w·x with bf16 weights and f32 activations, summed in f64.
 pub fn vec_dot_bf16_f32(w: &[u8], a: &[u8]) -> f32 {
     debug_assert_eq!(w.len() * 2, a.len());

@@ -3,8 +3,9 @@
 //! SIMD row kernels (`dot_f16_f32` / `mad_f16_f32`, `dot_q8_0_f32` / `mad_q8_0_f32`).
 //!
 //! Two schedules with the same arithmetic:
-//! - one query token (decode): one rayon task per KV head; the group's query heads share each
-//!   key and value row while it is in L1, K and V are streamed once per task;
+//! - one query token (decode): one rayon task per worker, each a contiguous range of heads;
+//!   per query head one rows-kernel call for its scores over all keys and one for its value
+//!   sum (the output held in registers, the next keys prefetched);
 //! - a batch (prefill, speculative verification): one task per (block of up to 16 query tokens,
 //!   KV head): each key row is read once for all the block's query rows (tokens × the group's
 //!   heads) — a query tile against the keys — the scores of the tile are kept, each row's
@@ -152,7 +153,13 @@ fn softmax(sc: &mut [f32]) {
     }
 }
 
-/// The per-token schedule: one task per (query token, KV head).
+/// The per-token schedule (one query token): the KV heads split into one contiguous range per
+/// worker; each query head takes its scores over all keys with one rows kernel call, its
+/// softmax, and its value sum with another (`dot_f16_f32_rows` / `mad_f16_f32_rows`: the
+/// output stays in registers across the keys and the next keys' lines are prefetched — one
+/// head's slice of a cached row is a few lines of a 4 KiB row, a new page each key, which the
+/// hardware prefetchers do not follow). Each head's arithmetic is the batched schedule's: its
+/// scores key by key, its softmax, its value sum in key order.
 fn attention_per_token(
     q: &[f32],
     k: KvView<'_>,
@@ -167,35 +174,33 @@ fn attention_per_token(
     let group = s.n_heads / s.n_kv_heads;
     let scale = 1.0 / (hd as f32).sqrt();
     let kern = ouro_simd::kernels();
-    debug_assert_eq!(q.len(), positions.len() * q_dim);
+    let Some(&pos) = positions.first() else {
+        return;
+    };
+    debug_assert_eq!(positions.len(), 1);
+    debug_assert_eq!(q.len(), q_dim);
     debug_assert_eq!(out.len(), q.len());
-    debug_assert!(positions.iter().all(|&p| (p + 1) * kv_dim <= k.len()));
-    debug_assert!(positions.iter().all(|&p| (p + 1) * kv_dim <= v.len()));
-    // Heads g·group .. (g+1)·group of token i are adjacent in `out`: one chunk per task.
-    out.par_chunks_mut(group * hd)
+    let n_keys = pos + 1;
+    debug_assert!(n_keys * kv_dim <= k.len() && n_keys * kv_dim <= v.len());
+    // KV heads per task; query heads g·group .. (g+1)·group are adjacent in `q` and `out`.
+    let per_task = s.n_kv_heads.div_ceil(rayon::current_num_threads()).max(1);
+    out.par_chunks_mut(per_task * group * hd)
         .enumerate()
-        .for_each(|(idx, o)| {
-            let (i, g) = (idx / s.n_kv_heads, idx % s.n_kv_heads);
-            let qg = &q[i * q_dim + g * group * hd..][..group * hd];
-            let kv_off = g * hd;
-            let n_keys = positions[i] + 1;
-            SCORES.with_borrow_mut(|scores| {
-                scores.clear();
-                scores.resize(group * n_keys, 0.0);
-                // Scores, head-major: scores[h·n_keys + p]; each key row read once for the group.
-                for p in 0..n_keys {
-                    for (h, qh) in qg.chunks_exact(hd).enumerate() {
-                        scores[h * n_keys + p] = k.dot(kern, p * kv_dim + kv_off, qh) * scale;
+        .for_each(|(task, o)| {
+            let h0 = task * per_task * group;
+            SCORES.with_borrow_mut(|sc| {
+                sc.clear();
+                sc.resize(n_keys, 0.0);
+                for (j, oh) in o.chunks_exact_mut(hd).enumerate() {
+                    let h = h0 + j;
+                    let (qh, at) = (&q[h * hd..][..hd], h / group * hd);
+                    k.dot_rows(kern, at, kv_dim, qh, sc);
+                    for x in sc.iter_mut() {
+                        *x *= scale;
                     }
-                }
-                for sc in scores.chunks_exact_mut(n_keys) {
                     softmax(sc);
-                }
-                o.fill(0.0);
-                for p in 0..n_keys {
-                    for (h, oh) in o.chunks_exact_mut(hd).enumerate() {
-                        v.mad(kern, p * kv_dim + kv_off, scores[h * n_keys + p], oh);
-                    }
+                    oh.fill(0.0);
+                    v.mad_rows(kern, at, kv_dim, sc, oh);
                 }
             });
         });

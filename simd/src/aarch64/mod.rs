@@ -36,6 +36,8 @@ pub(crate) fn neon_kernels(base: Kernels) -> Kernels {
     k.vec_dot_q8_0_q8_0_x4 = Some(neon::vec_dot_q8_0_q8_0_x4);
     k.dot_f16_f32 = neon::dot_f16_f32;
     k.mad_f16_f32 = neon::mad_f16_f32;
+    k.dot_f16_f32_rows = neon::dot_f16_f32_rows;
+    k.mad_f16_f32_rows = neon::mad_f16_f32_rows;
     k.dot_q8_0_f32 = kv::dot_q8_0_f32;
     k.mad_q8_0_f32 = kv::mad_q8_0_f32;
     k
