@@ -65,7 +65,6 @@ impl KvRows<'_> {
         }
     }
 
-    /// `y += a · row[off..off + y.len()]`.
     /// `out[r]` = [`KvRows::dot`] at `off + r·stride`: one query against consecutive rows
     /// (f16: the rows kernel, bit for bit the single dots).
     pub(crate) fn dot_rows(
@@ -106,6 +105,7 @@ impl KvRows<'_> {
         }
     }
 
+    /// `y += a · row[off..off + y.len()]`.
     #[inline]
     pub(crate) fn mad(&self, kern: &Kernels, off: usize, a: f32, y: &mut [f32]) {
         match self {
