@@ -66,7 +66,7 @@ impl KvRows<'_> {
     }
 
     /// `out[r]` = [`KvRows::dot`] at `off + r·stride`: one query against consecutive rows
-    /// (f16: the rows kernel, bit for bit the single dots).
+    /// (f16, q8_0: the rows kernels, bit for bit the single dots).
     pub(crate) fn dot_rows(
         &self,
         kern: &Kernels,
@@ -77,6 +77,7 @@ impl KvRows<'_> {
     ) {
         match self {
             KvRows::F16(x) if !out.is_empty() => (kern.dot_f16_f32_rows)(&x[off..], stride, y, out),
+            KvRows::Q8_0(x) => (kern.dot_q8_0_f32_rows)(x, off, stride, y, out),
             _ => {
                 for (r, o) in out.iter_mut().enumerate() {
                     *o = self.dot(kern, off + r * stride, y);
@@ -85,8 +86,8 @@ impl KvRows<'_> {
         }
     }
 
-    /// [`KvRows::mad`] with `a[r]` at `off + r·stride`, in order (f16: the rows kernel, bit for
-    /// bit the single mads).
+    /// [`KvRows::mad`] with `a[r]` at `off + r·stride`, in order (f16, q8_0: the rows kernels,
+    /// bit for bit the single mads).
     pub(crate) fn mad_rows(
         &self,
         kern: &Kernels,
@@ -97,6 +98,7 @@ impl KvRows<'_> {
     ) {
         match self {
             KvRows::F16(x) if !a.is_empty() => (kern.mad_f16_f32_rows)(y, a, &x[off..], stride),
+            KvRows::Q8_0(x) => (kern.mad_q8_0_f32_rows)(y, a, x, off, stride),
             _ => {
                 for (r, &a) in a.iter().enumerate() {
                     self.mad(kern, off + r * stride, a, y);

@@ -4,7 +4,8 @@
 //! key) and as the rows kernels (`dot_f16_f32_rows` / `mad_f16_f32_rows`, one call a head:
 //! output in registers, keys prefetched), on every path. The cache (96 layer passes × `keys`
 //! rows; keys head 0, values head 8) is larger than the caches, as in decode; reported as KV
-//! bytes read per second.
+//! bytes read per second. The same for a q8_0 cache (`dot_q8_0_f32[_rows]` /
+//! `mad_q8_0_f32[_rows]`, rows kernels prefetching the same way).
 //!
 //! `cargo bench -p ouro-simd --bench attention` (add `-- --quick`).
 
@@ -60,6 +61,49 @@ fn attention_rows(c: &mut Criterion) {
                             *s *= 1e-3;
                         }
                         (k.mad_f16_f32_rows)(&mut out, &scores, &kv[V..], ROW);
+                    }
+                    black_box(&out);
+                })
+            });
+        }
+        // The same shape as a q8_0 cache (`--kv-type q8_0`): 34 bytes per 32 values.
+        let row_bytes = ROW / 32 * 34;
+        let cache8: Vec<u8> = (0..PASSES * keys * row_bytes)
+            .map(|i| match i % 34 {
+                0 => 0x00,
+                1 => 0x1c, // d = 2^-8 as f16
+                _ => (i * 7919 % 251) as u8,
+            })
+            .collect();
+        group.throughput(Throughput::Bytes(
+            (PASSES * 2 * keys * HEAD_DIM / 32 * 34) as u64,
+        ));
+        for path in Path::available() {
+            let k = path.kernels().unwrap();
+            let pass = |p: usize| &cache8[p * keys * row_bytes..][..keys * row_bytes];
+            group.bench_function(format!("{}/q8_0-per-row", path.name()), |b| {
+                b.iter(|| {
+                    for p in 0..PASSES {
+                        let kv = pass(p);
+                        for (j, s) in scores.iter_mut().enumerate() {
+                            *s = (k.dot_q8_0_f32)(kv, j * ROW, &q);
+                        }
+                        for (j, &s) in scores.iter().enumerate() {
+                            (k.mad_q8_0_f32)(&mut out, s * 1e-3, kv, j * ROW + V);
+                        }
+                    }
+                    black_box(&out);
+                })
+            });
+            group.bench_function(format!("{}/q8_0-rows", path.name()), |b| {
+                b.iter(|| {
+                    for p in 0..PASSES {
+                        let kv = pass(p);
+                        (k.dot_q8_0_f32_rows)(kv, 0, ROW, &q, &mut scores);
+                        for s in scores.iter_mut() {
+                            *s *= 1e-3;
+                        }
+                        (k.mad_q8_0_f32_rows)(&mut out, &scores, kv, V, ROW);
                     }
                     black_box(&out);
                 })

@@ -58,6 +58,16 @@ pub type DotQ8_0F32Fn = fn(x: &[u8], off: usize, y: &[f32]) -> f32;
 /// y += a·x over values `off..off + y.len()` of a row of Q8_0 blocks `x` (a q8_0 KV-cache value).
 pub type MadQ8_0F32Fn = fn(y: &mut [f32], a: f32, x: &[u8], off: usize);
 
+/// `out[r]` = [`DotQ8_0F32Fn`] of `x` at `off + r·stride` for `r < out.len()`: one query
+/// against consecutive cached q8_0 keys (`off`, `stride` in values). Bit for bit the same
+/// table's single-row kernel of each row.
+pub type DotQ8_0RowsFn = fn(x: &[u8], off: usize, stride: usize, y: &[f32], out: &mut [f32]);
+
+/// [`MadQ8_0F32Fn`] with `a[r]` at `off + r·stride`, `r = 0, 1, …` in order: the weighted sum
+/// of consecutive cached q8_0 values. Bit for bit the same table's single-row kernel row after
+/// row.
+pub type MadQ8_0RowsFn = fn(y: &mut [f32], a: &[f32], x: &[u8], off: usize, stride: usize);
+
 /// Four prepared weight rows × four prepared activation rows → `[row][vector]`.
 pub type TileFn = fn(w: &[u8], a: [&[u8]; 4]) -> [[f32; 4]; 4];
 
@@ -156,6 +166,10 @@ pub struct Kernels {
     pub dot_q8_0_f32: DotQ8_0F32Fn,
     /// f32 output row += weight · Q8_0 value row (a range of it).
     pub mad_q8_0_f32: MadQ8_0F32Fn,
+    /// [`Kernels::dot_q8_0_f32`] over consecutive rows (decode attention, q8_0 KV cache).
+    pub dot_q8_0_f32_rows: DotQ8_0RowsFn,
+    /// [`Kernels::mad_q8_0_f32`] over consecutive rows (decode attention, q8_0 KV cache).
+    pub mad_q8_0_f32_rows: MadQ8_0RowsFn,
 }
 
 impl Kernels {
@@ -195,6 +209,8 @@ impl Kernels {
         mad_f16_f32_rows: scalar::mad_f16_f32_rows,
         dot_q8_0_f32: scalar::dot_q8_0_f32,
         mad_q8_0_f32: scalar::mad_q8_0_f32,
+        dot_q8_0_f32_rows: scalar::dot_q8_0_f32_rows,
+        mad_q8_0_f32_rows: scalar::mad_q8_0_f32_rows,
     };
 
     /// The dot product for weights of type `wtype` against its `vec_dot_type`, if any.

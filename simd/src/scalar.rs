@@ -692,3 +692,45 @@ pub fn mad_q8_0_f32(y: &mut [f32], a: f32, x: &[u8], off: usize) {
         }
     });
 }
+
+/// The q8_0 rows `r < n` at values `off + r·stride`, `len` long, checked to fit in the blocks
+/// `x` (the q8_0 rows kernels of every path call this before reading).
+pub(crate) fn check_q8_0_rows(
+    x_len: usize,
+    off: usize,
+    stride: usize,
+    n: usize,
+    len: usize,
+    what: &str,
+) {
+    let need = n
+        .checked_sub(1)
+        .map_or(0, |last| (off + last * stride + len).div_ceil(QK) * 34);
+    assert!(
+        need <= x_len,
+        "{what}: {n} rows of {len} values {stride} apart from {off} need {need} bytes, got {x_len}"
+    );
+}
+
+/// [`dot_q8_0_f32`] of each of `out.len()` rows at values `off + r·stride` of `x`.
+pub fn dot_q8_0_f32_rows(x: &[u8], off: usize, stride: usize, y: &[f32], out: &mut [f32]) {
+    check_q8_0_rows(
+        x.len(),
+        off,
+        stride,
+        out.len(),
+        y.len(),
+        "dot_q8_0_f32_rows",
+    );
+    for (r, o) in out.iter_mut().enumerate() {
+        *o = dot_q8_0_f32(x, off + r * stride, y);
+    }
+}
+
+/// [`mad_q8_0_f32`] with each of `a.len()` rows at values `off + r·stride` of `x`, in order.
+pub fn mad_q8_0_f32_rows(y: &mut [f32], a: &[f32], x: &[u8], off: usize, stride: usize) {
+    check_q8_0_rows(x.len(), off, stride, a.len(), y.len(), "mad_q8_0_f32_rows");
+    for (r, &a) in a.iter().enumerate() {
+        mad_q8_0_f32(y, a, x, off + r * stride);
+    }
+}

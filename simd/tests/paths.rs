@@ -575,3 +575,59 @@ fn attention_rows_kernels_equal_their_single_row_kernels() {
     });
     assert!(refused.is_err());
 }
+
+/// The q8_0 KV rows kernels (one call per head in decode) give, on every path, the bits of
+/// the path's single-row kernels row by row — ranges starting and ending inside blocks
+/// included (`off`, `stride` in values; a cached row is a whole number of blocks).
+#[test]
+fn q8_0_attention_rows_kernels_equal_their_single_row_kernels() {
+    let mut rng = Rng::new(13);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for (off, len) in [
+        (0usize, 32usize),
+        (0, 128),
+        (64, 64),
+        (5, 40),
+        (33, 7),
+        (96, 136),
+    ] {
+        for (n_rows, stride) in [
+            (0usize, 256usize),
+            (1, 256),
+            (9, 256),
+            (70, 512),
+            (17, 2048),
+        ] {
+            let values = (off + n_rows.saturating_sub(1) * stride + len).next_multiple_of(32);
+            let v: Vec<f32> = (0..values).map(|_| rng.normal(2.0)).collect();
+            let mut x = vec![0u8; values / 32 * 34];
+            ouro_simd::quantize_row(GgmlType::Q8_0, &v, &mut x);
+            let y: Vec<f32> = (0..len).map(|_| rng.normal(1.0)).collect();
+            let a: Vec<f32> = (0..n_rows).map(|_| rng.normal(0.5)).collect();
+            for (p, k) in paths() {
+                let want: Vec<f32> = (0..n_rows)
+                    .map(|r| (k.dot_q8_0_f32)(&x, off + r * stride, &y))
+                    .collect();
+                let mut got = vec![f32::NAN; n_rows];
+                (k.dot_q8_0_f32_rows)(&x, off, stride, &y, &mut got);
+                let what = format!("{p:?} off={off} len={len} n={n_rows}");
+                assert_eq!(bits(&got), bits(&want), "dot rows {what}");
+                let mut want_y = y.clone();
+                for (r, &ar) in a.iter().enumerate() {
+                    (k.mad_q8_0_f32)(&mut want_y, ar, &x, off + r * stride);
+                }
+                let mut got_y = y.clone();
+                (k.mad_q8_0_f32_rows)(&mut got_y, &a, &x, off, stride);
+                assert_eq!(bits(&got_y), bits(&want_y), "mad rows {what}");
+            }
+        }
+    }
+    // Blocks one short of the last row's end are refused, not read past.
+    let x = vec![0u8; 3 * 34];
+    for (off, n) in [(0, 3), (40, 2)] {
+        let refused = std::panic::catch_unwind(|| {
+            (ouro_simd::kernels().dot_q8_0_f32_rows)(&x, off, 32, &[0.0; 40], &mut vec![0.0; n])
+        });
+        assert!(refused.is_err(), "off={off} n={n}");
+    }
+}

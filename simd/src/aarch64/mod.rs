@@ -40,6 +40,8 @@ pub(crate) fn neon_kernels(base: Kernels) -> Kernels {
     k.mad_f16_f32_rows = neon::mad_f16_f32_rows;
     k.dot_q8_0_f32 = kv::dot_q8_0_f32;
     k.mad_q8_0_f32 = kv::mad_q8_0_f32;
+    k.dot_q8_0_f32_rows = kv::dot_q8_0_f32_rows;
+    k.mad_q8_0_f32_rows = kv::mad_q8_0_f32_rows;
     k
 }
 

@@ -617,29 +617,7 @@ macro_rules! kernels_256 {
                 unsafe { dot_f16(x, y) }
             }
 
-            /// Rows ahead whose lines the rows kernels prefetch, into L2. One head's slice of a
-            /// cached row is a few lines of a multi-KiB row — a new page every key, which the
-            /// hardware prefetchers do not follow. Decode attention of an Ouro-1.4B-shaped
-            /// cache at 512 keys (96 layer passes, f16, 2 threads, `examples`-style loop on
-            /// the AMD EPYC VM): no prefetch 33 ms per token; into L1 8 / 16 / 32 rows ahead
-            /// 26–30 ms (L1's miss buffers fill); into L2 16 / 32 / 64 / 128 rows ahead 23 /
-            /// 21 / 20–21 / 21 ms.
-            const ROWS_AHEAD: usize = 64;
-
-            /// Prefetch the lines of `x[at..at + len]` into L2 (nothing when it is not inside
-            /// `x`).
-            #[target_feature(enable = $feat)]
-            #[inline]
-            fn prefetch_f16(x: &[half::f16], at: usize, len: usize) {
-                if len == 0 || at + len > x.len() {
-                    return;
-                }
-                let p = x[at..].as_ptr().cast::<i8>();
-                for b in (0..2 * len).step_by(64) {
-                    _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(b));
-                }
-                _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(2 * len - 1));
-            }
+            use $crate::x86_64::KV_ROWS_AHEAD as ROWS_AHEAD;
 
             /// [`dot_f16`] of each row (the same inlined code, so the same bits), prefetching
             /// `ROWS_AHEAD` rows ahead.
@@ -648,7 +626,8 @@ macro_rules! kernels_256 {
                 let n = y.len();
                 $crate::scalar::check_rows(x.len(), stride, out.len(), n, "dot_f16_f32_rows");
                 for (r, o) in out.iter_mut().enumerate() {
-                    prefetch_f16(x, (r + ROWS_AHEAD) * stride, n);
+                    let at = (r + ROWS_AHEAD) * stride;
+                    $crate::x86_64::prefetch_l2(x, at, at + n);
                     *o = dot_f16(&x[r * stride..][..n], y);
                 }
             }
@@ -668,7 +647,8 @@ macro_rules! kernels_256 {
                         *acc = load8(y, e0 + 8 * j);
                     }
                     for (r, &ar) in a.iter().enumerate() {
-                        prefetch_f16(x, (r + ROWS_AHEAD) * stride + e0, 8 * lanes);
+                        let at = (r + ROWS_AHEAD) * stride + e0;
+                        $crate::x86_64::prefetch_l2(x, at, at + 8 * lanes);
                         let av = _mm256_set1_ps(ar);
                         let row = r * stride + e0;
                         for (j, acc) in acc.iter_mut().enumerate().take(lanes) {

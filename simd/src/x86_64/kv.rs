@@ -12,15 +12,20 @@
 
 use std::arch::x86_64::*;
 
-use super::avx2::F16_TO_F32;
+use super::KV_ROWS_AHEAD;
 use crate::dispatch::Kernels;
 
-/// The block covering value `e` of `x`: (its d, the quants `e % 32 .. 32` of it).
-#[inline(always)]
+/// The block covering value `e` of `x`: (its d, the quants `e % 32 .. 32` of it). d is
+/// converted by F16C (exact, as the table the weight kernels use, without its 256 KiB in the
+/// cache next to the streamed KV rows).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
 fn block_at(x: &[u8], e: usize) -> (f32, &[u8]) {
     let b = &x[e / 32 * 34..e / 32 * 34 + 34];
     (
-        F16_TO_F32[u16::from_le_bytes([b[0], b[1]]) as usize],
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(
+            u16::from_le_bytes([b[0], b[1]]),
+        )))),
         &b[2 + e % 32..],
     )
 }
@@ -59,19 +64,40 @@ fn dot_avx2(x: &[u8], off: usize, y: &[f32]) -> f32 {
         (off + n).div_ceil(32) * 34 <= x.len(),
         "dot_q8_0_f32: values past the row"
     );
-    let mut acc = [_mm256_setzero_ps(); 2];
+    // Blocks alternate between two accumulators: `cur` takes this block, then the two swap
+    // (named values, not an indexed array, so they stay in registers).
+    let (mut cur, mut other) = (_mm256_setzero_ps(), _mm256_setzero_ps());
     let mut tail = 0f32;
     let mut at = 0;
     let mut blk = 0;
     while at < n {
         let (d, q) = block_at(x, off + at);
         let take = q.len().min(n - at);
+        if take == 32 {
+            // SAFETY: `block_at` sliced the whole block (`q` is its 32 quants) and
+            // `at + 32 <= n = y.len()`: every load below is inside `q` or `y[at..at + 32]`.
+            let s = unsafe {
+                let (q, y) = (q.as_ptr(), y.as_ptr().add(at));
+                let mut s = _mm256_setzero_ps();
+                for j in (0..32).step_by(8) {
+                    let w = _mm256_cvtepi8_epi32(_mm_loadl_epi64(q.add(j).cast()));
+                    s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(w), _mm256_loadu_ps(y.add(j)), s);
+                }
+                s
+            };
+            cur = _mm256_fmadd_ps(_mm256_set1_ps(d), s, cur);
+            std::mem::swap(&mut cur, &mut other);
+            at += 32;
+            blk += 1;
+            continue;
+        }
         let body = take / 8 * 8;
         let mut s = _mm256_setzero_ps();
         for j in (0..body).step_by(8) {
             s = _mm256_fmadd_ps(load8_i8(&q[j..]), load8(y, at + j), s);
         }
-        acc[blk & 1] = _mm256_fmadd_ps(_mm256_set1_ps(d), s, acc[blk & 1]);
+        cur = _mm256_fmadd_ps(_mm256_set1_ps(d), s, cur);
+        std::mem::swap(&mut cur, &mut other);
         let mut part = 0f32;
         for j in body..take {
             part += q[j] as i8 as f32 * y[at + j];
@@ -80,7 +106,13 @@ fn dot_avx2(x: &[u8], off: usize, y: &[f32]) -> f32 {
         at += take;
         blk += 1;
     }
-    hsum(_mm256_add_ps(acc[0], acc[1])) + tail
+    // Block 0's accumulator first, as ever: after an even number of blocks it is `cur`.
+    let (a0, a1) = if blk % 2 == 0 {
+        (cur, other)
+    } else {
+        (other, cur)
+    };
+    hsum(_mm256_add_ps(a0, a1)) + tail
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -96,6 +128,21 @@ fn mad_avx2(y: &mut [f32], a: f32, x: &[u8], off: usize) {
         let take = q.len().min(n - at);
         let ad = a * d;
         let adv = _mm256_set1_ps(ad);
+        if take == 32 {
+            // SAFETY: `block_at` sliced the whole block (`q` is its 32 quants) and
+            // `at + 32 <= n = y.len()`: every access below is inside `q` or `y[at..at + 32]`,
+            // which is borrowed exclusively.
+            unsafe {
+                let (q, y) = (q.as_ptr(), y.as_mut_ptr().add(at));
+                for j in (0..32).step_by(8) {
+                    let w = _mm256_cvtepi8_epi32(_mm_loadl_epi64(q.add(j).cast()));
+                    let r = _mm256_fmadd_ps(_mm256_cvtepi32_ps(w), adv, _mm256_loadu_ps(y.add(j)));
+                    _mm256_storeu_ps(y.add(j), r);
+                }
+            }
+            at += 32;
+            continue;
+        }
         let body = take / 8 * 8;
         for j in (0..body).step_by(8) {
             let r = _mm256_fmadd_ps(load8_i8(&q[j..]), adv, load8(y, at + j));
@@ -136,19 +183,42 @@ fn dot_avx512(x: &[u8], off: usize, y: &[f32]) -> f32 {
         (off + n).div_ceil(32) * 34 <= x.len(),
         "dot_q8_0_f32: values past the row"
     );
-    let mut acc = [_mm512_setzero_ps(); 2];
+    // Blocks alternate between two accumulators: `cur` takes this block, then the two swap
+    // (named values, not an indexed array, so they stay in registers).
+    let (mut cur, mut other) = (_mm512_setzero_ps(), _mm512_setzero_ps());
     let mut tail = 0f32;
     let mut at = 0;
     let mut blk = 0;
     while at < n {
         let (d, q) = block_at(x, off + at);
         let take = q.len().min(n - at);
+        if take == 32 {
+            // SAFETY: `block_at` sliced the whole block (`q` is its 32 quants) and
+            // `at + 32 <= n = y.len()`: every load below is inside `q` or `y[at..at + 32]`.
+            let s = unsafe {
+                let (q, y) = (q.as_ptr(), y.as_ptr().add(at));
+                let w0 = _mm512_cvtepi8_epi32(_mm_loadu_si128(q.cast()));
+                let w1 = _mm512_cvtepi8_epi32(_mm_loadu_si128(q.add(16).cast()));
+                let s = _mm512_fmadd_ps(
+                    _mm512_cvtepi32_ps(w0),
+                    _mm512_loadu_ps(y),
+                    _mm512_setzero_ps(),
+                );
+                _mm512_fmadd_ps(_mm512_cvtepi32_ps(w1), _mm512_loadu_ps(y.add(16)), s)
+            };
+            cur = _mm512_fmadd_ps(_mm512_set1_ps(d), s, cur);
+            std::mem::swap(&mut cur, &mut other);
+            at += 32;
+            blk += 1;
+            continue;
+        }
         let body = take / 16 * 16;
         let mut s = _mm512_setzero_ps();
         for j in (0..body).step_by(16) {
             s = _mm512_fmadd_ps(load16_i8(&q[j..]), load16(y, at + j), s);
         }
-        acc[blk & 1] = _mm512_fmadd_ps(_mm512_set1_ps(d), s, acc[blk & 1]);
+        cur = _mm512_fmadd_ps(_mm512_set1_ps(d), s, cur);
+        std::mem::swap(&mut cur, &mut other);
         let mut part = 0f32;
         for j in body..take {
             part += q[j] as i8 as f32 * y[at + j];
@@ -157,7 +227,12 @@ fn dot_avx512(x: &[u8], off: usize, y: &[f32]) -> f32 {
         at += take;
         blk += 1;
     }
-    _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1])) + tail
+    let (a0, a1) = if blk % 2 == 0 {
+        (cur, other)
+    } else {
+        (other, cur)
+    };
+    _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + tail
 }
 
 #[target_feature(enable = "avx2,fma,f16c,avx512f")]
@@ -173,6 +248,21 @@ fn mad_avx512(y: &mut [f32], a: f32, x: &[u8], off: usize) {
         let take = q.len().min(n - at);
         let ad = a * d;
         let adv = _mm512_set1_ps(ad);
+        if take == 32 {
+            // SAFETY: `block_at` sliced the whole block (`q` is its 32 quants) and
+            // `at + 32 <= n = y.len()`: every access below is inside `q` or `y[at..at + 32]`,
+            // which is borrowed exclusively.
+            unsafe {
+                let (q, y) = (q.as_ptr(), y.as_mut_ptr().add(at));
+                for j in [0, 16] {
+                    let w = _mm512_cvtepi8_epi32(_mm_loadu_si128(q.add(j).cast()));
+                    let r = _mm512_fmadd_ps(_mm512_cvtepi32_ps(w), adv, _mm512_loadu_ps(y.add(j)));
+                    _mm512_storeu_ps(y.add(j), r);
+                }
+            }
+            at += 32;
+            continue;
+        }
         let body = take / 16 * 16;
         for j in (0..body).step_by(16) {
             let r = _mm512_fmadd_ps(load16_i8(&q[j..]), adv, load16(y, at + j));
@@ -185,6 +275,79 @@ fn mad_avx512(y: &mut [f32], a: f32, x: &[u8], off: usize) {
         }
         at += take;
     }
+}
+
+/// The bytes of the blocks holding values `at..at + n` of a Q8_0 row buffer, prefetched into L2.
+#[target_feature(enable = "sse")]
+#[inline]
+fn prefetch_values(x: &[u8], at: usize, n: usize) {
+    super::prefetch_l2(x, at / 32 * 34, (at + n).div_ceil(32) * 34);
+}
+
+/// `dot` of each row at `off + r·stride` (the same function, so the same bits), the blocks of
+/// the row `KV_ROWS_AHEAD` later prefetched. Inlined into each ISA's wrapper.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn dot_rows(
+    x: &[u8],
+    off: usize,
+    stride: usize,
+    y: &[f32],
+    out: &mut [f32],
+    dot: impl Fn(&[u8], usize, &[f32]) -> f32,
+) {
+    crate::scalar::check_q8_0_rows(
+        x.len(),
+        off,
+        stride,
+        out.len(),
+        y.len(),
+        "dot_q8_0_f32_rows",
+    );
+    for (r, o) in out.iter_mut().enumerate() {
+        prefetch_values(x, off + (r + KV_ROWS_AHEAD) * stride, y.len());
+        *o = dot(x, off + r * stride, y);
+    }
+}
+
+/// `mad` with each row at `off + r·stride` in order, prefetching as [`dot_rows`].
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn mad_rows(
+    y: &mut [f32],
+    a: &[f32],
+    x: &[u8],
+    off: usize,
+    stride: usize,
+    mad: impl Fn(&mut [f32], f32, &[u8], usize),
+) {
+    crate::scalar::check_q8_0_rows(x.len(), off, stride, a.len(), y.len(), "mad_q8_0_f32_rows");
+    for (r, &ar) in a.iter().enumerate() {
+        prefetch_values(x, off + (r + KV_ROWS_AHEAD) * stride, y.len());
+        mad(y, ar, x, off + r * stride);
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_rows_avx2(x: &[u8], off: usize, stride: usize, y: &[f32], out: &mut [f32]) {
+    dot_rows(x, off, stride, y, out, |x, off, y| dot_avx2(x, off, y));
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn mad_rows_avx2(y: &mut [f32], a: &[f32], x: &[u8], off: usize, stride: usize) {
+    mad_rows(y, a, x, off, stride, |y, a, x, off| mad_avx2(y, a, x, off));
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avx512f")]
+fn dot_rows_avx512(x: &[u8], off: usize, stride: usize, y: &[f32], out: &mut [f32]) {
+    dot_rows(x, off, stride, y, out, |x, off, y| dot_avx512(x, off, y));
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avx512f")]
+fn mad_rows_avx512(y: &mut [f32], a: &[f32], x: &[u8], off: usize, stride: usize) {
+    mad_rows(y, a, x, off, stride, |y, a, x, off| {
+        mad_avx512(y, a, x, off)
+    });
 }
 
 fn dot_q8_0_f32_avx2(x: &[u8], off: usize, y: &[f32]) -> f32 {
@@ -207,6 +370,26 @@ fn mad_q8_0_f32_avx512(y: &mut [f32], a: f32, x: &[u8], off: usize) {
     unsafe { mad_avx512(y, a, x, off) }
 }
 
+fn dot_q8_0_f32_rows_avx2(x: &[u8], off: usize, stride: usize, y: &[f32], out: &mut [f32]) {
+    // SAFETY: only installed by `with_avx2`, whose caller guarantees AVX2 + FMA + F16C.
+    unsafe { dot_rows_avx2(x, off, stride, y, out) }
+}
+
+fn mad_q8_0_f32_rows_avx2(y: &mut [f32], a: &[f32], x: &[u8], off: usize, stride: usize) {
+    // SAFETY: only installed by `with_avx2`, whose caller guarantees AVX2 + FMA + F16C.
+    unsafe { mad_rows_avx2(y, a, x, off, stride) }
+}
+
+fn dot_q8_0_f32_rows_avx512(x: &[u8], off: usize, stride: usize, y: &[f32], out: &mut [f32]) {
+    // SAFETY: only installed by `with_avx512`, whose caller guarantees AVX2 and AVX-512 F.
+    unsafe { dot_rows_avx512(x, off, stride, y, out) }
+}
+
+fn mad_q8_0_f32_rows_avx512(y: &mut [f32], a: &[f32], x: &[u8], off: usize, stride: usize) {
+    // SAFETY: only installed by `with_avx512`, whose caller guarantees AVX2 and AVX-512 F.
+    unsafe { mad_rows_avx512(y, a, x, off, stride) }
+}
+
 /// `k` with the AVX2 q8_0 KV kernels.
 ///
 /// # Safety
@@ -215,6 +398,8 @@ pub(crate) unsafe fn with_avx2(k: Kernels) -> Kernels {
     Kernels {
         dot_q8_0_f32: dot_q8_0_f32_avx2,
         mad_q8_0_f32: mad_q8_0_f32_avx2,
+        dot_q8_0_f32_rows: dot_q8_0_f32_rows_avx2,
+        mad_q8_0_f32_rows: mad_q8_0_f32_rows_avx2,
         ..k
     }
 }
@@ -227,6 +412,8 @@ pub(crate) unsafe fn with_avx512(k: Kernels) -> Kernels {
     Kernels {
         dot_q8_0_f32: dot_q8_0_f32_avx512,
         mad_q8_0_f32: mad_q8_0_f32_avx512,
+        dot_q8_0_f32_rows: dot_q8_0_f32_rows_avx512,
+        mad_q8_0_f32_rows: mad_q8_0_f32_rows_avx512,
         ..k
     }
 }
