@@ -587,6 +587,7 @@ fn q8_0_attention_rows_kernels_equal_their_single_row_kernels() {
         (0usize, 32usize),
         (0, 128),
         (64, 64),
+        (32, 192),
         (5, 40),
         (33, 7),
         (96, 136),
