@@ -712,8 +712,20 @@ pub(crate) fn check_q8_0_rows(
     );
 }
 
-/// [`dot_q8_0_f32`] of each of `out.len()` rows at values `off + r·stride` of `x`.
-pub fn dot_q8_0_f32_rows(x: &[u8], off: usize, stride: usize, y: &[f32], out: &mut [f32]) {
+/// `dot` (a path's single-row q8_0 kernel) of each of `out.len()` rows at values
+/// `off + r·stride` of `x`, after `ahead(at)` is told where the row `r` begins (a path's
+/// prefetch, or nothing): every path's q8_0 rows kernel is this loop, so its bits are its
+/// single-row kernel's.
+#[inline(always)]
+pub(crate) fn q8_0_dot_rows_by(
+    x: &[u8],
+    off: usize,
+    stride: usize,
+    y: &[f32],
+    out: &mut [f32],
+    ahead: impl Fn(usize),
+    dot: impl Fn(&[u8], usize, &[f32]) -> f32,
+) {
     check_q8_0_rows(
         x.len(),
         off,
@@ -723,14 +735,36 @@ pub fn dot_q8_0_f32_rows(x: &[u8], off: usize, stride: usize, y: &[f32], out: &m
         "dot_q8_0_f32_rows",
     );
     for (r, o) in out.iter_mut().enumerate() {
-        *o = dot_q8_0_f32(x, off + r * stride, y);
+        ahead(off + r * stride);
+        *o = dot(x, off + r * stride, y);
     }
+}
+
+/// `mad` (a path's single-row q8_0 kernel) with `a[r]` and each row at values `off + r·stride`
+/// of `x`, in order, `ahead` as in [`q8_0_dot_rows_by`].
+#[inline(always)]
+pub(crate) fn q8_0_mad_rows_by(
+    y: &mut [f32],
+    a: &[f32],
+    x: &[u8],
+    off: usize,
+    stride: usize,
+    ahead: impl Fn(usize),
+    mad: impl Fn(&mut [f32], f32, &[u8], usize),
+) {
+    check_q8_0_rows(x.len(), off, stride, a.len(), y.len(), "mad_q8_0_f32_rows");
+    for (r, &ar) in a.iter().enumerate() {
+        ahead(off + r * stride);
+        mad(y, ar, x, off + r * stride);
+    }
+}
+
+/// [`dot_q8_0_f32`] of each of `out.len()` rows at values `off + r·stride` of `x`.
+pub fn dot_q8_0_f32_rows(x: &[u8], off: usize, stride: usize, y: &[f32], out: &mut [f32]) {
+    q8_0_dot_rows_by(x, off, stride, y, out, |_| {}, dot_q8_0_f32);
 }
 
 /// [`mad_q8_0_f32`] with each of `a.len()` rows at values `off + r·stride` of `x`, in order.
 pub fn mad_q8_0_f32_rows(y: &mut [f32], a: &[f32], x: &[u8], off: usize, stride: usize) {
-    check_q8_0_rows(x.len(), off, stride, a.len(), y.len(), "mad_q8_0_f32_rows");
-    for (r, &a) in a.iter().enumerate() {
-        mad_q8_0_f32(y, a, x, off + r * stride);
-    }
+    q8_0_mad_rows_by(y, a, x, off, stride, |_| {}, mad_q8_0_f32);
 }

@@ -109,23 +109,10 @@ pub(super) fn mad_q8_0_f32(y: &mut [f32], a: f32, x: &[u8], off: usize) {
 
 /// [`dot_q8_0_f32`] of each of `out.len()` rows at values `off + r·stride` of `x`.
 pub(super) fn dot_q8_0_f32_rows(x: &[u8], off: usize, stride: usize, y: &[f32], out: &mut [f32]) {
-    crate::scalar::check_q8_0_rows(
-        x.len(),
-        off,
-        stride,
-        out.len(),
-        y.len(),
-        "dot_q8_0_f32_rows",
-    );
-    for (r, o) in out.iter_mut().enumerate() {
-        *o = dot_q8_0_f32(x, off + r * stride, y);
-    }
+    crate::scalar::q8_0_dot_rows_by(x, off, stride, y, out, |_| {}, dot_q8_0_f32);
 }
 
 /// [`mad_q8_0_f32`] with each of `a.len()` rows at values `off + r·stride` of `x`, in order.
 pub(super) fn mad_q8_0_f32_rows(y: &mut [f32], a: &[f32], x: &[u8], off: usize, stride: usize) {
-    crate::scalar::check_q8_0_rows(x.len(), off, stride, a.len(), y.len(), "mad_q8_0_f32_rows");
-    for (r, &a) in a.iter().enumerate() {
-        mad_q8_0_f32(y, a, x, off + r * stride);
-    }
+    crate::scalar::q8_0_mad_rows_by(y, a, x, off, stride, |_| {}, mad_q8_0_f32);
 }

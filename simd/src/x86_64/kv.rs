@@ -14,6 +14,7 @@ use std::arch::x86_64::*;
 
 use super::KV_ROWS_AHEAD;
 use crate::dispatch::Kernels;
+use crate::scalar::{q8_0_dot_rows_by, q8_0_mad_rows_by};
 
 /// The block covering value `e` of `x`: (its d, the quants `e % 32 .. 32` of it). d is
 /// converted by F16C (exact, as the table the weight kernels use, without its 256 KiB in the
@@ -284,68 +285,39 @@ fn prefetch_values(x: &[u8], at: usize, n: usize) {
     super::prefetch_l2(x, at / 32 * 34, (at + n).div_ceil(32) * 34);
 }
 
-/// `dot` of each row at `off + r·stride` (the same function, so the same bits), the blocks of
-/// the row `KV_ROWS_AHEAD` later prefetched. Inlined into each ISA's wrapper.
-#[target_feature(enable = "avx2,fma,f16c")]
-#[inline]
-fn dot_rows(
-    x: &[u8],
-    off: usize,
-    stride: usize,
-    y: &[f32],
-    out: &mut [f32],
-    dot: impl Fn(&[u8], usize, &[f32]) -> f32,
-) {
-    crate::scalar::check_q8_0_rows(
-        x.len(),
-        off,
-        stride,
-        out.len(),
-        y.len(),
-        "dot_q8_0_f32_rows",
-    );
-    for (r, o) in out.iter_mut().enumerate() {
-        prefetch_values(x, off + (r + KV_ROWS_AHEAD) * stride, y.len());
-        *o = dot(x, off + r * stride, y);
-    }
-}
-
-/// `mad` with each row at `off + r·stride` in order, prefetching as [`dot_rows`].
-#[target_feature(enable = "avx2,fma,f16c")]
-#[inline]
-fn mad_rows(
-    y: &mut [f32],
-    a: &[f32],
-    x: &[u8],
-    off: usize,
-    stride: usize,
-    mad: impl Fn(&mut [f32], f32, &[u8], usize),
-) {
-    crate::scalar::check_q8_0_rows(x.len(), off, stride, a.len(), y.len(), "mad_q8_0_f32_rows");
-    for (r, &ar) in a.iter().enumerate() {
-        prefetch_values(x, off + (r + KV_ROWS_AHEAD) * stride, y.len());
-        mad(y, ar, x, off + r * stride);
-    }
-}
+// The rows kernels: the single-row kernel of the path row after row (so its bits), the blocks
+// of the row `KV_ROWS_AHEAD` later prefetched into L2.
 
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_rows_avx2(x: &[u8], off: usize, stride: usize, y: &[f32], out: &mut [f32]) {
-    dot_rows(x, off, stride, y, out, |x, off, y| dot_avx2(x, off, y));
+    let ahead = |at: usize| prefetch_values(x, at + KV_ROWS_AHEAD * stride, y.len());
+    q8_0_dot_rows_by(x, off, stride, y, out, ahead, |x, off, y| {
+        dot_avx2(x, off, y)
+    });
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 fn mad_rows_avx2(y: &mut [f32], a: &[f32], x: &[u8], off: usize, stride: usize) {
-    mad_rows(y, a, x, off, stride, |y, a, x, off| mad_avx2(y, a, x, off));
+    let n = y.len();
+    let ahead = |at: usize| prefetch_values(x, at + KV_ROWS_AHEAD * stride, n);
+    q8_0_mad_rows_by(y, a, x, off, stride, ahead, |y, a, x, off| {
+        mad_avx2(y, a, x, off)
+    });
 }
 
 #[target_feature(enable = "avx2,fma,f16c,avx512f")]
 fn dot_rows_avx512(x: &[u8], off: usize, stride: usize, y: &[f32], out: &mut [f32]) {
-    dot_rows(x, off, stride, y, out, |x, off, y| dot_avx512(x, off, y));
+    let ahead = |at: usize| prefetch_values(x, at + KV_ROWS_AHEAD * stride, y.len());
+    q8_0_dot_rows_by(x, off, stride, y, out, ahead, |x, off, y| {
+        dot_avx512(x, off, y)
+    });
 }
 
 #[target_feature(enable = "avx2,fma,f16c,avx512f")]
 fn mad_rows_avx512(y: &mut [f32], a: &[f32], x: &[u8], off: usize, stride: usize) {
-    mad_rows(y, a, x, off, stride, |y, a, x, off| {
+    let n = y.len();
+    let ahead = |at: usize| prefetch_values(x, at + KV_ROWS_AHEAD * stride, n);
+    q8_0_mad_rows_by(y, a, x, off, stride, ahead, |y, a, x, off| {
         mad_avx512(y, a, x, off)
     });
 }
