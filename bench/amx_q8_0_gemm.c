@@ -6,7 +6,9 @@
 // by the outer product of the two scale columns into f32 accumulators (AVX-512) — the epilogue
 // that bounds this design. Weights pre-packed in AMX's B layout (K/4 × 16·4 bytes per block),
 // as a resident repack would store them. Checks every output against a scalar twin, then times
-// M tokens × N rows × K on one thread (run two copies for two cores).
+// M tokens × N rows × K on one thread (run two copies for two cores). Linux must grant the tile
+// state first (arch_prctl ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA; without it the first tile
+// instruction raises SIGILL): the program says so and exits 1 when it is refused.
 //
 //   cc -O2 -march=native bench/amx_q8_0_gemm.c -o /tmp/amx_gemm -lm && /tmp/amx_gemm [M N K reps]
 //
