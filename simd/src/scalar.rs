@@ -116,20 +116,49 @@ pub(crate) fn check_rows(x_len: usize, stride: usize, n: usize, len: usize, what
     );
 }
 
-/// [`dot_f16_f32`] of each of `out.len()` rows of `x`, `stride` values apart.
-pub fn dot_f16_f32_rows(x: &[half::f16], stride: usize, y: &[f32], out: &mut [f32]) {
+/// `dot` (a path's single-row f16 kernel) of each of `out.len()` rows of `x`, `stride` values
+/// apart, after `ahead(at)` is told where row `r` begins (a path's prefetch, or nothing): the
+/// f16 rows kernels that are this loop get their single-row kernel's bits.
+#[inline(always)]
+pub(crate) fn f16_dot_rows_by(
+    x: &[half::f16],
+    stride: usize,
+    y: &[f32],
+    out: &mut [f32],
+    ahead: impl Fn(usize),
+    dot: impl Fn(&[half::f16], &[f32]) -> f32,
+) {
     check_rows(x.len(), stride, out.len(), y.len(), "dot_f16_f32_rows");
     for (r, o) in out.iter_mut().enumerate() {
-        *o = dot_f16_f32(&x[r * stride..][..y.len()], y);
+        ahead(r * stride);
+        *o = dot(&x[r * stride..][..y.len()], y);
     }
+}
+
+/// `mad` (a path's single-row f16 kernel) with `a[r]` and each row of `x`, `stride` values
+/// apart, in order.
+#[inline(always)]
+pub(crate) fn f16_mad_rows_by(
+    y: &mut [f32],
+    a: &[f32],
+    x: &[half::f16],
+    stride: usize,
+    mad: impl Fn(&mut [f32], f32, &[half::f16]),
+) {
+    check_rows(x.len(), stride, a.len(), y.len(), "mad_f16_f32_rows");
+    for (r, &ar) in a.iter().enumerate() {
+        mad(y, ar, &x[r * stride..][..y.len()]);
+    }
+}
+
+/// [`dot_f16_f32`] of each of `out.len()` rows of `x`, `stride` values apart.
+pub fn dot_f16_f32_rows(x: &[half::f16], stride: usize, y: &[f32], out: &mut [f32]) {
+    f16_dot_rows_by(x, stride, y, out, |_| {}, dot_f16_f32);
 }
 
 /// [`mad_f16_f32`] with each of `a.len()` rows of `x`, `stride` values apart, in order.
 pub fn mad_f16_f32_rows(y: &mut [f32], a: &[f32], x: &[half::f16], stride: usize) {
-    check_rows(x.len(), stride, a.len(), y.len(), "mad_f16_f32_rows");
-    for (r, &a) in a.iter().enumerate() {
-        mad_f16_f32(y, a, &x[r * stride..][..y.len()]);
-    }
+    f16_mad_rows_by(y, a, x, stride, mad_f16_f32);
 }
 
 /// Σ w·x with bf16 weights and f32 activations, summed in f64.

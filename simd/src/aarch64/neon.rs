@@ -870,18 +870,12 @@ pub(super) fn dot_f16_f32(x: &[half::f16], y: &[f32]) -> f32 {
 
 /// [`dot_f16_f32`] of each of `out.len()` rows of `x`, `stride` values apart.
 pub(super) fn dot_f16_f32_rows(x: &[half::f16], stride: usize, y: &[f32], out: &mut [f32]) {
-    crate::scalar::check_rows(x.len(), stride, out.len(), y.len(), "dot_f16_f32_rows");
-    for (r, o) in out.iter_mut().enumerate() {
-        *o = dot_f16_f32(&x[r * stride..][..y.len()], y);
-    }
+    crate::scalar::f16_dot_rows_by(x, stride, y, out, |_| {}, dot_f16_f32);
 }
 
 /// [`mad_f16_f32`] with each of `a.len()` rows of `x`, `stride` values apart, in order.
 pub(super) fn mad_f16_f32_rows(y: &mut [f32], a: &[f32], x: &[half::f16], stride: usize) {
-    crate::scalar::check_rows(x.len(), stride, a.len(), y.len(), "mad_f16_f32_rows");
-    for (r, &a) in a.iter().enumerate() {
-        mad_f16_f32(y, a, &x[r * stride..][..y.len()]);
-    }
+    crate::scalar::f16_mad_rows_by(y, a, x, stride, mad_f16_f32);
 }
 
 /// Attention's value sum: y += a·x for an f16 row, eight lanes per step.

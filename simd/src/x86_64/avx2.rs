@@ -619,17 +619,16 @@ macro_rules! kernels_256 {
 
             use $crate::x86_64::KV_ROWS_AHEAD as ROWS_AHEAD;
 
-            /// [`dot_f16`] of each row (the same inlined code, so the same bits), prefetching
+            /// [`dot_f16`] of each row (the same function, so the same bits), prefetching
             /// `ROWS_AHEAD` rows ahead.
             #[target_feature(enable = $feat)]
             fn dot_f16_rows(x: &[half::f16], stride: usize, y: &[f32], out: &mut [f32]) {
                 let n = y.len();
-                $crate::scalar::check_rows(x.len(), stride, out.len(), n, "dot_f16_f32_rows");
-                for (r, o) in out.iter_mut().enumerate() {
-                    let at = (r + ROWS_AHEAD) * stride;
-                    $crate::x86_64::prefetch_l2(x, at, at + n);
-                    *o = dot_f16(&x[r * stride..][..n], y);
-                }
+                let ahead = |at: usize| {
+                    let at = at + ROWS_AHEAD * stride;
+                    $crate::x86_64::prefetch_l2(x, at, at + n)
+                };
+                $crate::scalar::f16_dot_rows_by(x, stride, y, out, ahead, |x, y| dot_f16(x, y));
             }
 
             /// [`mad_f16`] row after row with `y` held in registers 64 values at a time: every
