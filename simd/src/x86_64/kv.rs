@@ -74,10 +74,11 @@ fn dot_avx2(x: &[u8], off: usize, y: &[f32]) -> f32 {
     while at < n {
         let (d, q) = block_at(x, off + at);
         let take = q.len().min(n - at);
-        if take == 32 {
+        let body = take / 8 * 8;
+        let s = if take == 32 {
             // SAFETY: `block_at` sliced the whole block (`q` is its 32 quants) and
             // `at + 32 <= n = y.len()`: every load below is inside `q` or `y[at..at + 32]`.
-            let s = unsafe {
+            unsafe {
                 let (q, y) = (q.as_ptr(), y.as_ptr().add(at));
                 let mut s = _mm256_setzero_ps();
                 for j in (0..32).step_by(8) {
@@ -85,25 +86,23 @@ fn dot_avx2(x: &[u8], off: usize, y: &[f32]) -> f32 {
                     s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(w), _mm256_loadu_ps(y.add(j)), s);
                 }
                 s
-            };
-            cur = _mm256_fmadd_ps(_mm256_set1_ps(d), s, cur);
-            std::mem::swap(&mut cur, &mut other);
-            at += 32;
-            blk += 1;
-            continue;
-        }
-        let body = take / 8 * 8;
-        let mut s = _mm256_setzero_ps();
-        for j in (0..body).step_by(8) {
-            s = _mm256_fmadd_ps(load8_i8(&q[j..]), load8(y, at + j), s);
-        }
+            }
+        } else {
+            let mut s = _mm256_setzero_ps();
+            for j in (0..body).step_by(8) {
+                s = _mm256_fmadd_ps(load8_i8(&q[j..]), load8(y, at + j), s);
+            }
+            s
+        };
         cur = _mm256_fmadd_ps(_mm256_set1_ps(d), s, cur);
         std::mem::swap(&mut cur, &mut other);
-        let mut part = 0f32;
-        for j in body..take {
-            part += q[j] as i8 as f32 * y[at + j];
+        if take < 32 {
+            let mut part = 0f32;
+            for j in body..take {
+                part += q[j] as i8 as f32 * y[at + j];
+            }
+            tail += d * part;
         }
-        tail += d * part;
         at += take;
         blk += 1;
     }
@@ -141,18 +140,17 @@ fn mad_avx2(y: &mut [f32], a: f32, x: &[u8], off: usize) {
                     _mm256_storeu_ps(y.add(j), r);
                 }
             }
-            at += 32;
-            continue;
-        }
-        let body = take / 8 * 8;
-        for j in (0..body).step_by(8) {
-            let r = _mm256_fmadd_ps(load8_i8(&q[j..]), adv, load8(y, at + j));
-            let out = &mut y[at + j..at + j + 8];
-            // SAFETY: exactly the 8 f32 of the checked subslice.
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), r) };
-        }
-        for j in body..take {
-            y[at + j] += ad * q[j] as i8 as f32;
+        } else {
+            let body = take / 8 * 8;
+            for j in (0..body).step_by(8) {
+                let r = _mm256_fmadd_ps(load8_i8(&q[j..]), adv, load8(y, at + j));
+                let out = &mut y[at + j..at + j + 8];
+                // SAFETY: exactly the 8 f32 of the checked subslice.
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr(), r) };
+            }
+            for j in body..take {
+                y[at + j] += ad * q[j] as i8 as f32;
+            }
         }
         at += take;
     }
@@ -193,10 +191,11 @@ fn dot_avx512(x: &[u8], off: usize, y: &[f32]) -> f32 {
     while at < n {
         let (d, q) = block_at(x, off + at);
         let take = q.len().min(n - at);
-        if take == 32 {
+        let body = take / 16 * 16;
+        let s = if take == 32 {
             // SAFETY: `block_at` sliced the whole block (`q` is its 32 quants) and
             // `at + 32 <= n = y.len()`: every load below is inside `q` or `y[at..at + 32]`.
-            let s = unsafe {
+            unsafe {
                 let (q, y) = (q.as_ptr(), y.as_ptr().add(at));
                 let w0 = _mm512_cvtepi8_epi32(_mm_loadu_si128(q.cast()));
                 let w1 = _mm512_cvtepi8_epi32(_mm_loadu_si128(q.add(16).cast()));
@@ -206,25 +205,23 @@ fn dot_avx512(x: &[u8], off: usize, y: &[f32]) -> f32 {
                     _mm512_setzero_ps(),
                 );
                 _mm512_fmadd_ps(_mm512_cvtepi32_ps(w1), _mm512_loadu_ps(y.add(16)), s)
-            };
-            cur = _mm512_fmadd_ps(_mm512_set1_ps(d), s, cur);
-            std::mem::swap(&mut cur, &mut other);
-            at += 32;
-            blk += 1;
-            continue;
-        }
-        let body = take / 16 * 16;
-        let mut s = _mm512_setzero_ps();
-        for j in (0..body).step_by(16) {
-            s = _mm512_fmadd_ps(load16_i8(&q[j..]), load16(y, at + j), s);
-        }
+            }
+        } else {
+            let mut s = _mm512_setzero_ps();
+            for j in (0..body).step_by(16) {
+                s = _mm512_fmadd_ps(load16_i8(&q[j..]), load16(y, at + j), s);
+            }
+            s
+        };
         cur = _mm512_fmadd_ps(_mm512_set1_ps(d), s, cur);
         std::mem::swap(&mut cur, &mut other);
-        let mut part = 0f32;
-        for j in body..take {
-            part += q[j] as i8 as f32 * y[at + j];
+        if take < 32 {
+            let mut part = 0f32;
+            for j in body..take {
+                part += q[j] as i8 as f32 * y[at + j];
+            }
+            tail += d * part;
         }
-        tail += d * part;
         at += take;
         blk += 1;
     }
@@ -261,18 +258,17 @@ fn mad_avx512(y: &mut [f32], a: f32, x: &[u8], off: usize) {
                     _mm512_storeu_ps(y.add(j), r);
                 }
             }
-            at += 32;
-            continue;
-        }
-        let body = take / 16 * 16;
-        for j in (0..body).step_by(16) {
-            let r = _mm512_fmadd_ps(load16_i8(&q[j..]), adv, load16(y, at + j));
-            let out = &mut y[at + j..at + j + 16];
-            // SAFETY: exactly the 16 f32 of the checked subslice.
-            unsafe { _mm512_storeu_ps(out.as_mut_ptr(), r) };
-        }
-        for j in body..take {
-            y[at + j] += ad * q[j] as i8 as f32;
+        } else {
+            let body = take / 16 * 16;
+            for j in (0..body).step_by(16) {
+                let r = _mm512_fmadd_ps(load16_i8(&q[j..]), adv, load16(y, at + j));
+                let out = &mut y[at + j..at + j + 16];
+                // SAFETY: exactly the 16 f32 of the checked subslice.
+                unsafe { _mm512_storeu_ps(out.as_mut_ptr(), r) };
+            }
+            for j in body..take {
+                y[at + j] += ad * q[j] as i8 as f32;
+            }
         }
         at += take;
     }
