@@ -174,8 +174,8 @@ fn run(model: &Model, cfg: &Config, pool: &rayon::ThreadPool, rx: &Receiver<Job>
                     }
                 }
             };
-            load.queued.fetch_sub(1, Ordering::SeqCst);
             if job.tx.is_closed() {
+                load.queued.fetch_sub(1, Ordering::SeqCst);
                 continue;
             }
             let Some(i) = (0..slots.len())
@@ -187,15 +187,21 @@ fn run(model: &Model, cfg: &Config, pool: &rayon::ThreadPool, rx: &Receiver<Job>
                     )
                 })
             else {
+                load.queued.fetch_sub(1, Ordering::SeqCst);
                 break;
             };
+            // A job counts as queued until its slot runs (counted busy) or it fails, so /health
+            // never shows it in neither, and it is busy before its first token reaches the client.
             match pool.install(|| slots[i].start(&job.prompt, job.req)) {
                 Ok(n) => {
                     cached[i] = n;
                     txs[i] = Some(job.tx);
                     cancels[i] = Some(job.cancel);
+                    load.busy.fetch_add(1, Ordering::SeqCst);
+                    load.queued.fetch_sub(1, Ordering::SeqCst);
                 }
                 Err(e) => {
+                    load.queued.fetch_sub(1, Ordering::SeqCst);
                     let _ = job.tx.send(Msg::Error(format!("{e:#}")));
                 }
             }
