@@ -364,6 +364,9 @@ fn pty_lines_typed_or_pasted_ahead_are_queued() {
     p.flush().expect("flush");
     p.exp_string("answer 400 tokens")
         .expect("the typed /stats ran after the answer");
+    // Ctrl-D only once the line editor reads again: sent earlier, while the terminal is still
+    // in cooked mode, the EOF would reach the editor as a NUL byte and not end the session.
+    p.exp_string("> ").expect("prompt");
     p.send_control('d').expect("Ctrl-D");
     p.exp_eof().expect("exit on Ctrl-D");
 }
