@@ -163,6 +163,7 @@ fn ouro_file_reports_loops_gate_and_threshold() {
     let simd = j["simd"].as_str().unwrap();
     assert!(
         [
+            "avx512-amx",
             "avx512-vnni",
             "avx2",
             "neon-i8mm",

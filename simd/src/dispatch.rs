@@ -1,7 +1,9 @@
 //! Run-time choice of the kernel path, made once into a table of function pointers.
 //!
 //! Paths: `scalar` (always), `avx2` (x86_64 AVX2 + FMA + F16C), `avx512` (reported as
-//! "avx512-vnni": AVX-512 F/BW/VL + VNNI on top of the AVX2 set), `neon` (aarch64),
+//! "avx512-vnni": AVX-512 F/BW/VL + VNNI on top of the AVX2 set), `amx` (reported as
+//! "avx512-amx": the AVX-512 table plus AMX int8 tiles for resident batches of 16 vectors and
+//! more, where the CPU has AMX-INT8 and Linux grants the tile state), `neon` (aarch64),
 //! `dotprod` (reported as "neon-dotprod": NEON + SDOT) and `i8mm` (reported as "neon-i8mm":
 //! dotprod + SMMLA prefill tiles). `OURO_SIMD=<path>` forces one.
 //!
@@ -144,6 +146,10 @@ pub struct Kernels {
     /// its scalar twin is `resident::gemm_scalar`. Where it is `Some`, the loader repacks (see
     /// [`crate::resident_enabled`]).
     pub resident: Option<crate::resident::ResidentFn>,
+    /// The resident kernel for any number of vectors that multiplies 16 at a time in AMX
+    /// tiles (Q4_0 / Q8_0; the rest through `resident`), if the path has it (avx512-amx).
+    /// `matmul_resident` uses it from [`crate::TILES_MIN_VECS`] vectors on.
+    pub resident_tiles: Option<crate::resident::ResidentTilesFn>,
     /// Q4_0 prefill tile (4 rows × 4 vectors), if the path has one.
     pub gemm_q4_0_q8_0_4x4: Option<Tile4x4>,
     /// Q8_0 prefill tile (4 rows × 4 vectors), if the path has one.
@@ -198,6 +204,7 @@ impl Kernels {
         vec_dot_q8_0_q8_0_r4: None,
         panel_gemm: None,
         resident: None,
+        resident_tiles: None,
         gemm_q4_0_q8_0_4x4: None,
         gemm_q8_0_q8_0_4x4: None,
         gemm_q4_K_q8_K_4x4: None,
@@ -282,6 +289,7 @@ pub enum Path {
     Scalar,
     Avx2,
     Avx512,
+    Amx,
     Neon,
     Dotprod,
     I8mm,
@@ -290,7 +298,7 @@ pub enum Path {
 /// Why a path cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SimdError {
-    #[error("OURO_SIMD={value:?} is not a kernel path (expected one of scalar, avx2, avx512, neon, dotprod, i8mm)")]
+    #[error("OURO_SIMD={value:?} is not a kernel path (expected one of scalar, avx2, avx512, amx, neon, dotprod, i8mm)")]
     UnknownPath { value: String },
     #[error("OURO_SIMD={path}: this CPU lacks {missing}")]
     Unsupported {
@@ -301,10 +309,11 @@ pub enum SimdError {
 
 impl Path {
     /// Every path, slowest first.
-    pub const ALL: [Path; 6] = [
+    pub const ALL: [Path; 7] = [
         Path::Scalar,
         Path::Avx2,
         Path::Avx512,
+        Path::Amx,
         Path::Neon,
         Path::Dotprod,
         Path::I8mm,
@@ -316,6 +325,7 @@ impl Path {
             Path::Scalar => "scalar",
             Path::Avx2 => "avx2",
             Path::Avx512 => "avx512",
+            Path::Amx => "amx",
             Path::Neon => "neon",
             Path::Dotprod => "dotprod",
             Path::I8mm => "i8mm",
@@ -328,6 +338,7 @@ impl Path {
             Path::Scalar => "scalar",
             Path::Avx2 => "avx2",
             Path::Avx512 => "avx512-vnni",
+            Path::Amx => "avx512-amx",
             Path::Neon => "neon",
             Path::Dotprod => "neon-dotprod",
             Path::I8mm => "neon-i8mm",
@@ -349,8 +360,10 @@ impl Path {
             Path::Avx2 => crate::x86_64::missing_avx2(),
             #[cfg(target_arch = "x86_64")]
             Path::Avx512 => crate::x86_64::missing_avx512(),
+            #[cfg(target_arch = "x86_64")]
+            Path::Amx => crate::x86_64::missing_amx(),
             #[cfg(not(target_arch = "x86_64"))]
-            Path::Avx2 | Path::Avx512 => Some("x86_64"),
+            Path::Avx2 | Path::Avx512 | Path::Amx => Some("x86_64"),
             #[cfg(target_arch = "aarch64")]
             Path::Neon => (!std::arch::is_aarch64_feature_detected!("neon")).then_some("neon"),
             #[cfg(target_arch = "aarch64")]
@@ -412,6 +425,9 @@ impl Path {
             #[cfg(target_arch = "x86_64")]
             Path::Avx512 => crate::x86_64::detected_avx512_kernels()
                 .expect("build() runs only after missing() found the AVX-512 features"),
+            #[cfg(target_arch = "x86_64")]
+            Path::Amx => crate::x86_64::detected_amx_kernels()
+                .expect("build() runs only after missing() found AVX-512, AMX and its permission"),
             #[cfg(target_arch = "aarch64")]
             Path::Neon => crate::aarch64::neon_kernels(Kernels::SCALAR),
             #[cfg(target_arch = "aarch64")]

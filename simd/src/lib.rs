@@ -24,7 +24,9 @@ mod aarch64;
 mod x86_64;
 
 pub use dispatch::{init, kernels, selected, Kernels, Path, SimdError, Tile4x4};
-pub use matmul::{matmul, matmul_resident, matmul_resident_with, matmul_with, PANEL_MIN_VECS};
+pub use matmul::{
+    matmul, matmul_resident, matmul_resident_with, matmul_with, PANEL_MIN_VECS, TILES_MIN_VECS,
+};
 pub use resident::Resident;
 pub use types::GgmlType;
 /// The int8 multiply-add peak microbenchmark (benches/gemm.rs reports GEMMs against it).

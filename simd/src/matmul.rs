@@ -162,6 +162,7 @@ pub fn matmul_resident_with(k: &Kernels, w: &Resident, x: &[f32], n_vecs: usize,
         return;
     }
     let gemm = k.resident.unwrap_or(resident::gemm_scalar);
+    let tiles = k.resident_tiles.filter(|_| n_vecs >= TILES_MIN_VECS);
     let fmt = w.format();
     let atype = vec_dot_type(fmt.ggml_type());
     let quantize = k
@@ -189,6 +190,10 @@ pub fn matmul_resident_with(k: &Kernels, w: &Resident, x: &[f32], n_vecs: usize,
         let task = |(ci, out): (usize, &mut [f32])| {
             for (pi, o) in out.chunks_exact_mut(per_panel).enumerate() {
                 let p = ci * chunk + pi;
+                if let Some(tiles) = tiles {
+                    tiles(w, p, pa, 0, n_vecs, o);
+                    continue;
+                }
                 for v0 in (0..n_vecs).step_by(8) {
                     gemm(w, p, pa, v0, 8.min(n_vecs - v0), &mut o[v0 * PANEL_ROWS..]);
                 }
@@ -232,6 +237,10 @@ pub fn matmul_resident_with(k: &Kernels, w: &Resident, x: &[f32], n_vecs: usize,
         })
     });
 }
+
+/// Batches from this size on take a path's `resident_tiles` kernel (AMX: one tile product
+/// holds 16 vectors) where it has one. Same bits as the 8-vector resident kernels.
+pub const TILES_MIN_VECS: usize = 16;
 
 /// Batches from this size on take the panel GEMM where the path has one (smaller batches —
 /// speculative verification, a few server sequences — keep the 4×4 tiles, which are

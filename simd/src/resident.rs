@@ -299,8 +299,26 @@ impl Resident {
 pub type ResidentFn =
     fn(w: &Resident, p: usize, acts: &PanelActs, v0: usize, nv: usize, out: &mut [f32]);
 
+/// A resident kernel for any number of vectors (`nv ≥ 1`), otherwise as [`ResidentFn`]: the
+/// AMX path multiplies 16 vectors at a time in tiles and hands what is left to its
+/// [`ResidentFn`]. Same arithmetic, same bits.
+pub type ResidentTilesFn = ResidentFn;
+
 /// Check a kernel call's shapes (every path, before any unchecked access).
 pub(crate) fn check(w: &Resident, p: usize, acts: &PanelActs, v0: usize, nv: usize, out: &[f32]) {
+    assert!(nv <= 8, "{nv} vectors per call");
+    check_any(w, p, acts, v0, nv, out)
+}
+
+/// [`check`] for a [`ResidentTilesFn`] (any number of vectors).
+pub(crate) fn check_any(
+    w: &Resident,
+    p: usize,
+    acts: &PanelActs,
+    v0: usize,
+    nv: usize,
+    out: &[f32],
+) {
     let geo = Geometry::of(w.format);
     assert_eq!(
         acts.format,
@@ -313,7 +331,7 @@ pub(crate) fn check(w: &Resident, p: usize, acts: &PanelActs, v0: usize, nv: usi
     let groups = w.k / geo.group;
     assert_eq!(w.q.len(), w.panels() * units * geo.unit_lines());
     assert_eq!(w.meta.len(), w.panels() * units * geo.meta);
-    assert!(v0 + nv <= acts.n && (1..=8).contains(&nv));
+    assert!(v0 + nv <= acts.n && nv >= 1);
     assert_eq!(acts.q.len(), acts.n * acts.k);
     assert_eq!(acts.corr.len(), acts.n * groups);
     let per_row = if w.format.q8k() { w.k / 256 } else { groups };

@@ -8,6 +8,7 @@ use ouro_simd::GgmlType;
 
 /// Every path name `selected()` may return.
 const PATH_NAMES: &[&str] = &[
+    "avx512-amx",
     "avx512-vnni",
     "avx2",
     "neon-i8mm",

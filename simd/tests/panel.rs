@@ -7,7 +7,7 @@ mod common;
 
 use common::{error_scale, random_blocks, Rng};
 use ouro_simd::panel::{gemm_scalar, Panel, PanelActs, PanelFormat, PANEL_ROWS};
-use ouro_simd::{GgmlType, GgmlType::*, Kernels, Path};
+use ouro_simd::{GgmlType, GgmlType::*, Kernels, Path, TILES_MIN_VECS};
 
 /// Relative tolerance against the scalar dot, of the error scale Σ|a|·(|w| + |w'|): the
 /// integer group sums are exact; the f32 accumulation differs in order (and, for K-quants,
@@ -176,6 +176,7 @@ fn resident_panels_equal_the_panel_twin_bit_for_bit() {
     let mut rng = Rng::new(0x5e51d);
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     let mut simd_checked = 0;
+    let mut tiles_checked = 0;
     let formats = [
         (Q4_0, PanelFormat::Q4_0),
         (Q8_0, PanelFormat::Q8_0),
@@ -183,7 +184,17 @@ fn resident_panels_equal_the_panel_twin_bit_for_bit() {
         (Q6_K, PanelFormat::Q6_K),
     ];
     for (ty, fmt) in formats {
-        for (nb, rows, n) in [(1, 16, 8), (3, 5, 3), (2, 37, 11), (5, 13, 1), (8, 48, 17)] {
+        // n ≥ 16: whole tiles of 16 vectors (AMX) and what is left after them.
+        let shapes = [
+            (1, 16, 8),
+            (3, 5, 3),
+            (2, 37, 11),
+            (5, 13, 1),
+            (8, 48, 17),
+            (4, 40, 16),
+            (3, 21, 35),
+        ];
+        for (nb, rows, n) in shapes {
             if fmt.q8k() && nb > 3 {
                 continue;
             }
@@ -259,6 +270,7 @@ fn resident_panels_equal_the_panel_twin_bit_for_bit() {
                     );
                 }
                 simd_checked += kern.resident.is_some() as usize;
+                tiles_checked += (kern.resident_tiles.is_some() && n >= TILES_MIN_VECS) as usize;
             }
         }
     }
@@ -267,5 +279,9 @@ fn resident_panels_equal_the_panel_twin_bit_for_bit() {
         .any(|p| p.kernels().unwrap().resident.is_some())
     {
         assert!(simd_checked > 0);
+    }
+    // On a machine with AMX, the tiles ran for Q4_0 and Q8_0 (2 shapes each at least).
+    if Path::Amx.is_available() {
+        assert!(tiles_checked >= 4, "{tiles_checked}");
     }
 }

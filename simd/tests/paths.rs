@@ -229,7 +229,7 @@ fn tiles_4x4_equal_single_dots() {
         }
     }
     // The paths with tiles: every Q4_0 and Q8_0 tile was checked (and not all refused).
-    let tiled = [Path::Avx512, Path::Dotprod, Path::I8mm];
+    let tiled = [Path::Avx512, Path::Amx, Path::Dotprod, Path::I8mm];
     let with_tiles = Path::available()
         .into_iter()
         .filter(|p| tiled.contains(p))
@@ -282,7 +282,7 @@ fn matmul_equals_single_dots_on_every_shape() {
     }
     if Path::available()
         .iter()
-        .any(|p| matches!(p, Path::Avx512 | Path::Dotprod | Path::I8mm))
+        .any(|p| matches!(p, Path::Avx512 | Path::Amx | Path::Dotprod | Path::I8mm))
     {
         assert!(tiled > 0);
     }
@@ -407,6 +407,7 @@ fn paths_parse_and_unavailable_paths_are_errors() {
     let best = Path::best();
     assert_eq!(Path::available().last(), Some(&best));
     assert!([
+        "avx512-amx",
         "avx512-vnni",
         "avx2",
         "neon-i8mm",

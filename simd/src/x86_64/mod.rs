@@ -1,8 +1,10 @@
-//! x86_64 kernels: AVX2 + FMA + F16C, and AVX-512 (F, BW, VL, VNNI) on top.
+//! x86_64 kernels: AVX2 + FMA + F16C, AVX-512 (F, BW, VL, VNNI) on top, and AMX int8 tiles on
+//! top of that for large resident batches.
 
 // An ISA module: the intrinsics need `unsafe` (the crate root denies it elsewhere).
 #![allow(unsafe_code)]
 
+mod amx;
 mod avx2;
 mod avx512;
 mod gemm_k;
@@ -97,6 +99,21 @@ pub(crate) fn missing_avx512() -> Option<&'static str> {
         Some("avx512vnni")
     } else {
         None
+    })
+}
+
+/// The first feature of the AMX path this CPU (or OS) lacks.
+pub(crate) fn missing_amx() -> Option<&'static str> {
+    missing_avx512().or_else(amx::missing_amx)
+}
+
+/// The AMX table (the AVX-512 one with the tiles for large resident batches) if this CPU has
+/// the AVX-512 features and AMX-INT8, and the OS granted the tile state.
+pub(crate) fn detected_amx_kernels() -> Option<Kernels> {
+    // SAFETY: missing_amx() has just detected the AVX-512 features, AMX and the permission.
+    missing_amx().is_none().then(|| Kernels {
+        resident_tiles: Some(amx::gemm),
+        ..unsafe { avx512_kernels() }
     })
 }
 
