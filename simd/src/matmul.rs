@@ -188,12 +188,23 @@ pub fn matmul_resident_with(k: &Kernels, w: &Resident, x: &[f32], n_vecs: usize,
         let per_panel = n_vecs * PANEL_ROWS;
         // Panels × (vectors in groups of 8) into `out` laid out [panel][vector][16].
         let task = |(ci, out): (usize, &mut [f32])| {
+            if let Some(tiles) = tiles {
+                // Two panels per call (the tiles share each activation load between them).
+                for (pi, o) in out.chunks_mut(2 * per_panel).enumerate() {
+                    tiles(
+                        w,
+                        ci * chunk + 2 * pi,
+                        o.len() / per_panel,
+                        pa,
+                        0,
+                        n_vecs,
+                        o,
+                    );
+                }
+                return;
+            }
             for (pi, o) in out.chunks_exact_mut(per_panel).enumerate() {
                 let p = ci * chunk + pi;
-                if let Some(tiles) = tiles {
-                    tiles(w, p, pa, 0, n_vecs, o);
-                    continue;
-                }
                 for v0 in (0..n_vecs).step_by(8) {
                     gemm(w, p, pa, v0, 8.min(n_vecs - v0), &mut o[v0 * PANEL_ROWS..]);
                 }

@@ -299,10 +299,13 @@ impl Resident {
 pub type ResidentFn =
     fn(w: &Resident, p: usize, acts: &PanelActs, v0: usize, nv: usize, out: &mut [f32]);
 
-/// A resident kernel for any number of vectors (`nv ≥ 1`), otherwise as [`ResidentFn`]: the
-/// AMX path multiplies 16 vectors at a time in tiles and hands what is left to its
+/// A resident kernel for `np` (1 or 2) consecutive panels from `p` and any number of vectors
+/// (`nv ≥ 1`), writing `out[i·nv·16 + j·16 + r]` for panel `p + i`, vector `v0 + j`, row `r`
+/// (the `[panel][vector][16]` layout of consecutive [`ResidentFn`] outputs). The AMX path
+/// multiplies 16 vectors × 16 rows at a time in tiles and hands what is left to its
 /// [`ResidentFn`]. Same arithmetic, same bits.
-pub type ResidentTilesFn = ResidentFn;
+pub type ResidentTilesFn =
+    fn(w: &Resident, p: usize, np: usize, acts: &PanelActs, v0: usize, nv: usize, out: &mut [f32]);
 
 /// Check a kernel call's shapes (every path, before any unchecked access).
 pub(crate) fn check(w: &Resident, p: usize, acts: &PanelActs, v0: usize, nv: usize, out: &[f32]) {

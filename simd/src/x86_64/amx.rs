@@ -3,16 +3,17 @@
 //! plus [`gemm`] as `Kernels::resident_tiles`.
 //!
 //! One tile product per block of 32 weights: C (tmm0, 16 vectors × the panel's 16 rows, i32)
-//! = A (tmm4, 16 vectors × the block's 32 signed activations, rows `k` bytes apart in
-//! `PanelActs::q`) · B (tmm6, the block's 8 resident lines: 16 rows × 4 unsigned weights each —
-//! the resident line *is* AMX's B layout, so Q8_0 lines load as they are and Q4_0 lines only
-//! split into their two nibbles). `tdpbsud` (signed × unsigned) gives each (vector, row) the
-//! block's exact `Σ u·a`; the contract's epilogue follows on AVX-512 per vector row of C
-//! (`isum = C + corr`, `acc = fma(f32(isum), d · da, acc)`), so the tiles give the bits of
-//! [`crate::resident::gemm_scalar`] and of every other path: a token decoded alone equals it
-//! inside a prefill. The epilogue (a tile store and 16 × load / add / convert / multiply / FMA
-//! per block) is most of the work, not the tile product; two tile sets let the next block's
-//! product run while this block's epilogue does.
+//! = A (tmm4, 16 vectors × the block's 32 activations, rows `k` bytes apart in
+//! `PanelActs::q`) · B (tmm6, the block's 8 lines: 16 rows × 4 weights each — the resident
+//! line *is* AMX's B layout). B holds the signed weights `w = u − c`, made once per call from
+//! the panel's unsigned lines (Q8_0: the sign bit flipped; Q4_0: the nibbles split, minus 8),
+//! so `tdpbssd` gives each (vector, row) the block's exact `Σ w·a`, which is the contract's
+//! `isum = corr + Σ u·a` without the correction term. The contract's epilogue follows on
+//! AVX-512 per vector (a row of C): `acc = fma(f32(isum), d · da, acc)` — so the tiles give
+//! the bits of [`crate::resident::gemm_scalar`] and of every other path, and a token decoded
+//! alone equals it inside a prefill. The epilogue (a tile store, then 16 × load / convert /
+//! multiply / FMA per block) is most of the work, not the tile product; two tile sets let the
+//! next block's product run while this block's epilogue does.
 //!
 //! Linux hands out the tile registers' state only on request (`arch_prctl(ARCH_REQ_XCOMP_PERM,
 //! XFEATURE_XTILEDATA)`, once per process; without it the first tile instruction is SIGILL):
@@ -40,17 +41,20 @@ struct TileConfig {
     rows: [u8; 16],
 }
 
-/// Two sets (the next block's product runs while this block's epilogue does): C in tmm0 / tmm1
-/// (16 × 16 i32), A in tmm4 / tmm5 (16 × 32 bytes), B in tmm6 / tmm7 (8 × 64 bytes).
+/// C in tmm0–3 (16 × 16 i32: tmm0 = A0·B0, tmm1 = A0·B1, tmm2 = A1·B0, tmm3 = A1·B1), A in
+/// tmm4–5 (16 vectors × 32 bytes), B in tmm6–7 (8 × 64 bytes: one panel's block).
 static CONFIG: TileConfig = {
     let mut colsb = [0u16; 16];
     let mut rows = [0u8; 16];
-    (colsb[0], rows[0]) = (64, 16);
-    (colsb[1], rows[1]) = (64, 16);
-    (colsb[4], rows[4]) = (32, 16);
-    (colsb[5], rows[5]) = (32, 16);
-    (colsb[6], rows[6]) = (64, 8);
-    (colsb[7], rows[7]) = (64, 8);
+    let mut t = 0;
+    while t < 8 {
+        (colsb[t], rows[t]) = match t {
+            0..=3 => (64, 16),
+            4 | 5 => (32, 16),
+            _ => (64, 8),
+        };
+        t += 1;
+    }
     TileConfig {
         palette: 1,
         start_row: 0,
@@ -122,35 +126,72 @@ impl Tiles {
         Tiles
     }
 
-    /// C = A · B for one block in tile set `SET` (0 or 1): `a` the first of 16 activation
-    /// rows `stride` bytes apart (32 bytes each), `b` the block's 8 lines; C is stored to `c`.
-    fn product<const SET: u8>(&self, a: &[i8], stride: usize, b: &[Line], c: &mut CTile) {
-        assert!(b.len() >= 8 && a.len() >= 15 * stride + 32);
-        let (a, b, c) = (a.as_ptr(), b.as_ptr(), c.0.as_mut_ptr());
-        // SAFETY (both sets): the tiles are configured (`self`); A reads 16 rows of 32 bytes
-        // from `a`, `stride` apart (inside `a`, asserted), B 8 lines of 64 bytes (asserted),
-        // C writes exactly the 1 KiB of `c`.
+    /// Load A tile `T` (4 or 5): 16 activation rows of 32 bytes, `stride` bytes apart from
+    /// the start of `a`.
+    fn load_a<const T: u8>(&self, a: &[i8], stride: usize) {
+        assert!(a.len() >= 15 * stride + 32);
+        let (a, s) = (a.as_ptr(), stride);
+        // SAFETY: the tiles are configured (`self`); 16 rows of 32 bytes inside `a`.
         unsafe {
-            if SET == 0 {
-                asm!(
+            match T {
+                4 => asm!("tileloadd tmm4, [{} + {}*1]", in(reg) a, in(reg) s, options(nostack)),
+                _ => asm!("tileloadd tmm5, [{} + {}*1]", in(reg) a, in(reg) s, options(nostack)),
+            }
+        }
+    }
+
+    /// Load B tile `T` (6 or 7): one block's 8 lines.
+    fn load_b<const T: u8>(&self, b: &[Line]) {
+        assert!(b.len() >= 8);
+        let (b, s) = (b.as_ptr(), 64usize);
+        // SAFETY: the tiles are configured (`self`); 8 lines of 64 bytes inside `b`.
+        unsafe {
+            match T {
+                6 => asm!("tileloadd tmm6, [{} + {}*1]", in(reg) b, in(reg) s, options(nostack)),
+                _ => asm!("tileloadd tmm7, [{} + {}*1]", in(reg) b, in(reg) s, options(nostack)),
+            }
+        }
+    }
+
+    /// C tile `Q` (0–3) = its A · its B (`tdpbssd`, signed × signed, from zero).
+    fn product<const Q: u8>(&self) {
+        // SAFETY: the tiles are configured (`self`); tile registers only, no memory.
+        unsafe {
+            match Q {
+                0 => asm!(
                     "tilezero tmm0",
-                    "tileloadd tmm4, [{a} + {sa}*1]",
-                    "tileloadd tmm6, [{b} + {sb}*1]",
-                    "tdpbsud tmm0, tmm4, tmm6",
-                    "tilestored [{c} + {sb}*1], tmm0",
-                    a = in(reg) a, sa = in(reg) stride, b = in(reg) b, sb = in(reg) 64usize,
-                    c = in(reg) c, options(nostack),
-                );
-            } else {
-                asm!(
+                    "tdpbssd tmm0, tmm4, tmm6",
+                    options(nostack, nomem)
+                ),
+                1 => asm!(
                     "tilezero tmm1",
-                    "tileloadd tmm5, [{a} + {sa}*1]",
-                    "tileloadd tmm7, [{b} + {sb}*1]",
-                    "tdpbsud tmm1, tmm5, tmm7",
-                    "tilestored [{c} + {sb}*1], tmm1",
-                    a = in(reg) a, sa = in(reg) stride, b = in(reg) b, sb = in(reg) 64usize,
-                    c = in(reg) c, options(nostack),
-                );
+                    "tdpbssd tmm1, tmm4, tmm7",
+                    options(nostack, nomem)
+                ),
+                2 => asm!(
+                    "tilezero tmm2",
+                    "tdpbssd tmm2, tmm5, tmm6",
+                    options(nostack, nomem)
+                ),
+                _ => asm!(
+                    "tilezero tmm3",
+                    "tdpbssd tmm3, tmm5, tmm7",
+                    options(nostack, nomem)
+                ),
+            }
+        }
+    }
+
+    /// Store C tile `Q` (0–3) to `c`.
+    fn store<const Q: u8>(&self, c: &mut CTile) {
+        let (c, s) = (c.0.as_mut_ptr(), 64usize);
+        // SAFETY: the tiles are configured (`self`); writes exactly the 1 KiB of `c`.
+        unsafe {
+            match Q {
+                0 => asm!("tilestored [{} + {}*1], tmm0", in(reg) c, in(reg) s, options(nostack)),
+                1 => asm!("tilestored [{} + {}*1], tmm1", in(reg) c, in(reg) s, options(nostack)),
+                2 => asm!("tilestored [{} + {}*1], tmm2", in(reg) c, in(reg) s, options(nostack)),
+                _ => asm!("tilestored [{} + {}*1], tmm3", in(reg) c, in(reg) s, options(nostack)),
             }
         }
     }
@@ -169,118 +210,193 @@ impl Drop for Tiles {
 }
 
 thread_local! {
-    /// A Q4_0 panel's lines with the nibbles split: 8 lines per block, as Q8_0's.
-    static SPLIT: RefCell<Vec<Line>> = const { RefCell::new(Vec::new()) };
+    /// Two panels' weights as signed bytes, 8 lines per block (see [`signed_lines`]).
+    static SIGNED: RefCell<[Vec<Line>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
 }
 
-/// Q4_0 lines (4 per block, `lo | hi << 4`) into 8 lines of bytes (`lo` lines then `hi`).
+/// A Q4_0 / Q8_0 panel's lines as the signed weights `w = u − c` (c = 8, 128), 8 lines per
+/// block in the resident line order (Q4_0's 4 lines split into their low then high nibbles).
+/// With signed weights the tile product is the exact `Σ w·a = corr + Σ u·a` of the contract
+/// (`corr = −c·Σa`), so the epilogue needs no correction term.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn split_nibbles(q: &[Line], out: &mut Vec<Line>) {
-    out.clear();
-    out.resize(2 * q.len(), Line([0; 64]));
+fn signed_lines(format: PanelFormat, q: &[Line], out: &mut Vec<Line>) {
+    // SAFETY (this function): aligned 64-byte loads and stores of whole `Line`s.
+    let load = |l: &Line| unsafe { _mm512_load_si512(l.0.as_ptr().cast()) };
+    let store = |l: &mut Line, x| unsafe { _mm512_store_si512(l.0.as_mut_ptr().cast(), x) };
     let low = _mm512_set1_epi8(0x0F);
+    out.clear();
+    if format == PanelFormat::Q8_0 {
+        out.resize(q.len(), Line([0; 64]));
+        let flip = _mm512_set1_epi8(-128);
+        for (src, dst) in q.iter().zip(out.iter_mut()) {
+            store(dst, _mm512_xor_si512(load(src), flip));
+        }
+        return;
+    }
+    out.resize(2 * q.len(), Line([0; 64]));
+    let eight = _mm512_set1_epi8(8);
     for (src, dst) in q.chunks_exact(4).zip(out.chunks_exact_mut(8)) {
         for c in 0..4 {
-            // SAFETY: aligned 64-byte loads and stores of whole `Line`s.
-            unsafe {
-                let x = _mm512_load_si512(src[c].0.as_ptr().cast());
-                _mm512_store_si512(dst[c].0.as_mut_ptr().cast(), _mm512_and_si512(x, low));
-                let hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), low);
-                _mm512_store_si512(dst[4 + c].0.as_mut_ptr().cast(), hi);
-            }
+            let x = load(&src[c]);
+            let lo = _mm512_and_si512(x, low);
+            let hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), low);
+            store(&mut dst[c], _mm512_sub_epi8(lo, eight));
+            store(&mut dst[4 + c], _mm512_sub_epi8(hi, eight));
         }
     }
 }
 
-/// Vectors `v0 .. v0 + 16·tiles` of a Q4_0 / Q8_0 panel (`lines`: 8 per block) in tiles,
-/// `out[j·16 + r]` as the resident kernels write it.
+/// `acc[j] = fma(f32(c[j]), d · da[j·blocks], acc[j])` for the 16 vectors of one C tile
+/// (`da` starts at the tile's first vector's scale of this block).
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn run_tiles(lines: &[Line], meta: &[u8], a: &PanelActs, v0: usize, tiles: usize, out: &mut [f32]) {
+#[inline]
+fn epilogue(c: &CTile, d: __m512, da: &[f32], blocks: usize, acc: &mut [__m512; TILE_VECS]) {
+    assert!(da.len() > 15 * blocks);
+    for (j, acc) in acc.iter_mut().enumerate() {
+        // SAFETY: an aligned 64-byte load of exactly the 16 i32 of C's row j.
+        let isum = unsafe { _mm512_load_si512(c.0[j].as_ptr().cast()) };
+        // SAFETY: j·blocks ≤ 15·blocks < da.len() (asserted).
+        let sc = _mm512_mul_ps(d, _mm512_set1_ps(unsafe { *da.get_unchecked(j * blocks) }));
+        *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), sc, *acc);
+    }
+}
+
+/// `TT` (1 or 2) tiles of 16 vectors from `v` × `NP` (1 or 2) panels (`lines[i]`: panel i's
+/// signed weights, 8 lines per block; `meta[i]` its scales), into `out[i][j·16 + r]` for
+/// vector `v + j`.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn run_tiles<const TT: usize, const NP: usize>(
+    tmm: &Tiles,
+    lines: [&[Line]; 2],
+    meta: [&[u8]; 2],
+    a: &PanelActs,
+    v: usize,
+    out: [&mut [f32]; 2],
+) {
     let k = a.k;
     let blocks = k / 32;
-    let v1 = v0 + TILE_VECS * tiles;
-    assert!(lines.len() == 8 * blocks && meta.len() == 32 * blocks);
-    assert!(v1 * k <= a.q.len() && v1 * blocks <= a.corr.len().min(a.d.len()));
-    assert!(out.len() >= TILE_VECS * tiles * PANEL_ROWS);
-    let tmm = Tiles::load();
-    let mut c = [CTile([[0; 16]; 16]), CTile([[0; 16]; 16])];
-    for (t, o) in out
-        .chunks_exact_mut(TILE_VECS * PANEL_ROWS)
-        .take(tiles)
-        .enumerate()
-    {
-        let v = v0 + TILE_VECS * t;
-        let rows = |s: usize| &a.q[v * k + 32 * s..v1 * k];
-        let mut acc = [_mm512_setzero_ps(); TILE_VECS];
-        // Block s + 1's product is issued before block s's epilogue, in the other tile set.
-        tmm.product::<0>(rows(0), k, &lines[..8], &mut c[0]);
-        for s in 0..blocks {
-            let (now, next) = if s % 2 == 0 {
-                let [c0, c1] = &mut c;
-                (&*c0, c1)
-            } else {
-                let [c0, c1] = &mut c;
-                (&*c1, c0)
-            };
-            if s + 1 < blocks {
-                let b = &lines[8 * (s + 1)..8 * (s + 2)];
-                if s % 2 == 0 {
-                    tmm.product::<1>(rows(s + 1), k, b, next);
-                } else {
-                    tmm.product::<0>(rows(s + 1), k, b, next);
-                }
-            }
-            let m = &meta[32 * s..32 * s + 32];
+    let v1 = v + TILE_VECS * TT;
+    for i in 0..NP {
+        assert!(lines[i].len() == 8 * blocks && meta[i].len() == 32 * blocks);
+        assert!(out[i].len() >= TILE_VECS * TT * PANEL_ROWS);
+    }
+    assert!(v1 * k <= a.q.len() && v1 * blocks <= a.d.len());
+    let mut acc = [[_mm512_setzero_ps(); TILE_VECS]; 4];
+    let mut c = [const { CTile([[0; 16]; 16]) }; 4];
+    for s in 0..blocks {
+        tmm.load_a::<4>(&a.q[v * k + 32 * s..v1 * k], k);
+        if TT == 2 {
+            tmm.load_a::<5>(&a.q[(v + TILE_VECS) * k + 32 * s..v1 * k], k);
+        }
+        tmm.load_b::<6>(&lines[0][8 * s..]);
+        if NP == 2 {
+            tmm.load_b::<7>(&lines[1][8 * s..]);
+        }
+        let [c0, c1, c2, c3] = &mut c;
+        tmm.product::<0>();
+        tmm.store::<0>(c0);
+        if NP == 2 {
+            tmm.product::<1>();
+            tmm.store::<1>(c1);
+        }
+        if TT == 2 {
+            tmm.product::<2>();
+            tmm.store::<2>(c2);
+        }
+        if TT == 2 && NP == 2 {
+            tmm.product::<3>();
+            tmm.store::<3>(c3);
+        }
+        for i in 0..NP {
+            let m = &meta[i][32 * s..32 * s + 32];
             // SAFETY: a 32-byte load of exactly `m` (the block's 16 f16 row scales).
             let d = _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(m.as_ptr().cast()) });
-            for (j, (acc, c)) in acc.iter_mut().zip(&now.0).enumerate() {
-                let g = (v + j) * blocks + s;
-                // SAFETY: an aligned 64-byte load of exactly the 16 i32 of `c`.
-                let sum = unsafe { _mm512_load_si512(c.as_ptr().cast()) };
-                let isum = _mm512_add_epi32(sum, _mm512_set1_epi32(a.corr[g]));
-                let sc = _mm512_mul_ps(d, _mm512_set1_ps(a.d[g]));
-                *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), sc, *acc);
+            for t in 0..TT {
+                let da = &a.d[(v + TILE_VECS * t) * blocks + s..v1 * blocks];
+                epilogue(&c[2 * t + i], d, da, blocks, &mut acc[2 * t + i]);
             }
         }
-        for (acc, o) in acc.into_iter().zip(o.chunks_exact_mut(PANEL_ROWS)) {
-            // SAFETY: a 64-byte store into exactly the 16 floats of `o`.
-            unsafe { _mm512_storeu_ps(o.as_mut_ptr(), acc) }
+    }
+    let [o0, o1] = out;
+    for (i, o) in [o0, o1].into_iter().enumerate().take(NP) {
+        for t in 0..TT {
+            let o = &mut o[t * TILE_VECS * PANEL_ROWS..(t + 1) * TILE_VECS * PANEL_ROWS];
+            for (acc, o) in acc[2 * t + i].iter().zip(o.chunks_exact_mut(PANEL_ROWS)) {
+                // SAFETY: a 64-byte store into exactly the 16 floats of `o`.
+                unsafe { _mm512_storeu_ps(o.as_mut_ptr(), *acc) }
+            }
         }
     }
 }
 
 /// The table entry (a [`crate::resident::ResidentTilesFn`]): Q4_0 and Q8_0 panels take 16
-/// vectors at a time in tiles, the rest of the vectors and the other formats go to the AVX-512
-/// resident kernel, 8 at a time.
-pub(crate) fn gemm(w: &Resident, p: usize, a: &PanelActs, v0: usize, nv: usize, out: &mut [f32]) {
-    check_any(w, p, a, v0, nv, out);
-    let tiled = match w.format() {
-        PanelFormat::Q4_0 | PanelFormat::Q8_0 => nv / TILE_VECS * TILE_VECS,
+/// vectors at a time in tiles, two tiles × two panels per block where there are; the vectors
+/// left over and the other formats go to the AVX-512 resident kernel, 8 at a time.
+pub(crate) fn gemm(
+    w: &Resident,
+    p: usize,
+    np: usize,
+    a: &PanelActs,
+    v0: usize,
+    nv: usize,
+    out: &mut [f32],
+) {
+    assert!(np == 1 || np == 2, "{np} panels per call");
+    let per = nv * PANEL_ROWS;
+    assert!(out.len() >= np * per);
+    for i in 0..np {
+        check_any(w, p + i, a, v0, nv, &out[i * per..]);
+    }
+    let f = w.format();
+    let tiles = match f {
+        PanelFormat::Q4_0 | PanelFormat::Q8_0 => nv / TILE_VECS,
         _ => 0,
     };
-    if tiled > 0 {
-        let (q, meta) = w.panel(p);
-        let tiles = tiled / TILE_VECS;
-        // SAFETY (both calls): this entry is only in the table `amx_kernels` builds, which
-        // its caller guarantees runs on a CPU with AVX-512 F/BW/VL/VNNI, F16C, FMA and AMX.
-        if w.format() == PanelFormat::Q8_0 {
-            unsafe { run_tiles(q, meta, a, v0, tiles, out) }
-        } else {
-            SPLIT.with(|s| match s.try_borrow_mut() {
-                Ok(mut split) => unsafe {
-                    split_nibbles(q, &mut split);
-                    run_tiles(&split, meta, a, v0, tiles, out)
-                },
-                Err(_) => unsafe {
-                    let mut split = Vec::new();
-                    split_nibbles(q, &mut split);
-                    run_tiles(&split, meta, a, v0, tiles, out)
-                },
-            })
-        }
+    if tiles > 0 {
+        let mut run = |l: &mut [Vec<Line>; 2]| {
+            let [l0, l1] = l;
+            // SAFETY (this closure): this entry is only in the table `amx_kernels` builds,
+            // which its caller guarantees runs on a CPU with AVX-512 F/BW/VL/VNNI, F16C, FMA
+            // and AMX (whose tile state `missing_amx` obtained).
+            unsafe { signed_lines(f, w.panel(p).0, l0) };
+            let m0 = w.panel(p).1;
+            let m1 = if np == 2 {
+                unsafe { signed_lines(f, w.panel(p + 1).0, l1) };
+                w.panel(p + 1).1
+            } else {
+                m0
+            };
+            let (o0, o1) = out.split_at_mut(per);
+            let tmm = Tiles::load();
+            let mut t = 0;
+            while t < tiles {
+                let tt = if tiles - t >= 2 { 2 } else { 1 };
+                let at = t * TILE_VECS * PANEL_ROWS;
+                let outs: [&mut [f32]; 2] =
+                    [&mut o0[at..], if np == 2 { &mut o1[at..] } else { &mut [] }];
+                let (lines, meta) = ([&l0[..], &l1[..]], [m0, m1]);
+                let v = v0 + t * TILE_VECS;
+                unsafe {
+                    match (tt, np) {
+                        (2, 2) => run_tiles::<2, 2>(&tmm, lines, meta, a, v, outs),
+                        (2, _) => run_tiles::<2, 1>(&tmm, lines, meta, a, v, outs),
+                        (_, 2) => run_tiles::<1, 2>(&tmm, lines, meta, a, v, outs),
+                        _ => run_tiles::<1, 1>(&tmm, lines, meta, a, v, outs),
+                    }
+                }
+                t += tt;
+            }
+        };
+        SIGNED.with(|l| match l.try_borrow_mut() {
+            Ok(mut l) => run(&mut l),
+            Err(_) => run(&mut [Vec::new(), Vec::new()]),
+        });
     }
-    for j in (tiled..nv).step_by(8) {
-        let n = 8.min(nv - j);
-        super::resident512::gemm(w, p, a, v0 + j, n, &mut out[j * PANEL_ROWS..]);
+    for i in 0..np {
+        for j in (tiles * TILE_VECS..nv).step_by(8) {
+            let n = 8.min(nv - j);
+            let o = &mut out[i * per + j * PANEL_ROWS..];
+            super::resident512::gemm(w, p + i, a, v0 + j, n, o);
+        }
     }
 }
