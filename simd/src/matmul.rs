@@ -185,6 +185,12 @@ pub fn matmul_resident_with(k: &Kernels, w: &Resident, x: &[f32], n_vecs: usize,
         } else {
             n_panels
         };
+        // The tiles kernel takes panels in pairs: a worker's chunk holds whole pairs.
+        let chunk = if tiles.is_some() {
+            chunk.next_multiple_of(2)
+        } else {
+            chunk
+        };
         let per_panel = n_vecs * PANEL_ROWS;
         // Panels × (vectors in groups of 8) into `out` laid out [panel][vector][16].
         let task = |(ci, out): (usize, &mut [f32])| {
