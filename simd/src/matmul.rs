@@ -176,6 +176,9 @@ pub fn matmul_resident_with(k: &Kernels, w: &Resident, x: &[f32], n_vecs: usize,
             quantize(xv, a);
         }
         pa.prepare(fmt, cols, acts, n_vecs);
+        if tiles.is_some() && matches!(fmt, PanelFormat::Q4_0 | PanelFormat::Q8_0) {
+            pa.pack_tiles();
+        }
         let pa = &*pa;
         let n_panels = w.panels();
         let threads = rayon::current_num_threads();

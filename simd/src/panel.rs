@@ -369,7 +369,14 @@ pub struct PanelActs {
     pub d: Vec<f32>,
     /// `[n][groups]` Σa of each group as f32 (formats with mins), else empty.
     pub bsum: Vec<f32>,
+    /// The quants of whole tiles of [`TILE_VECS`] rows, `[tile][group][row of the tile][32]`
+    /// (Q8_0-activation formats; filled by [`PanelActs::pack_tiles`], else empty): an AMX
+    /// tile's A operand as 512 contiguous bytes.
+    pub tiles: Vec<i8>,
 }
+
+/// Activation rows per tile in [`PanelActs::tiles`].
+pub const TILE_VECS: usize = 16;
 
 impl PanelActs {
     /// Prepare `n` rows of activations already quantized to the format's `vec_dot_type`
@@ -387,6 +394,7 @@ impl PanelActs {
         self.corr.reserve(n * groups);
         self.d.clear();
         self.bsum.clear();
+        self.tiles.clear();
         let a_row = acts.len() / n.max(1);
         for row in acts.chunks_exact(a_row).take(n) {
             if format.q8k() {
@@ -410,6 +418,27 @@ impl PanelActs {
                     self.corr.push(-c * s);
                 }
             }
+        }
+    }
+
+    /// Fill [`PanelActs::tiles`] from `q` (Q4_0 / Q8_0 formats: groups of 32).
+    pub fn pack_tiles(&mut self) {
+        assert!(
+            matches!(self.format, Some(PanelFormat::Q4_0 | PanelFormat::Q8_0)),
+            "tiles are for groups of 32"
+        );
+        let (k, groups) = (self.k, self.k / 32);
+        let tiles = self.n / TILE_VECS;
+        self.tiles.clear();
+        self.tiles.resize(tiles * TILE_VECS * k, 0);
+        for (t, out) in self.tiles.chunks_exact_mut(TILE_VECS * k).enumerate() {
+            let rows = &self.q[t * TILE_VECS * k..(t + 1) * TILE_VECS * k];
+            for (g, out) in out.chunks_exact_mut(TILE_VECS * 32).enumerate() {
+                for (j, out) in out.chunks_exact_mut(32).enumerate() {
+                    out.copy_from_slice(&rows[j * k + 32 * g..][..32]);
+                }
+            }
+            debug_assert_eq!(out.len(), groups * TILE_VECS * 32);
         }
     }
 }

@@ -3,8 +3,8 @@
 //! plus [`gemm`] as `Kernels::resident_tiles`.
 //!
 //! One tile product per block of 32 weights: C (tmm0, 16 vectors × the panel's 16 rows, i32)
-//! = A (tmm4, 16 vectors × the block's 32 activations, rows `k` bytes apart in
-//! `PanelActs::q`) · B (tmm6, the block's 8 lines: 16 rows × 4 weights each — the resident
+//! = A (tmm4, 16 vectors × the block's 32 activations, 512 contiguous bytes of
+//! `PanelActs::tiles`) · B (tmm6, the block's 8 lines: 16 rows × 4 weights each — the resident
 //! line *is* AMX's B layout). B holds the signed weights `w = u − c`, made once per call from
 //! the panel's unsigned lines (Q8_0: the sign bit flipped; Q4_0: the nibbles split, minus 8),
 //! so `tdpbssd` gives each (vector, row) the block's exact `Σ w·a`, which is the contract's
@@ -25,11 +25,8 @@ use std::arch::x86_64::*;
 use std::cell::RefCell;
 use std::sync::OnceLock;
 
-use crate::panel::{PanelActs, PanelFormat, PANEL_ROWS};
+use crate::panel::{PanelActs, PanelFormat, PANEL_ROWS, TILE_VECS};
 use crate::resident::{check_any, Line, Resident};
-
-/// Vectors per tile product (the rows of A and C).
-const TILE_VECS: usize = 16;
 
 /// `ldtilecfg`'s 64-byte operand (palette 1).
 #[repr(C, align(64))]
@@ -280,13 +277,15 @@ fn run_tiles<const TT: usize, const NP: usize>(
         assert!(lines[i].len() == 8 * blocks && meta[i].len() == 32 * blocks);
         assert!(out[i].len() >= TILE_VECS * TT * PANEL_ROWS);
     }
-    assert!(v1 * k <= a.q.len() && v1 * blocks <= a.d.len());
+    assert!(v % TILE_VECS == 0 && v1 * k <= a.tiles.len() && v1 * blocks <= a.d.len());
+    // Tile t's A operand for block s: 16 rows × 32 bytes, contiguous (`PanelActs::tiles`).
+    let at = |t: usize, s: usize| &a.tiles[(v + TILE_VECS * t) * k + 512 * s..][..512];
     let mut acc = [[_mm512_setzero_ps(); TILE_VECS]; 4];
     let mut c = [const { CTile([[0; 16]; 16]) }; 4];
     for s in 0..blocks {
-        tmm.load_a::<4>(&a.q[v * k + 32 * s..v1 * k], k);
+        tmm.load_a::<4>(at(0, s), 32);
         if TT == 2 {
-            tmm.load_a::<5>(&a.q[(v + TILE_VECS) * k + 32 * s..v1 * k], k);
+            tmm.load_a::<5>(at(1, s), 32);
         }
         tmm.load_b::<6>(&lines[0][8 * s..]);
         if NP == 2 {
@@ -348,8 +347,12 @@ pub(crate) fn gemm(
         check_any(w, p + i, a, v0, nv, &out[i * per..]);
     }
     let f = w.format();
+    // Whole tiles whose activations `PanelActs::pack_tiles` laid out (all of them, as
+    // `matmul_resident` calls this).
     let tiles = match f {
-        PanelFormat::Q4_0 | PanelFormat::Q8_0 => nv / TILE_VECS,
+        PanelFormat::Q4_0 | PanelFormat::Q8_0 if v0 % TILE_VECS == 0 => {
+            (nv / TILE_VECS).min((a.tiles.len() / a.k / TILE_VECS).saturating_sub(v0 / TILE_VECS))
+        }
         _ => 0,
     };
     if tiles > 0 {
