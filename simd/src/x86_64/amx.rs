@@ -277,7 +277,7 @@ fn run_tiles<const TT: usize, const NP: usize>(
         assert!(lines[i].len() == 8 * blocks && meta[i].len() == 32 * blocks);
         assert!(out[i].len() >= TILE_VECS * TT * PANEL_ROWS);
     }
-    assert!(v % TILE_VECS == 0 && v1 * k <= a.tiles.len() && v1 * blocks <= a.d.len());
+    assert!(v.is_multiple_of(TILE_VECS) && v1 * k <= a.tiles.len() && v1 * blocks <= a.d.len());
     // Tile t's A operand for block s: 16 rows × 32 bytes, contiguous (`PanelActs::tiles`).
     let at = |t: usize, s: usize| &a.tiles[(v + TILE_VECS * t) * k + 512 * s..][..512];
     let mut acc = [[_mm512_setzero_ps(); TILE_VECS]; 4];
@@ -350,7 +350,7 @@ pub(crate) fn gemm(
     // Whole tiles whose activations `PanelActs::pack_tiles` laid out (all of them, as
     // `matmul_resident` calls this).
     let tiles = match f {
-        PanelFormat::Q4_0 | PanelFormat::Q8_0 if v0 % TILE_VECS == 0 => {
+        PanelFormat::Q4_0 | PanelFormat::Q8_0 if v0.is_multiple_of(TILE_VECS) => {
             (nv / TILE_VECS).min((a.tiles.len() / a.k / TILE_VECS).saturating_sub(v0 / TILE_VECS))
         }
         _ => 0,
