@@ -269,6 +269,7 @@ fn run_tiles<const TT: usize, const NP: usize>(
     a: &PanelActs,
     v: usize,
     out: [&mut [f32]; 2],
+    ahead: [&[Line]; 2],
 ) {
     let k = a.k;
     let blocks = k / 32;
@@ -281,38 +282,53 @@ fn run_tiles<const TT: usize, const NP: usize>(
     // Tile t's A operand for block s: 16 rows × 32 bytes, contiguous (`PanelActs::tiles`).
     let at = |t: usize, s: usize| &a.tiles[(v + TILE_VECS * t) * k + 512 * s..][..512];
     let mut acc = [[_mm512_setzero_ps(); TILE_VECS]; 4];
-    let mut c = [const { CTile([[0; 16]; 16]) }; 4];
-    for s in 0..blocks {
-        tmm.load_a::<4>(at(0, s), 32);
-        if TT == 2 {
-            tmm.load_a::<5>(at(1, s), 32);
+    // Two sets of C in memory: block s's products are stored into one while block s − 1's
+    // epilogue reads the other (its tile stores long done).
+    let mut c = [const { [const { CTile([[0; 16]; 16]) }; 4] }; 2];
+    for s in 0..=blocks {
+        if s < blocks {
+            // The next call's panels into L2, a block's worth of lines per block.
+            for l in ahead {
+                let per = l.len() / blocks;
+                for line in l.iter().skip(s * per).take(per) {
+                    _mm_prefetch::<_MM_HINT_T1>(line.0.as_ptr().cast());
+                }
+            }
+            tmm.load_a::<4>(at(0, s), 32);
+            if TT == 2 {
+                tmm.load_a::<5>(at(1, s), 32);
+            }
+            tmm.load_b::<6>(&lines[0][8 * s..]);
+            if NP == 2 {
+                tmm.load_b::<7>(&lines[1][8 * s..]);
+            }
+            let [c0, c1, c2, c3] = &mut c[s % 2];
+            tmm.product::<0>();
+            tmm.store::<0>(c0);
+            if NP == 2 {
+                tmm.product::<1>();
+                tmm.store::<1>(c1);
+            }
+            if TT == 2 {
+                tmm.product::<2>();
+                tmm.store::<2>(c2);
+            }
+            if TT == 2 && NP == 2 {
+                tmm.product::<3>();
+                tmm.store::<3>(c3);
+            }
         }
-        tmm.load_b::<6>(&lines[0][8 * s..]);
-        if NP == 2 {
-            tmm.load_b::<7>(&lines[1][8 * s..]);
+        if s == 0 {
+            continue;
         }
-        let [c0, c1, c2, c3] = &mut c;
-        tmm.product::<0>();
-        tmm.store::<0>(c0);
-        if NP == 2 {
-            tmm.product::<1>();
-            tmm.store::<1>(c1);
-        }
-        if TT == 2 {
-            tmm.product::<2>();
-            tmm.store::<2>(c2);
-        }
-        if TT == 2 && NP == 2 {
-            tmm.product::<3>();
-            tmm.store::<3>(c3);
-        }
+        let s = s - 1;
         for i in 0..NP {
             let m = &meta[i][32 * s..32 * s + 32];
             // SAFETY: a 32-byte load of exactly `m` (the block's 16 f16 row scales).
             let d = _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(m.as_ptr().cast()) });
             for t in 0..TT {
                 let da = &a.d[(v + TILE_VECS * t) * blocks + s..v1 * blocks];
-                epilogue(&c[2 * t + i], d, da, blocks, &mut acc[2 * t + i]);
+                epilogue(&c[s % 2][2 * t + i], d, da, blocks, &mut acc[2 * t + i]);
             }
         }
     }
@@ -379,12 +395,22 @@ pub(crate) fn gemm(
                     [&mut o0[at..], if np == 2 { &mut o1[at..] } else { &mut [] }];
                 let (lines, meta) = ([&l0[..], &l1[..]], [m0, m1]);
                 let v = v0 + t * TILE_VECS;
+                // While the first tiles run, the panels the next call takes load into L2.
+                let next = |i: usize| {
+                    let q = p + np + i;
+                    if t == 0 && q < w.panels() && i < np {
+                        w.panel(q).0
+                    } else {
+                        &[]
+                    }
+                };
+                let ahead = [next(0), next(1)];
                 unsafe {
                     match (tt, np) {
-                        (2, 2) => run_tiles::<2, 2>(&tmm, lines, meta, a, v, outs),
-                        (2, _) => run_tiles::<2, 1>(&tmm, lines, meta, a, v, outs),
-                        (_, 2) => run_tiles::<1, 2>(&tmm, lines, meta, a, v, outs),
-                        _ => run_tiles::<1, 1>(&tmm, lines, meta, a, v, outs),
+                        (2, 2) => run_tiles::<2, 2>(&tmm, lines, meta, a, v, outs, ahead),
+                        (2, _) => run_tiles::<2, 1>(&tmm, lines, meta, a, v, outs, ahead),
+                        (_, 2) => run_tiles::<1, 2>(&tmm, lines, meta, a, v, outs, ahead),
+                        _ => run_tiles::<1, 1>(&tmm, lines, meta, a, v, outs, ahead),
                     }
                 }
                 t += tt;
