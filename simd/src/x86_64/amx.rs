@@ -2,18 +2,20 @@
 //! (prefill, long verifications): the path `avx512-amx` (`OURO_SIMD=amx`) is the AVX-512 table
 //! plus [`gemm`] as `Kernels::resident_tiles`.
 //!
-//! One tile product per block of 32 weights: C (tmm0, 16 vectors × the panel's 16 rows, i32)
-//! = A (tmm4, 16 vectors × the block's 32 activations, 512 contiguous bytes of
-//! `PanelActs::tiles`) · B (tmm6, the block's 8 lines: 16 rows × 4 weights each — the resident
-//! line *is* AMX's B layout). B holds the signed weights `w = u − c`, made once per call from
+//! Per block of 32 weights, up to four tile products: C (tmm0–3, 16 vectors × a panel's 16
+//! rows, i32) = A (tmm4–5, 16 vectors × the block's 32 activations, 512 contiguous bytes of
+//! `PanelActs::tiles`) · B (tmm6–7, the block's 8 lines of one panel: 16 rows × 4 weights each
+//! — the resident line *is* AMX's B layout), two tiles of vectors × two panels, so each A and
+//! B load serves two products. B holds the signed weights `w = u − c`, made once per call from
 //! the panel's unsigned lines (Q8_0: the sign bit flipped; Q4_0: the nibbles split, minus 8),
 //! so `tdpbssd` gives each (vector, row) the block's exact `Σ w·a`, which is the contract's
 //! `isum = corr + Σ u·a` without the correction term. The contract's epilogue follows on
 //! AVX-512 per vector (a row of C): `acc = fma(f32(isum), d · da, acc)` — so the tiles give
 //! the bits of [`crate::resident::gemm_scalar`] and of every other path, and a token decoded
-//! alone equals it inside a prefill. The epilogue (a tile store, then 16 × load / convert /
-//! multiply / FMA per block) is most of the work, not the tile product; two tile sets let the
-//! next block's product run while this block's epilogue does.
+//! alone equals it inside a prefill. The C tiles are stored into one of two buffers, so a
+//! block's epilogue reads stores long done while the next block's products run; what bounds
+//! the loop is the tile side (zero, product, store per 16 × 16 block at K = 32, half a tile's
+//! depth), not the epilogue.
 //!
 //! Linux hands out the tile registers' state only on request (`arch_prctl(ARCH_REQ_XCOMP_PERM,
 //! XFEATURE_XTILEDATA)`, once per process; without it the first tile instruction is SIGILL):
@@ -373,18 +375,15 @@ pub(crate) fn gemm(
     };
     if tiles > 0 {
         let mut run = |l: &mut [Vec<Line>; 2]| {
-            let [l0, l1] = l;
-            // SAFETY (this closure): this entry is only in the table `amx_kernels` builds,
-            // which its caller guarantees runs on a CPU with AVX-512 F/BW/VL/VNNI, F16C, FMA
-            // and AMX (whose tile state `missing_amx` obtained).
-            unsafe { signed_lines(f, w.panel(p).0, l0) };
-            let m0 = w.panel(p).1;
-            let m1 = if np == 2 {
-                unsafe { signed_lines(f, w.panel(p + 1).0, l1) };
-                w.panel(p + 1).1
-            } else {
-                m0
-            };
+            let mut meta = [w.panel(p).1; 2];
+            for (i, l) in l.iter_mut().enumerate().take(np) {
+                let (q, m) = w.panel(p + i);
+                // SAFETY: this entry is only in the table `detected_amx_kernels` builds, which
+                // it builds only on a CPU with AVX-512 F/BW/VL/VNNI, F16C, FMA and AMX (whose
+                // tile state `missing_amx` obtained).
+                unsafe { signed_lines(f, q, l) };
+                meta[i] = m;
+            }
             let (o0, o1) = out.split_at_mut(per);
             let tmm = Tiles::load();
             let mut t = 0;
@@ -393,7 +392,7 @@ pub(crate) fn gemm(
                 let at = t * TILE_VECS * PANEL_ROWS;
                 let outs: [&mut [f32]; 2] =
                     [&mut o0[at..], if np == 2 { &mut o1[at..] } else { &mut [] }];
-                let (lines, meta) = ([&l0[..], &l1[..]], [m0, m1]);
+                let lines = [&l[0][..], &l[1][..]];
                 let v = v0 + t * TILE_VECS;
                 // While the first tiles run, the panels the next call takes load into L2.
                 let next = |i: usize| {
@@ -405,6 +404,7 @@ pub(crate) fn gemm(
                     }
                 };
                 let ahead = [next(0), next(1)];
+                // SAFETY: as for `signed_lines` above.
                 unsafe {
                     match (tt, np) {
                         (2, 2) => run_tiles::<2, 2>(&tmm, lines, meta, a, v, outs, ahead),
