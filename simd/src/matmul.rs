@@ -162,8 +162,11 @@ pub fn matmul_resident_with(k: &Kernels, w: &Resident, x: &[f32], n_vecs: usize,
         return;
     }
     let gemm = k.resident.unwrap_or(resident::gemm_scalar);
-    let tiles = k.resident_tiles.filter(|_| n_vecs >= TILES_MIN_VECS);
     let fmt = w.format();
+    // The tiles take Q4_0 / Q8_0 (groups of 32); other formats keep the resident kernel.
+    let tiles = k.resident_tiles.filter(|_| {
+        n_vecs >= TILES_MIN_VECS && matches!(fmt, PanelFormat::Q4_0 | PanelFormat::Q8_0)
+    });
     let atype = vec_dot_type(fmt.ggml_type());
     let quantize = k
         .quantize_activation(atype)
@@ -176,7 +179,7 @@ pub fn matmul_resident_with(k: &Kernels, w: &Resident, x: &[f32], n_vecs: usize,
             quantize(xv, a);
         }
         pa.prepare(fmt, cols, acts, n_vecs);
-        if tiles.is_some() && matches!(fmt, PanelFormat::Q4_0 | PanelFormat::Q8_0) {
+        if tiles.is_some() {
             pa.pack_tiles();
         }
         let pa = &*pa;
@@ -260,7 +263,7 @@ pub fn matmul_resident_with(k: &Kernels, w: &Resident, x: &[f32], n_vecs: usize,
 
 /// Batches from this size on take a path's `resident_tiles` kernel (AMX: one tile product
 /// holds 16 vectors) where it has one. Same bits as the 8-vector resident kernels.
-pub const TILES_MIN_VECS: usize = 16;
+pub const TILES_MIN_VECS: usize = crate::panel::TILE_VECS;
 
 /// Batches from this size on take the panel GEMM where the path has one (smaller batches —
 /// speculative verification, a few server sequences — keep the 4×4 tiles, which are
