@@ -198,13 +198,12 @@ fn run(model: &Model, cfg: &Config, pool: &rayon::ThreadPool, rx: &Receiver<Job>
                     txs[i] = Some(job.tx);
                     cancels[i] = Some(job.cancel);
                     load.busy.fetch_add(1, Ordering::SeqCst);
-                    load.queued.fetch_sub(1, Ordering::SeqCst);
                 }
                 Err(e) => {
-                    load.queued.fetch_sub(1, Ordering::SeqCst);
                     let _ = job.tx.send(Msg::Error(format!("{e:#}")));
                 }
             }
+            load.queued.fetch_sub(1, Ordering::SeqCst);
         }
         if closed && !slots.iter().any(Sequence::busy) {
             return;
